@@ -1,0 +1,90 @@
+"""Plain data exchanged between the pipeline stages and its two shells.
+
+Everything here is numpy: no torch, no ROS. Shapes use N for the frame's
+keypoints, M for a keyframe's keypoints and D for the descriptor length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Features:
+    """Keypoints of one image.
+
+    keypoints: [N, 2] float32 pixel (x, y).
+    scores: [N] float32 detector confidence.
+    descriptors: [N, D] float32 (uint8 bytes for binary descriptors such as ORB).
+    image_size: (height, width) of the image the keypoints come from.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    descriptors: np.ndarray
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+
+@dataclass
+class PairMatches:
+    """Matches of a frame (side 0) against one keyframe (side 1).
+
+    matches0: [N] int64, index into the keyframe's keypoints, -1 = unmatched.
+    scores0: [N] float32 match confidence, 0 where unmatched.
+    """
+
+    matches0: np.ndarray
+    scores0: np.ndarray
+
+
+class Frontend(Protocol):
+    """Turns a grayscale image into features."""
+
+    def extract(self, image: np.ndarray) -> Features:
+        """image: [H, W] uint8 grayscale."""
+        ...
+
+
+class Matcher(Protocol):
+    """Matches one frame against several keyframes in one call."""
+
+    def match(self, frame: Features, keyframes: Sequence[Features]) -> list[PairMatches]:
+        """One PairMatches per keyframe, in the order given."""
+        ...
+
+
+@dataclass
+class KeyframeMatch:
+    """Matches of the current frame to one buffered keyframe (flat arrays)."""
+
+    keyframe_id: int
+    keyframe_stamp_ns: int
+    frame_indices: np.ndarray  # [L] int32
+    keyframe_indices: np.ndarray  # [L] int32
+    scores: np.ndarray  # [L] float32
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline decided about one frame.
+
+    matches are newest keyframe first. timings_ms holds milliseconds per stage
+    (``frontend``, ``matcher``, ``policy``, ``total``).
+    """
+
+    frame_id: int
+    stamp_ns: int
+    is_keyframe: bool
+    features: Features
+    track_ids: np.ndarray  # [N] int64
+    matches: list[KeyframeMatch]
+    evicted_keyframe_ids: list[int]
+    buffer_cleared: bool = False
+    keyframe_reason: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)

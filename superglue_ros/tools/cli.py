@@ -1,0 +1,56 @@
+"""``superglue-ros``: one entry point, one module per subcommand.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``
+and keeps heavy imports (torch, rclpy, rosbags) inside ``run`` so that
+``--help`` and unrelated subcommands work where an optional dependency is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "parity": ("superglue_ros.tools.parity", "check the models against reference fixtures"),
+    "weights": ("superglue_ros.tools.weights_cli", "find, verify or download the released weights"),
+    "bench": ("superglue_ros.tools.bench", "time SuperPoint and SuperGlue per stage"),
+    "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
+    "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images)"),
+    "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
+    "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
+}
+
+
+class CliError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="superglue-ros", description="SuperPoint + SuperGlue matching tools for ROS 2."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=summary, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (CliError, ValueError, FileNotFoundError) as error:
+        print(f"superglue-ros {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"superglue-ros {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

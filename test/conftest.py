@@ -1,0 +1,57 @@
+"""Shared fixtures: where ../shared is, and skips for what a machine lacks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def _require_dir(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent (tests that need ../shared skip in a plain clone)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require_dir(SHARED)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return _require_dir(SHARED / "fixtures")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _require_dir(SHARED / "data")
+
+
+@pytest.fixture(scope="session")
+def freiburg_dir() -> Path:
+    return _require_dir(SHARED / "data" / "freiburg_sequence")
+
+
+def require_module(name: str, why: str = "") -> None:
+    """Skip the calling test when an optional module cannot be imported."""
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not importable{': ' + why if why else ''}")
+
+
+@pytest.fixture
+def ros_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a child process that starts rclpy: DDS on loopback, own domain."""
+    require_module("rclpy", "needs ROS 2 (make test installs it)")
+    require_module("superglue_ros_msgs", "needs the built interface package (make test builds it)")
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["ROS_LOG_DIR"] = str(tmp_path / "ros_log")
+    return env
