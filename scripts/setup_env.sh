@@ -42,7 +42,7 @@ if [ ! -f "$STAMP" ]; then
     # built on; point them at this venv's.
     PYINC=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
     NPINC=$(python -c "import numpy; print(numpy.get_include())")
-    grep -rl /opt/python/cp311-cp311 "$VIRTUAL_ENV/share" --include='*.cmake' | xargs -r sed -i \
+    { grep -rl /opt/python/cp311-cp311 "$VIRTUAL_ENV/share" --include="*.cmake" || true; } | xargs -r sed -i \
       -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
       -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
   fi
