@@ -6,9 +6,10 @@ nested ``ros__parameters`` block, so one YAML file configures both shells.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -30,48 +31,144 @@ class ParamSpec:
 
 
 PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("frontend", "superpoint", "Keypoint detector/descriptor.",
-              choices=("superpoint", "orb", "sift")),
-    ParamSpec("matcher", "superglue", "Matcher between the frame and each keyframe.",
-              choices=("superglue", "mnn")),
+    ParamSpec(
+        "frontend",
+        "superpoint",
+        "Keypoint detector/descriptor.",
+        choices=("superpoint", "orb", "sift"),
+    ),
+    ParamSpec(
+        "matcher",
+        "superglue",
+        "Matcher between the frame and each keyframe.",
+        choices=("superglue", "mnn"),
+    ),
     ParamSpec("device", "auto", "Torch device: auto (cuda when available), cpu, cuda or cuda:N."),
-    ParamSpec("precision", "fp32", "Network precision; fp16/bf16 use autocast on the device.",
-              choices=("fp32", "fp16", "bf16")),
-    ParamSpec("weights_dir", "", "Directory holding superpoint_v1.pth and superglue_*.pth; "
-              "empty: $SUPERGLUE_ROS_WEIGHTS, then the user cache directory."),
-    ParamSpec("max_image_side", 0, "Downscale images whose longer side exceeds this many "
-              "pixels before detection (keypoints are reported in original pixels); 0 keeps size.",
-              min_value=0, max_value=8192),
-    ParamSpec("superpoint.nms_radius", 4, "Non-maximum suppression radius in pixels.",
-              min_value=1, max_value=32),
-    ParamSpec("superpoint.keypoint_threshold", 0.005, "Minimum detector score of a keypoint.",
-              min_value=0.0, max_value=1.0),
-    ParamSpec("superpoint.max_keypoints", 1024, "Keep the best N keypoints; -1 keeps all.",
-              min_value=1, max_value=100000, allow_minus_one=True),
-    ParamSpec("superpoint.remove_borders", 4, "Drop keypoints this close to the image border (px).",
-              min_value=0, max_value=64),
-    ParamSpec("superglue.weights", "indoor", "Which released SuperGlue checkpoint to load.",
-              choices=("indoor", "outdoor")),
-    ParamSpec("superglue.sinkhorn_iterations", 20, "Sinkhorn iterations of optimal transport.",
-              min_value=1, max_value=1000),
-    ParamSpec("superglue.match_threshold", 0.2, "Minimum matching score of a SuperGlue match.",
-              min_value=0.0, max_value=1.0, runtime=True),
-    ParamSpec("classical.max_keypoints", 1000, "Keypoints per image for the ORB/SIFT baselines.",
-              min_value=1, max_value=100000),
-    ParamSpec("mnn.ratio_test", 0.0, "Lowe ratio test for mutual nearest neighbour matching; "
-              "0 disables it.", min_value=0.0, max_value=1.0, runtime=True),
-    ParamSpec("keyframes.buffer_size", 4, "How many recent keyframes are kept and matched.",
-              min_value=1, max_value=32),
-    ParamSpec("keyframes.min_matches", 80, "New keyframe when matches to the newest keyframe "
-              "fall below this.", min_value=0, max_value=100000, runtime=True),
-    ParamSpec("keyframes.min_match_ratio", 0.3, "New keyframe when matches fall below this "
-              "fraction of the newest keyframe's keypoints.", min_value=0.0, max_value=1.0,
-              runtime=True),
-    ParamSpec("keyframes.max_parallax_px", 40.0, "New keyframe when the median displacement of "
-              "matches to the newest keyframe exceeds this (px).", min_value=0.0,
-              max_value=10000.0, runtime=True),
-    ParamSpec("keyframes.max_frames_between", 20, "New keyframe at the latest after this many "
-              "frames.", min_value=1, max_value=100000, runtime=True),
+    ParamSpec(
+        "precision",
+        "fp32",
+        "Network precision; fp16/bf16 use autocast on the device.",
+        choices=("fp32", "fp16", "bf16"),
+    ),
+    ParamSpec(
+        "weights_dir",
+        "",
+        "Directory holding superpoint_v1.pth and superglue_*.pth; "
+        "empty: $SUPERGLUE_ROS_WEIGHTS, then the user cache directory.",
+    ),
+    ParamSpec(
+        "max_image_side",
+        0,
+        "Downscale images whose longer side exceeds this many "
+        "pixels before detection (keypoints are reported in original pixels); 0 keeps size.",
+        min_value=0,
+        max_value=8192,
+    ),
+    ParamSpec(
+        "superpoint.nms_radius",
+        4,
+        "Non-maximum suppression radius in pixels.",
+        min_value=1,
+        max_value=32,
+    ),
+    ParamSpec(
+        "superpoint.keypoint_threshold",
+        0.005,
+        "Minimum detector score of a keypoint.",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "superpoint.max_keypoints",
+        1024,
+        "Keep the best N keypoints; -1 keeps all.",
+        min_value=1,
+        max_value=100000,
+        allow_minus_one=True,
+    ),
+    ParamSpec(
+        "superpoint.remove_borders",
+        4,
+        "Drop keypoints this close to the image border (px).",
+        min_value=0,
+        max_value=64,
+    ),
+    ParamSpec(
+        "superglue.weights",
+        "indoor",
+        "Which released SuperGlue checkpoint to load.",
+        choices=("indoor", "outdoor"),
+    ),
+    ParamSpec(
+        "superglue.sinkhorn_iterations",
+        20,
+        "Sinkhorn iterations of optimal transport.",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "superglue.match_threshold",
+        0.2,
+        "Minimum matching score of a SuperGlue match.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "classical.max_keypoints",
+        1000,
+        "Keypoints per image for the ORB/SIFT baselines.",
+        min_value=1,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "mnn.ratio_test",
+        0.0,
+        "Lowe ratio test for mutual nearest neighbour matching; 0 disables it.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "keyframes.buffer_size",
+        4,
+        "How many recent keyframes are kept and matched.",
+        min_value=1,
+        max_value=32,
+    ),
+    ParamSpec(
+        "keyframes.min_matches",
+        80,
+        "New keyframe when matches to the newest keyframe fall below this.",
+        min_value=0,
+        max_value=100000,
+        runtime=True,
+    ),
+    ParamSpec(
+        "keyframes.min_match_ratio",
+        0.3,
+        "New keyframe when matches fall below this fraction of the newest keyframe's keypoints.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "keyframes.max_parallax_px",
+        40.0,
+        "New keyframe when the median displacement of "
+        "matches to the newest keyframe exceeds this (px).",
+        min_value=0.0,
+        max_value=10000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "keyframes.max_frames_between",
+        20,
+        "New keyframe at the latest after this many frames.",
+        min_value=1,
+        max_value=100000,
+        runtime=True,
+    ),
 )
 
 PIPELINE_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PIPELINE_PARAMS}
@@ -109,7 +206,9 @@ def check_value(spec: ParamSpec, value: Any) -> ParamValue:
     low, high = spec.min_value, spec.max_value
     if (low is not None and value < low) or (high is not None and value > high):
         extra = " (or -1)" if spec.allow_minus_one else ""
-        raise ValueError(f"parameter '{spec.name}' must be in [{low}, {high}]{extra}; got {value!r}")
+        raise ValueError(
+            f"parameter '{spec.name}' must be in [{low}, {high}]{extra}; got {value!r}"
+        )
     return value
 
 
@@ -155,8 +254,11 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(tree, Mapping):
         raise ValueError(f"parameters file {path} must hold a mapping at the top level")
-    sections = [v["ros__parameters"] for v in tree.values()
-                if isinstance(v, Mapping) and "ros__parameters" in v]
+    sections = [
+        v["ros__parameters"]
+        for v in tree.values()
+        if isinstance(v, Mapping) and "ros__parameters" in v
+    ]
     if sections:
         merged: dict[str, Any] = {}
         for section in sections:

@@ -6,8 +6,9 @@ keypoints, M for a keyframe's keypoints and D for the descriptor length.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -1,0 +1,86 @@
+"""The shared parameter schema: defaults, validation and params files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from superglue_ros.pipeline.params import (
+    PIPELINE_SPECS,
+    defaults,
+    flatten,
+    load_params_file,
+    validate,
+)
+
+
+def test_every_default_passes_its_own_validation() -> None:
+    assert validate({}) == defaults()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("frontend", "akaze", "one of superpoint, orb, sift"),
+        ("keyframes.buffer_size", 0, "[1, 32]"),
+        ("keyframes.buffer_size", 2.5, "must be an integer"),
+        ("superglue.match_threshold", "high", "must be a number"),
+        ("superglue.match_threshold", 1.5, "[0.0, 1.0]"),
+        ("superpoint.max_keypoints", 0, "(or -1)"),
+        ("precision", 16, "must be a string"),
+    ],
+)
+def test_bad_values_name_the_parameter(name: str, value: object, fragment: str) -> None:
+    with pytest.raises(ValueError) as error:
+        validate({name: value})
+    assert f"'{name}'" in str(error.value)
+    assert fragment in str(error.value)
+
+
+def test_minus_one_means_all_keypoints_and_ints_widen_to_floats() -> None:
+    values = validate({"superpoint.max_keypoints": -1, "keyframes.max_parallax_px": 10})
+    assert values["superpoint.max_keypoints"] == -1
+    assert isinstance(values["keyframes.max_parallax_px"], float)
+
+
+def test_booleans_are_not_numbers() -> None:
+    with pytest.raises(ValueError, match="must be an integer"):
+        validate({"keyframes.min_matches": True})
+
+
+def test_unknown_names_are_errors() -> None:
+    with pytest.raises(ValueError, match="unknown parameter.*keyframes.bufer_size"):
+        validate({"keyframes.bufer_size": 3})
+
+
+def test_only_thresholds_change_at_run_time() -> None:
+    runtime = {name for name, spec in PIPELINE_SPECS.items() if spec.runtime}
+    assert "keyframes.min_matches" in runtime
+    assert "superglue.match_threshold" in runtime
+    assert not runtime & {"frontend", "matcher", "device", "keyframes.buffer_size"}
+
+
+def test_flatten_joins_nested_names() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_ros_style_and_plain_files_read_the_same(tmp_path: Path) -> None:
+    ros = tmp_path / "ros.yaml"
+    ros.write_text("matcher_node:\n  ros__parameters:\n    keyframes:\n      min_matches: 12\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("keyframes:\n  min_matches: 12\n")
+    assert load_params_file(ros) == load_params_file(plain) == {"keyframes.min_matches": 12}
+
+
+def test_unreadable_and_malformed_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read parameters file"):
+        load_params_file(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_params_file(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ValueError, match="mapping at the top level"):
+        load_params_file(scalar)
