@@ -1,0 +1,85 @@
+"""FrameResult -> message fields stays in step with msg/msg/*.msg."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from superglue_ros.pipeline.messages import correspondences_fields, stamp_fields
+from superglue_ros.pipeline.types import Features, FrameResult, KeyframeMatch
+
+from conftest import PROJECT_ROOT
+
+MSG_DIR = PROJECT_ROOT / "msg" / "msg"
+
+
+def msg_field_names(name: str) -> list[str]:
+    names = []
+    for line in (MSG_DIR / f"{name}.msg").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(re.split(r"\s+", line)[1])
+    return names
+
+
+def make_result(descriptor_dtype: type = np.float32) -> FrameResult:
+    rng = np.random.default_rng(0)
+    features = Features(
+        keypoints=rng.uniform(0, 100, (5, 2)).astype(np.float32),
+        scores=rng.uniform(0, 1, 5).astype(np.float32),
+        descriptors=rng.integers(0, 255, (5, 32)).astype(descriptor_dtype),
+        image_size=(480, 640),
+    )
+    match = KeyframeMatch(
+        keyframe_id=3,
+        keyframe_stamp_ns=1_500_000_001,
+        frame_indices=np.array([0, 4], np.int32),
+        keyframe_indices=np.array([7, 2], np.int32),
+        scores=np.array([0.9, 0.5], np.float32),
+    )
+    return FrameResult(
+        frame_id=9,
+        stamp_ns=2_000_000_005,
+        is_keyframe=True,
+        features=features,
+        track_ids=np.arange(10, 15),
+        matches=[match],
+        evicted_keyframe_ids=[1],
+    )
+
+
+def test_keys_are_the_message_fields() -> None:
+    fields = correspondences_fields(make_result(), "camera")
+    assert list(fields) == msg_field_names("Correspondences")
+    assert list(fields["features"]) == msg_field_names("Features")
+    assert list(fields["matches"][0]) == msg_field_names("KeyframeMatches")
+
+
+def test_values_keep_layout_and_types() -> None:
+    result = make_result()
+    fields = correspondences_fields(result, "camera")
+    features = fields["features"]
+    assert fields["header"] == {"stamp": {"sec": 2, "nanosec": 5}, "frame_id": "camera"}
+    assert features["keypoints"].dtype == np.float32
+    np.testing.assert_array_equal(features["keypoints"][2:4], result.features.keypoints[1])
+    assert (features["image_width"], features["image_height"]) == (640, 480)
+    assert features["descriptor_dim"] == 32
+    np.testing.assert_array_equal(
+        features["descriptors"].reshape(5, 32), result.features.descriptors
+    )
+    assert features["track_ids"].dtype == np.int64
+    assert fields["matches"][0]["keyframe_stamp"] == {"sec": 1, "nanosec": 1}
+    assert fields["matches"][0]["frame_indices"].dtype == np.int32
+    assert fields["evicted_keyframe_ids"].tolist() == [1]
+
+
+def test_descriptors_can_be_left_out_and_binary_ones_become_floats() -> None:
+    assert correspondences_fields(make_result(), "c", False)["features"]["descriptor_dim"] == 0
+    binary = correspondences_fields(make_result(np.uint8), "c")["features"]["descriptors"]
+    assert binary.dtype == np.float32 and binary.max() > 1
+
+
+def test_stamps_split_into_seconds_and_nanoseconds() -> None:
+    assert stamp_fields(0) == {"sec": 0, "nanosec": 0}
+    assert stamp_fields(1_341_847_980_722_988_000) == {"sec": 1_341_847_980, "nanosec": 722_988_000}
