@@ -69,7 +69,7 @@ def test_values_keep_layout_and_types() -> None:
         features["descriptors"].reshape(5, 32), result.features.descriptors
     )
     assert features["track_ids"].dtype == np.int64
-    assert fields["matches"][0]["keyframe_stamp"] == {"sec": 1, "nanosec": 1}
+    assert fields["matches"][0]["keyframe_stamp"] == {"sec": 1, "nanosec": 500_000_001}
     assert fields["matches"][0]["frame_indices"].dtype == np.int32
     assert fields["evicted_keyframe_ids"].tolist() == [1]
 
