@@ -54,7 +54,8 @@ fi
 
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
-MSG_HASH=$(cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py | sha1sum | cut -c1-12)
+# Rebuild when an interface, the package metadata or the set of installed files changes.
+MSG_HASH=$( (cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py; ls launch config) | sha1sum | cut -c1-12)
 if [ ! -f "install/.built-$MSG_HASH" ]; then
   echo "setup: colcon build (superglue_ros_msgs, superglue_ros)"
   if [ -z "${ROS_DISTRO:-}" ]; then
