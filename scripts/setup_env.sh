@@ -55,8 +55,8 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 # Rebuild when an interface, the package metadata or the set of installed files changes.
-MSG_HASH=$( (cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py; ls launch config) | sha1sum | cut -c1-12)
-if [ ! -f "install/.built-$MSG_HASH" ]; then
+BUILD_HASH=$( (cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py; ls launch config) | sha1sum | cut -c1-12)
+if [ ! -f "install/.built-$BUILD_HASH" ]; then
   echo "setup: colcon build (superglue_ros_msgs, superglue_ros)"
   if [ -z "${ROS_DISTRO:-}" ]; then
     export AMENT_PREFIX_PATH=$VIRTUAL_ENV CMAKE_PREFIX_PATH=$VIRTUAL_ENV
@@ -65,5 +65,5 @@ if [ ! -f "install/.built-$MSG_HASH" ]; then
     --event-handlers console_direct- >/dev/null 2>log/colcon.err || {
       cat log/colcon.err; echo "setup: colcon build failed (see log/)"; exit 1; }
   rm -f install/.built-*
-  touch "install/.built-$MSG_HASH"
+  touch "install/.built-$BUILD_HASH"
 fi
