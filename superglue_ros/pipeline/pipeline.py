@@ -1,0 +1,195 @@
+"""The ROS-agnostic pipeline: images in, keypoints, keyframe matches and track ids out.
+
+Both shells (the ROS node and the replay tool) drive this one class, so every
+decision (keyframes, track ids, time jumps) is made, and tested, here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .frontend import PreprocessingFrontend, to_grayscale
+from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
+from .params import PIPELINE_SPECS, check_value, validate
+from .registry import build_frontend, build_matcher, check_compatible
+from .tracks import TrackIdAssigner
+from .types import Features, FrameResult, Frontend, KeyframeMatch, Matcher, PairMatches
+
+TIME_JUMP_REASON = "buffer reset after time jump backwards"
+RESET_REASON = "buffer reset"
+
+
+def to_keyframe_match(keyframe: Keyframe, pair: PairMatches) -> KeyframeMatch:
+    """Flat arrays of the matched pairs only (int32 indices, float32 scores)."""
+    matches0 = np.asarray(pair.matches0)
+    frame_indices = np.flatnonzero(matches0 >= 0)
+    return KeyframeMatch(
+        keyframe_id=keyframe.keyframe_id,
+        keyframe_stamp_ns=keyframe.stamp_ns,
+        frame_indices=frame_indices.astype(np.int32),
+        keyframe_indices=matches0[frame_indices].astype(np.int32),
+        scores=np.asarray(pair.scores0, dtype=np.float32)[frame_indices],
+    )
+
+
+def describe(component: object) -> str:
+    """A component's own description, or its class name."""
+    return getattr(component, "description", None) or type(component).__name__
+
+
+class Pipeline:
+    """Frontend -> batched matching against the keyframe buffer -> policy -> track ids.
+
+    Not thread-safe: a shell calls process() from one thread at a time.
+    """
+
+    def __init__(
+        self, frontend: Frontend, matcher: Matcher, params: Mapping[str, Any] | None = None
+    ) -> None:
+        self._params = validate(params or {})
+        self.frontend = PreprocessingFrontend(frontend, self._params["max_image_side"])
+        self.matcher = matcher
+        self.policy = KeyframePolicy.from_params(self._params)
+        self.tracks = TrackIdAssigner()
+        self._buffer = KeyframeBuffer(self._params["keyframes.buffer_size"])
+        self._next_frame_id = 0
+        self._last_stamp_ns: int | None = None
+        # Why the next frame is a keyframe when the buffer was emptied on purpose.
+        self._empty_buffer_reason: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None = None) -> Pipeline:
+        """Validate params, then build the named frontend and matcher.
+
+        Raises ValueError on a bad value or combination and
+        WeightsNotFoundError when a learned component's weights are missing.
+        """
+        values = validate(params or {})
+        check_compatible(values["frontend"], values["matcher"])
+        return cls(build_frontend(values), build_matcher(values), values)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The current validated values (a copy)."""
+        return dict(self._params)
+
+    @property
+    def description(self) -> str:
+        """e.g. "superpoint + superglue(indoor) on cpu fp32" or "orb + mnn"."""
+        return f"{describe(self.frontend)} + {describe(self.matcher)}"
+
+    @property
+    def keyframes(self) -> list[Keyframe]:
+        """The buffered keyframes, newest first."""
+        return self._buffer.keyframes
+
+    def process(self, image: np.ndarray, stamp_ns: int) -> FrameResult:
+        """Run one frame through every stage.
+
+        image: [H, W] / [H, W, 1] uint8 gray or [H, W, 3] uint8 RGB.
+        Raises ValueError on a bad image; the pipeline's state is then untouched
+        (state only changes after every stage has succeeded).
+        """
+        start = time.perf_counter()
+        gray = to_grayscale(image)
+        stamp_ns = int(stamp_ns)
+        time_jump = self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns
+        # After a jump backwards the old keyframes belong to another time line.
+        keyframes = [] if time_jump else self._buffer.keyframes
+
+        features = self.frontend.extract(gray)
+        frontend_done = time.perf_counter()
+
+        matches = self._match(features, keyframes)
+        matcher_done = time.perf_counter()
+
+        frame_id = self._next_frame_id
+        reason = self._keyframe_reason(features, keyframes, matches, frame_id, time_jump)
+        track_ids = self.tracks.assign(len(features), matches, [k.track_ids for k in keyframes])
+        evicted = self._buffer.clear() if time_jump else []
+        if reason:
+            evicted += self._buffer.add(Keyframe(frame_id, stamp_ns, features, track_ids))
+            self._empty_buffer_reason = None
+        self._next_frame_id += 1
+        self._last_stamp_ns = stamp_ns
+        done = time.perf_counter()
+
+        return FrameResult(
+            frame_id=frame_id,
+            stamp_ns=stamp_ns,
+            is_keyframe=bool(reason),
+            features=features,
+            track_ids=track_ids,
+            matches=matches,
+            evicted_keyframe_ids=evicted,
+            buffer_cleared=time_jump,
+            keyframe_reason=reason,
+            timings_ms={
+                "frontend": 1e3 * (frontend_done - start),
+                "matcher": 1e3 * (matcher_done - frontend_done),
+                # Includes track ids and the buffer update.
+                "policy": 1e3 * (done - matcher_done),
+                "total": 1e3 * (done - start),
+            },
+        )
+
+    def _match(self, features: Features, keyframes: Sequence[Keyframe]) -> list[KeyframeMatch]:
+        """One batched matcher call against every keyframe; newest keyframe first."""
+        if not keyframes:
+            return []
+        pairs = self.matcher.match(features, [k.features for k in keyframes])
+        if len(pairs) != len(keyframes):
+            raise RuntimeError(
+                f"matcher returned {len(pairs)} results for {len(keyframes)} keyframes"
+            )
+        return [to_keyframe_match(k, p) for k, p in zip(keyframes, pairs, strict=True)]
+
+    def _keyframe_reason(
+        self,
+        features: Features,
+        keyframes: Sequence[Keyframe],
+        matches: Sequence[KeyframeMatch],
+        frame_id: int,
+        time_jump: bool,
+    ) -> str:
+        if time_jump:
+            return TIME_JUMP_REASON
+        if not keyframes:
+            return self._empty_buffer_reason or "first frame"
+        newest = keyframes[0]
+        return self.policy.decide(features, newest, matches[0], frame_id - newest.keyframe_id)
+
+    def update_params(self, changes: Mapping[str, Any]) -> None:
+        """Change run-time parameters (thresholds). ValueError for anything else.
+
+        All changes are checked before any is applied. Every change is forwarded
+        to the matcher's update_params when it has one (it ignores names it does
+        not use), keyframe thresholds to the policy.
+        """
+        checked: dict[str, Any] = {}
+        for name, value in changes.items():
+            spec = PIPELINE_SPECS.get(name)
+            if spec is None:
+                raise ValueError(f"unknown parameter {name!r}")
+            if not spec.runtime:
+                runtime = ", ".join(s.name for s in PIPELINE_SPECS.values() if s.runtime)
+                raise ValueError(
+                    f"parameter {name!r} cannot be changed at run time; "
+                    f"run-time parameters: {runtime}"
+                )
+            checked[name] = check_value(spec, value)
+        update_matcher = getattr(self.matcher, "update_params", None)
+        if update_matcher is not None:
+            update_matcher(checked)
+        self.policy.update_params(checked)
+        self._params.update(checked)
+
+    def reset(self) -> None:
+        """Forget every keyframe. Frame ids and track ids keep counting."""
+        self._buffer.clear()
+        self._last_stamp_ns = None
+        self._empty_buffer_reason = RESET_REASON
