@@ -71,6 +71,7 @@ class OrbFrontend:
         keypoints, descriptors = self._orb.detectAndCompute(image, None)
         empty = np.zeros((0, ORB_DESCRIPTOR_BYTES), np.uint8)
         features = features_from_opencv(keypoints, descriptors, image.shape[:2], empty)
+        # ORB keeps ties at each pyramid level's cut-off, which can exceed nfeatures.
         return keep_strongest(features, self.max_keypoints)
 
 

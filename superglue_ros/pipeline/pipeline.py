@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .frontend import PreprocessingFrontend, to_grayscale
+from .frontend import PreprocessingFrontend
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from .params import PIPELINE_SPECS, check_value, validate
 from .registry import build_frontend, build_matcher, check_compatible
@@ -95,13 +95,12 @@ class Pipeline:
         (state only changes after every stage has succeeded).
         """
         start = time.perf_counter()
-        gray = to_grayscale(image)
         stamp_ns = int(stamp_ns)
         time_jump = self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns
         # After a jump backwards the old keyframes belong to another time line.
         keyframes = [] if time_jump else self._buffer.keyframes
 
-        features = self.frontend.extract(gray)
+        features = self.frontend.extract(image)  # checks the image first
         frontend_done = time.perf_counter()
 
         matches = self._match(features, keyframes)
