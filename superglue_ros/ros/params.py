@@ -1,0 +1,210 @@
+"""The node's parameters: the pipeline schema plus node-only settings, declared on a ROS node.
+
+The schema part (``NODE_PARAMS``, ``ALL_SPECS``, ``split``) imports nothing from
+ROS, so documentation and config checks run anywhere; the declaring part imports
+rclpy messages when called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from superglue_ros.pipeline.params import (
+    PIPELINE_PARAMS,
+    ParamSpec,
+    ParamValue,
+    check_value,
+)
+
+NODE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "Input transport: raw subscribes sensor_msgs/Image on 'image'; compressed subscribes "
+        "sensor_msgs/CompressedImage (jpeg/png) on '<image>/compressed'.",
+        choices=("raw", "compressed"),
+    ),
+    ParamSpec(
+        "image_reliability",
+        "best_effort",
+        "Reliability of the image and camera_info subscriptions; best_effort is the "
+        "sensor-data profile and also receives from reliable publishers.",
+        choices=("best_effort", "reliable"),
+    ),
+    ParamSpec(
+        "image_qos_depth",
+        1,
+        "History depth of the image subscription (frames waiting in DDS).",
+        min_value=1,
+        max_value=100,
+    ),
+    ParamSpec(
+        "output_qos_depth",
+        10,
+        "History depth of the correspondences, keyframes, features_vins and matches_image "
+        "publishers.",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "publish_descriptors",
+        True,
+        "Send descriptors in correspondences/keyframes (about 1 KB per keypoint for "
+        "SuperPoint); false sends descriptor_dim 0.",
+        runtime=True,
+    ),
+    ParamSpec(
+        "vins_min_track_length",
+        2,
+        "features_vins sends a feature once its track has been seen this many times "
+        "(2 = tracked at least once, as VINS's own feature tracker does).",
+        min_value=1,
+        max_value=1000,
+        runtime=True,
+    ),
+    ParamSpec(
+        "diagnostics_period",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        min_value=0.1,
+        max_value=60.0,
+    ),
+)
+
+NODE_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in NODE_PARAMS}
+PIPELINE_NAMES = frozenset(spec.name for spec in PIPELINE_PARAMS)
+ALL_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in (*PIPELINE_PARAMS, *NODE_PARAMS)}
+
+
+class ParameterError(ValueError):
+    """Bad parameter values at start-up; the message names every offending parameter."""
+
+
+@dataclass
+class Settings:
+    pipeline: dict[str, ParamValue]
+    node: dict[str, ParamValue]
+
+
+def split(values: dict[str, Any]) -> Settings:
+    """Divide checked values into pipeline and node settings."""
+    return Settings(
+        pipeline={k: v for k, v in values.items() if k in PIPELINE_NAMES},
+        node={k: v for k, v in values.items() if k in NODE_SPECS},
+    )
+
+
+def type_name(spec: ParamSpec) -> str:
+    return {bool: "bool", int: "integer", float: "double", str: "string"}[type(spec.default)]
+
+
+def describe(spec: ParamSpec) -> str:
+    """The description with the accepted values spelled out."""
+    parts = [spec.description]
+    if spec.choices:
+        parts.append(f"One of: {', '.join(spec.choices)}.")
+    if spec.min_value is not None or spec.max_value is not None:
+        extra = " or -1" if spec.allow_minus_one else ""
+        parts.append(f"Range [{spec.min_value}, {spec.max_value}]{extra}.")
+    parts.append("Can be changed at run time." if spec.runtime else "Read-only after start.")
+    return " ".join(parts)
+
+
+def descriptor_for(spec: ParamSpec) -> Any:
+    """rcl_interfaces/ParameterDescriptor: type, description, range, read_only."""
+    from rcl_interfaces.msg import (
+        FloatingPointRange,
+        IntegerRange,
+        ParameterDescriptor,
+        ParameterType,
+    )
+
+    kind = type(spec.default)
+    descriptor = ParameterDescriptor(
+        name=spec.name,
+        type={
+            bool: ParameterType.PARAMETER_BOOL,
+            int: ParameterType.PARAMETER_INTEGER,
+            float: ParameterType.PARAMETER_DOUBLE,
+            str: ParameterType.PARAMETER_STRING,
+        }[kind],
+        description=describe(spec),
+        read_only=not spec.runtime,
+    )
+    if spec.choices:
+        descriptor.additional_constraints = f"one of: {', '.join(spec.choices)}"
+    if spec.min_value is not None and spec.max_value is not None:
+        if kind is int:
+            low = -1 if spec.allow_minus_one else int(spec.min_value)
+            descriptor.integer_range = [
+                IntegerRange(from_value=low, to_value=int(spec.max_value), step=0)
+            ]
+            if spec.allow_minus_one:
+                descriptor.additional_constraints = (
+                    f"-1 or [{int(spec.min_value)}, {int(spec.max_value)}]"
+                )
+        elif kind is float:
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=float(spec.min_value), to_value=float(spec.max_value), step=0.0
+                )
+            ]
+    return descriptor
+
+
+def declare_all(node: Any) -> Settings:
+    """Declare every parameter on node (overrides from --params-file / -p apply) and check them.
+
+    Raises ParameterError listing every bad value, each naming its parameter.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    errors: list[str] = []
+    values: dict[str, Any] = {}
+    for spec in ALL_SPECS.values():
+        try:
+            parameter = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
+            value = parameter.value
+        except InvalidParameterTypeException as error:
+            is_float = type(spec.default) is float
+            hint = " (write it with a decimal point, e.g. 40.0)" if is_float else ""
+            errors.append(
+                f"parameter '{spec.name}' must be of type {type_name(spec)}{hint}: {error}"
+            )
+            continue
+        except InvalidParameterValueException as error:
+            errors.append(f"parameter '{spec.name}': {describe(spec)} {error}")
+            continue
+        try:
+            values[spec.name] = check_value(spec, value)
+        except ValueError as error:
+            errors.append(str(error))
+    if errors:
+        raise ParameterError("; ".join(errors))
+    return split(values)
+
+
+def undeclared_overrides(node: Any) -> list[str]:
+    """Names given to this node (params file, -p) that it does not declare: likely typos."""
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    declared = set(ALL_SPECS) | {"use_sim_time", "start_type_description_service"}
+    return sorted(
+        name for name in overrides if name not in declared and not name.startswith("qos_overrides.")
+    )
+
+
+def check_runtime_change(name: str, value: Any) -> tuple[ParamValue | None, str]:
+    """(checked value, '') for an accepted run-time change, or (None, reason) to reject it.
+
+    Parameters the node does not own (use_sim_time, ...) are accepted unchanged.
+    """
+    spec = ALL_SPECS.get(name)
+    if spec is None:
+        return value, ""
+    if not spec.runtime:
+        return None, f"parameter '{name}' is read-only while running; restart the node to change it"
+    try:
+        return check_value(spec, value), ""
+    except ValueError as error:
+        return None, str(error)

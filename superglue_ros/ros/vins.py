@@ -1,0 +1,137 @@
+"""Features in the VINS-Mono / VINS-Fusion feature-tracker format (no rclpy needed).
+
+VINS's estimator subscribes to ``/feature_tracker/feature``, a
+``sensor_msgs/PointCloud`` whose points are normalised image coordinates
+(x, y, 1) of the undistorted features, with five channels in this order:
+``id_of_point``, ``u_of_point``, ``v_of_point`` (pixels),
+``velocity_x_of_point`` and ``velocity_y_of_point`` (normalised-plane velocity
+per second, against the previous frame). As VINS's own tracker does, only
+features seen before (track length >= ``min_track_length``) are sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from superglue_ros.pipeline.types import FrameResult
+
+VINS_CHANNELS = (
+    "id_of_point",
+    "u_of_point",
+    "v_of_point",
+    "velocity_x_of_point",
+    "velocity_y_of_point",
+)
+
+
+@dataclass
+class CameraModel:
+    """Intrinsics from sensor_msgs/CameraInfo."""
+
+    k: np.ndarray  # [3, 3] float64
+    d: np.ndarray  # [n] float64
+    distortion_model: str
+    width: int
+    height: int
+
+    @classmethod
+    def from_msg(cls, msg: Any) -> CameraModel | None:
+        """None when the message carries no usable intrinsics (K zero or singular)."""
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        if k[0, 0] <= 0 or k[1, 1] <= 0 or abs(np.linalg.det(k)) < 1e-12:
+            return None
+        d = np.asarray(msg.d, dtype=np.float64).reshape(-1)
+        return cls(k, d, str(msg.distortion_model), int(msg.width), int(msg.height))
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """[N, 2] pixels -> [N, 2] undistorted normalised coordinates (x/z, y/z)."""
+        points = np.ascontiguousarray(pixels, dtype=np.float64).reshape(-1, 1, 2)
+        if points.shape[0] == 0:
+            return np.zeros((0, 2), np.float64)
+        distorted = self.d.size > 0 and bool(np.any(self.d != 0))
+        if distorted and self.distortion_model in ("plumb_bob", "rational_polynomial"):
+            return cv2.undistortPoints(points, self.k, self.d).reshape(-1, 2)
+        if distorted and self.distortion_model == "equidistant":
+            return cv2.fisheye.undistortPoints(points, self.k, self.d[:4]).reshape(-1, 2)
+        homogeneous = np.concatenate([points.reshape(-1, 2), np.ones((points.shape[0], 1))], 1)
+        rays = homogeneous @ np.linalg.inv(self.k).T
+        return rays[:, :2] / rays[:, 2:3]
+
+
+@dataclass
+class VinsFeatures:
+    """One frame's VINS features, parallel [L] arrays."""
+
+    ids: np.ndarray
+    pixels: np.ndarray  # [L, 2]
+    normalised: np.ndarray  # [L, 2]
+    velocity: np.ndarray  # [L, 2]
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def channels(self) -> dict[str, np.ndarray]:
+        """Channel name -> float32 values, in VINS's order."""
+        values = (
+            self.ids,
+            self.pixels[:, 0],
+            self.pixels[:, 1],
+            self.velocity[:, 0],
+            self.velocity[:, 1],
+        )
+        pairs = zip(VINS_CHANNELS, values, strict=True)
+        return {name: np.asarray(v, np.float32) for name, v in pairs}
+
+
+@dataclass
+class VinsTracker:
+    """Keeps what per-track velocities and track lengths need between frames."""
+
+    min_track_length: int = 2
+    forget_after_frames: int = 1000
+    _previous: dict[int, np.ndarray] = field(default_factory=dict)
+    _previous_stamp_ns: int | None = None
+    _observations: dict[int, int] = field(default_factory=dict)  # id -> times seen
+    _last_seen: dict[int, int] = field(default_factory=dict)  # id -> frame counter
+    _frames: int = 0
+
+    def reset(self) -> None:
+        self._previous.clear()
+        self._previous_stamp_ns = None
+        self._observations.clear()
+        self._last_seen.clear()
+
+    def update(self, result: FrameResult, camera: CameraModel) -> VinsFeatures:
+        """Features of this frame that have been seen at least min_track_length times."""
+        self._frames += 1
+        ids = np.asarray(result.track_ids, dtype=np.int64)
+        pixels = np.asarray(result.features.keypoints, dtype=np.float64).reshape(-1, 2)
+        normalised = camera.normalise(pixels)
+        dt = None
+        if self._previous_stamp_ns is not None and result.stamp_ns > self._previous_stamp_ns:
+            dt = (result.stamp_ns - self._previous_stamp_ns) * 1e-9
+        velocity = np.zeros_like(normalised)
+        counts = np.empty(len(ids), np.int64)
+        for i, track in enumerate(ids.tolist()):
+            counts[i] = self._observations.get(track, 0) + 1
+            self._observations[track] = int(counts[i])
+            self._last_seen[track] = self._frames
+            before = self._previous.get(track)
+            if dt is not None and before is not None:
+                velocity[i] = (normalised[i] - before) / dt
+        self._previous = dict(zip(ids.tolist(), normalised, strict=True))
+        self._previous_stamp_ns = result.stamp_ns
+        if self._frames % 100 == 0:
+            self._forget()
+        keep = counts >= self.min_track_length
+        return VinsFeatures(ids[keep], pixels[keep], normalised[keep], velocity[keep])
+
+    def _forget(self) -> None:
+        oldest = self._frames - self.forget_after_frames
+        for track in [t for t, seen in self._last_seen.items() if seen < oldest]:
+            del self._last_seen[track]
+            self._observations.pop(track, None)

@@ -1,0 +1,212 @@
+"""Image messages -> numpy without DDS or cv_bridge: every encoding and every fault."""
+
+from __future__ import annotations
+
+import array
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from superglue_ros.ros.convert import (
+    BAD_INPUT_KINDS,
+    BadImageError,
+    array_to_image_fields,
+    compressed_to_array,
+    image_to_array,
+)
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+GRAY = RNG.integers(0, 256, size=(5, 7), dtype=np.uint8)
+
+
+def raw_msg(
+    pixels: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False
+) -> SimpleNamespace:
+    """An Image-like message of pixels [H, W, C] (any dtype) with pad bytes after every row."""
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    if pixels.dtype.itemsize > 1:
+        rows = rows.astype(pixels.dtype.newbyteorder(">" if bigendian else "<"))
+    rows = rows.view(np.uint8).reshape(height, -1)
+    padded = np.concatenate([rows, np.full((height, pad), 0xAB, np.uint8)], axis=1)
+    return SimpleNamespace(
+        encoding=encoding,
+        height=height,
+        width=width,
+        step=padded.shape[1],
+        is_bigendian=int(bigendian),
+        data=array.array("B", padded.tobytes()),
+    )
+
+
+@pytest.mark.parametrize("pad", [0, 3])
+@pytest.mark.parametrize(
+    ("encoding", "make", "expected"),
+    [
+        ("mono8", lambda: GRAY[:, :, None], lambda: GRAY),
+        ("rgb8", lambda: RGB, lambda: RGB),
+        ("bgr8", lambda: RGB[:, :, ::-1], lambda: RGB),
+        ("rgba8", lambda: np.dstack([RGB, np.full(GRAY.shape, 9, np.uint8)]), lambda: RGB),
+        (
+            "bgra8",
+            lambda: np.dstack([RGB[:, :, ::-1], np.full(GRAY.shape, 9, np.uint8)]),
+            lambda: RGB,
+        ),
+    ],
+)
+def test_every_8bit_encoding_with_and_without_row_padding(encoding, make, expected, pad) -> None:
+    out = image_to_array(raw_msg(make(), encoding, pad=pad))
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected())
+    assert out.flags.c_contiguous
+
+
+@pytest.mark.parametrize("bigendian", [False, True])
+def test_mono16_keeps_the_top_byte_in_either_byte_order(bigendian: bool) -> None:
+    values = (GRAY.astype(np.uint16) << 8) | 0x7F
+    out = image_to_array(raw_msg(values[:, :, None], "mono16", pad=2, bigendian=bigendian))
+    np.testing.assert_array_equal(out, GRAY)
+
+
+def test_result_is_a_copy_not_a_view_of_the_message() -> None:
+    msg = raw_msg(GRAY[:, :, None], "mono8")
+    out = image_to_array(msg)
+    msg.data[0] ^= 0xFF
+    assert out[0, 0] == GRAY[0, 0]
+
+
+def test_last_row_without_padding_is_accepted() -> None:
+    msg = raw_msg(RGB, "rgb8", pad=4)
+    msg.data = msg.data[:-4]
+    np.testing.assert_array_equal(image_to_array(msg), RGB)
+
+
+def test_rosbags_style_numpy_data_is_accepted() -> None:
+    msg = raw_msg(RGB, "rgb8")
+    msg.data = np.frombuffer(msg.data, np.uint8).copy()
+    np.testing.assert_array_equal(image_to_array(msg), RGB)
+
+
+def bad(msg: SimpleNamespace) -> BadImageError:
+    with pytest.raises(BadImageError) as info:
+        image_to_array(msg)
+    assert info.value.kind in BAD_INPUT_KINDS
+    return info.value
+
+
+def test_unsupported_encoding() -> None:
+    error = bad(raw_msg(RGB, "yuv422"))
+    assert error.kind == "unsupported_encoding" and "yuv422" in error.reason
+
+
+def test_zero_size() -> None:
+    msg = raw_msg(RGB, "rgb8")
+    msg.height, msg.data = 0, array.array("B")
+    assert bad(msg).kind == "empty_image"
+
+
+@pytest.mark.parametrize("step", [20, 0])
+def test_step_smaller_than_a_row(step: int) -> None:
+    msg = raw_msg(RGB, "rgb8")
+    msg.step = step  # a row of 7 rgb8 pixels is 21 bytes
+    error = bad(msg)
+    assert error.kind == "bad_step" and "21" in error.reason
+
+
+def test_odd_step_for_16_bit_pixels() -> None:
+    msg = raw_msg(GRAY.astype(np.uint16)[:, :, None], "mono16", pad=1)
+    assert bad(msg).kind == "bad_step"
+
+
+def test_truncated_data() -> None:
+    msg = raw_msg(RGB, "rgb8")
+    msg.data = msg.data[:-30]
+    error = bad(msg)
+    assert error.kind == "truncated_data" and str(len(msg.data)) in error.reason
+
+
+def test_too_much_data() -> None:
+    msg = raw_msg(RGB, "rgb8")
+    msg.data.extend(b"\x00" * 50)
+    assert bad(msg).kind == "oversized_data"
+
+
+def compressed(data: bytes, fmt: str) -> SimpleNamespace:
+    return SimpleNamespace(format=fmt, data=array.array("B", data))
+
+
+@pytest.mark.parametrize(("fmt", "ext"), [("png", ".png"), ("rgb8; jpeg compressed bgr8", ".jpg")])
+def test_compressed_colour(fmt: str, ext: str) -> None:
+    image = cv2.resize(RGB, (64, 48), interpolation=cv2.INTER_NEAREST)
+    ok, data = cv2.imencode(ext, image[:, :, ::-1])
+    assert ok
+    out = compressed_to_array(compressed(data.tobytes(), fmt))
+    assert out.shape == (48, 64, 3)
+    tolerance = 0 if ext == ".png" else 40
+    assert np.abs(out.astype(int) - image.astype(int)).mean() <= max(tolerance / 4, 0)
+
+
+def test_compressed_gray_and_16_bit_png() -> None:
+    ok, data = cv2.imencode(".png", GRAY)
+    np.testing.assert_array_equal(compressed_to_array(compressed(data.tobytes(), "png")), GRAY)
+    ok, data = cv2.imencode(".png", GRAY.astype(np.uint16) << 8)
+    np.testing.assert_array_equal(compressed_to_array(compressed(data.tobytes(), "png")), GRAY)
+
+
+def test_corrupt_compressed() -> None:
+    ok, data = cv2.imencode(".png", GRAY)
+    with pytest.raises(BadImageError) as info:
+        compressed_to_array(compressed(b"\x89PNG garbage" + data.tobytes()[40:], "png"))
+    assert info.value.kind == "corrupt_compressed"
+
+
+def test_empty_compressed() -> None:
+    with pytest.raises(BadImageError) as info:
+        compressed_to_array(compressed(b"", "jpeg"))
+    assert info.value.kind == "empty_image"
+
+
+def test_compressed_depth_is_unsupported() -> None:
+    with pytest.raises(BadImageError) as info:
+        compressed_to_array(compressed(b"xx", "16UC1; compressedDepth png"))
+    assert info.value.kind == "unsupported_encoding"
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "rgb8", "bgr8"])
+def test_array_to_image_fields_round_trip(encoding: str) -> None:
+    image = GRAY if encoding == "mono8" else RGB
+    fields = array_to_image_fields(image, encoding)
+    msg = SimpleNamespace(**fields)
+    out = image_to_array(msg)
+    expected = RGB[:, :, ::-1] if encoding == "bgr8" else image
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_fill_message_builds_correspondences() -> None:
+    """The generic builder turns correspondences_fields into a typed rclpy message."""
+    pytest.importorskip("superglue_ros_msgs", reason="needs the built interface package")
+    from superglue_ros_msgs.msg import Correspondences
+
+    from superglue_ros.pipeline.messages import correspondences_fields
+    from superglue_ros.pipeline.types import Features, FrameResult, KeyframeMatch
+    from superglue_ros.ros.convert import fill_message
+
+    features = Features(
+        keypoints=np.array([[1.5, 2.5], [3.0, 4.0]], np.float32),
+        scores=np.array([0.5, 0.25], np.float32),
+        descriptors=np.eye(2, 4, dtype=np.float32),
+        image_size=(48, 64),
+    )
+    match = KeyframeMatch(
+        7, 1_500_000_001, np.array([1], np.int32), np.array([3], np.int32), np.ones(1, np.float32)
+    )
+    result = FrameResult(9, 2_000_000_003, False, features, np.array([11, 12]), [match], [4])
+    msg = fill_message(Correspondences(), correspondences_fields(result, "cam", True))
+    assert msg.header.frame_id == "cam" and msg.header.stamp.nanosec == 3
+    assert list(msg.features.keypoints) == [1.5, 2.5, 3.0, 4.0]
+    assert list(msg.features.track_ids) == [11, 12] and msg.features.descriptor_dim == 4
+    assert msg.matches[0].keyframe_id == 7 and list(msg.matches[0].keyframe_indices) == [3]
+    assert msg.matches[0].keyframe_stamp.sec == 1 and list(msg.evicted_keyframe_ids) == [4]
