@@ -1,0 +1,329 @@
+"""Run the pipeline over every image of a bag, deterministically, and write a report.
+
+Reads rosbag2 (mcap, sqlite3) and ROS 1 bags; sensor_msgs/Image and
+CompressedImage. Every frame is processed in bag order, none dropped. Each
+--params file is one configuration (named after the file stem; the defaults
+when none is given); all run over the same decoded frames. Output in DIR:
+
+  report.json, report.md, plots/*.png     the comparison of all configurations
+  <name>/correspondences/                 rosbag2 (mcap) per configuration:
+                                          /correspondences (every frame) and
+                                          /keyframes (keyframes only), type
+                                          superglue_ros_msgs/msg/Correspondences
+
+Ctrl-C stops after the current frame: the bags are closed and valid, and the
+report covers the frames processed and says it was interrupted (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from superglue_ros.tools.cli import CliError
+
+CORRESPONDENCES_TOPIC = "/correspondences"
+KEYFRAMES_TOPIC = "/keyframes"
+BAG_NAME = "correspondences"
+INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder, .mcap, .db3 or .bag")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="parameter files, one configuration each (default: the defaults)",
+    )
+    parser.add_argument("--image-topic", help="default: the bag's only image topic")
+    parser.add_argument(
+        "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
+    )
+    parser.add_argument(
+        "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
+    )
+
+
+def config_name(path: Path, taken: set[str]) -> str:
+    """The file stem, made unique with a numeric suffix."""
+    name, suffix = path.stem, 2
+    while name in taken:
+        name, suffix = f"{path.stem}_{suffix}", suffix + 1
+    return name
+
+
+def load_configs(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, validated pipeline params) per file; the defaults when no file is given.
+
+    Parameters the pipeline does not know (node-only ones in a node's file) are
+    ignored with a warning.
+    """
+    from superglue_ros.pipeline.params import PIPELINE_SPECS, load_params_file, validate
+
+    if not paths:
+        return [("default", validate({}))]
+    configs: list[tuple[str, dict[str, Any]]] = []
+    for path in paths:
+        values = load_params_file(path)
+        ignored = sorted(set(values) - set(PIPELINE_SPECS))
+        if ignored:
+            print(f"replay: {path}: ignoring non-pipeline parameters {ignored}", file=sys.stderr)
+        pipeline_values = {k: v for k, v in values.items() if k in PIPELINE_SPECS}
+        try:
+            params = validate(pipeline_values)
+        except ValueError as error:
+            raise CliError(f"{path}: {error}") from error
+        configs.append((config_name(path, {n for n, _ in configs}), params))
+    return configs
+
+
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Deterministic torch kernels inside the block only; no-op when torch is not loaded."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2:]
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so a bag write is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+class Progress:
+    """A one-line progress bar on stream, drawn only when it is a terminal."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * done // max(self.total, 1)
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\rreplay [{bar}] {done}/{self.total} frames {rate:.1f} fps")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class ConfigRun:
+    """One configuration's pipeline, output bag and statistics."""
+
+    name: str
+    pipeline: Any
+    writer: Any
+    correspondences: Any  # rosbags connection
+    keyframes: Any
+    recorder: Any
+
+
+def scaled_intrinsics(info: Any, height: int, width: int) -> Any:
+    """[3, 3] K from a CameraInfo, rescaled when the images have another size; None if unset."""
+    from superglue_ros.tools.rosbag_io import camera_matrix
+
+    k = camera_matrix(info) if info is not None else None
+    if k is None or not info.width or not info.height:
+        return k
+    k = k.copy()
+    k[0] *= width / info.width
+    k[1] *= height / info.height
+    return k
+
+
+def build_pipelines(configs: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Pipeline.from_params per configuration; missing weights become a user error."""
+    from superglue_ros.pipeline.pipeline import Pipeline
+
+    pipelines = []
+    for name, params in configs:
+        try:
+            pipelines.append(Pipeline.from_params(params))
+        except ValueError as error:
+            raise CliError(f"configuration {name}: {error}") from error
+        except Exception as error:
+            if type(error).__name__ == "WeightsNotFoundError":
+                raise CliError(f"configuration {name}: {error}") from error
+            raise
+    return pipelines
+
+
+def prepare_output(out: Path) -> None:
+    """Create out, refusing a non-empty folder (bags are never overwritten)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"output {out} exists and is not an empty folder; choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def replay_frames(
+    source: Any, runs: list[ConfigRun], typestore: Any, info: Any, descriptors: bool
+) -> dict[str, Any]:
+    """Process every frame through every run; returns what the report needs about the input.
+
+    info: the bag's CameraInfo or None; its K, fitted to the first decoded
+    image's size, is used for the inlier ratios. Stops cleanly on
+    KeyboardInterrupt (reported as interrupted).
+    """
+    from superglue_ros.pipeline.messages import correspondences_fields
+    from superglue_ros.tools.rosbag_io import CORRESPONDENCES, build_message, decode_image, stamp_ns
+
+    progress = Progress(source.stream.count)
+    skipped: list[dict[str, Any]] = []
+    warned: set[str] = set()
+    read = 0
+    interrupted = False
+    intrinsics: Any = None
+    try:
+        for index, (bag_stamp, msg) in enumerate(source.frames()):
+            read = index + 1
+            stamp = stamp_ns(msg.header.stamp)
+            try:
+                image = decode_image(msg, source.stream.msgtype)
+                if intrinsics is None and info is not None:
+                    intrinsics = scaled_intrinsics(info, *image.shape[:2])
+                    for run in runs:
+                        run.recorder.camera_k = intrinsics
+                results = []
+                for run in runs:
+                    start = time.perf_counter()
+                    result = run.pipeline.process(image, stamp)
+                    results.append((result, 1e3 * (time.perf_counter() - start)))
+            except ValueError as error:
+                reason = str(error)
+                if reason not in warned:
+                    warned.add(reason)
+                    print(f"\nreplay: skipping frame {index}: {reason}", file=sys.stderr)
+                skipped.append({"index": index, "stamp_ns": stamp, "reason": reason})
+                continue
+            with sigint_deferred():
+                for run, (result, wall_ms) in zip(runs, results, strict=True):
+                    fields = correspondences_fields(result, msg.header.frame_id, descriptors)
+                    message = build_message(typestore, CORRESPONDENCES, fields)
+                    data = typestore.serialize_cdr(message, CORRESPONDENCES)
+                    run.writer.write(run.correspondences, bag_stamp, data)
+                    if result.is_keyframe:
+                        run.writer.write(run.keyframes, bag_stamp, data)
+                    run.recorder.add(result, wall_ms)
+            progress.update(read)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    return {
+        "intrinsics": intrinsics.tolist() if intrinsics is not None else None,
+        "frames_read": read,
+        "skipped_frames": skipped,
+        "interrupted": interrupted,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from superglue_ros.tools import report, rosbag_io
+
+    configs = load_configs(args.params)
+    # cuBLAS needs this before its first use for deterministic results on CUDA.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    with rosbag_io.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
+        info = source.first_camera_info()
+        pipelines = build_pipelines(configs)
+        prepare_output(args.out)
+        typestore = rosbag_io.make_typestore()
+        runs: list[ConfigRun] = []
+        try:
+            for (name, _), pipeline in zip(configs, pipelines, strict=True):
+                bag_dir = args.out / name / BAG_NAME
+                (args.out / name).mkdir()
+                writer = rosbag_io.open_writer(bag_dir, "mcap")
+                msgtype = rosbag_io.CORRESPONDENCES
+                runs.append(
+                    ConfigRun(
+                        name=name,
+                        pipeline=pipeline,
+                        writer=writer,
+                        correspondences=writer.add_connection(
+                            CORRESPONDENCES_TOPIC, msgtype, typestore=typestore
+                        ),
+                        keyframes=writer.add_connection(
+                            KEYFRAMES_TOPIC, msgtype, typestore=typestore
+                        ),
+                        recorder=report.RunRecorder(
+                            name,
+                            pipeline.description,
+                            pipeline.params,
+                            None,
+                            str(bag_dir.relative_to(args.out)),
+                        ),
+                    )
+                )
+            with deterministic_torch():
+                outcome = replay_frames(source, runs, typestore, info, not args.no_descriptors)
+        finally:
+            for config_run in runs:
+                config_run.writer.close()
+        stream = source.stream
+    document = {
+        "bag": str(args.bag),
+        "image_topic": stream.topic,
+        "image_type": stream.msgtype,
+        "camera_info_topic": stream.camera_info_topic,
+        "frames_in_bag": stream.count,
+        **outcome,
+        "configs": [r.recorder.summary() for r in runs],
+    }
+    report.write_report(document, args.out)
+    state = "interrupted after" if document["interrupted"] else "processed"
+    frames = runs[0].recorder.frames if runs else []
+    print(
+        f"replay: {state} {len(frames)} frames x {len(runs)} configuration(s); "
+        f"report in {args.out / 'report.md'}",
+        file=sys.stderr,
+    )
+    return INTERRUPTED if document["interrupted"] else 0
