@@ -5,6 +5,7 @@ The expensive replays run once per module; tests read their outputs.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rosbags.highlevel import AnyReader
 
 from superglue_ros.pipeline.pipeline import Pipeline
 from superglue_ros.tools import bag, cli, rosbag_io
+from superglue_ros.tools.replay import Progress
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ORB_MNN = PROJECT_ROOT / "config" / "eval" / "orb_mnn.yaml"
@@ -235,3 +237,49 @@ def test_compressed_images_in_sqlite3(tmp_path: Path, monkeypatch: pytest.Monkey
     report = json.loads((out / "report.json").read_text())
     assert report["intrinsics"] is None
     assert report["configs"][0]["inlier_ratio"]["method"] == "fundamental"
+
+
+def test_ros1_bag_with_bgr8_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores.ROS1_NOETIC)
+    source = tmp_path / "input.bag"
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (3, 3), 0)
+    with Writer(source) as writer:
+        connection = writer.add_connection("/cam/image", rosbag_io.IMAGE, typestore=typestore)
+        for i in range(3):
+            fields = rosbag_io.image_fields(np.roll(texture, i, axis=1), (10 + i) * 10**9, "cam")
+            fields |= {"encoding": "bgr8", "header": {**fields["header"], "seq": i}}
+            message = rosbag_io.build_message(typestore, rosbag_io.IMAGE, fields)
+            writer.write(
+                connection, (10 + i) * 10**9, typestore.serialize_ros1(message, rosbag_io.IMAGE)
+            )
+    out = tmp_path / "out"
+    assert (
+        run_cli(monkeypatch, "replay", str(source), "--out", str(out), "--params", str(ORB_MNN))
+        == 0
+    )
+    messages = [m for _, _, m in read_bag(out / "orb_mnn" / "correspondences")["/correspondences"]]
+    assert [m.header.stamp.sec for m in messages] == [10, 11, 12]
+    assert len(messages[2].matches[0].frame_indices) > 0
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_bar_only_on_a_terminal(tty: bool) -> None:
+    stream = FakeTerminal(tty)
+    progress = Progress(4, stream)
+    progress.update(2)
+    progress.close()
+    assert ("2/4 frames" in stream.getvalue()) is tty
+    assert (stream.getvalue() == "") is not tty
