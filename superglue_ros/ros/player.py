@@ -1,0 +1,295 @@
+"""Publish an image folder, a bag or in-memory frames as sensor_msgs/Image (+ CameraInfo).
+
+Used by ``superglue-ros play`` and ``make demo``. Folder frames take their stamps
+from file names in seconds (``1341847980.722988.png``) or, when the names are not
+stamps, from the frame rate; bag frames keep their header stamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from superglue_ros.ros import convert, qos
+
+NSEC_PER_SEC = 1_000_000_000
+
+
+@dataclass
+class Frame:
+    """One frame to publish. image: [H, W] gray or [H, W, 3] RGB uint8; or a ready message."""
+
+    stamp_ns: int
+    image: np.ndarray | None = None
+    message: Any = None  # rclpy sensor_msgs/Image or CompressedImage (from a bag)
+
+
+def stamp_msg(stamp_ns: int) -> Any:
+    from builtin_interfaces.msg import Time
+
+    sec, nanosec = divmod(int(stamp_ns), NSEC_PER_SEC)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def image_message(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "") -> Image:
+    """An rclpy Image of a gray or RGB uint8 array; encoding '' = mono8 / rgb8."""
+    if not encoding:
+        encoding = "mono8" if image.ndim == 2 else "rgb8"
+    if encoding == "bgr8" and image.ndim == 3:
+        image = image[:, :, ::-1]
+    msg = convert.fill_message(Image(), convert.array_to_image_fields(image, encoding))
+    msg.header.stamp = stamp_msg(stamp_ns)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def compressed_message(
+    image: np.ndarray, stamp_ns: int, frame_id: str, fmt: str = "jpeg"
+) -> CompressedImage:
+    import cv2
+
+    bgr = image if image.ndim == 2 else image[:, :, ::-1]
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise ValueError("cannot encode image")
+    msg = CompressedImage(format=fmt)
+    msg.data = convert._typed_array(data.reshape(-1), "uint8")
+    msg.header.stamp = stamp_msg(stamp_ns)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def rosbags_to_fields(value: Any) -> Any:
+    """A rosbags message dataclass as nested plain fields for convert.fill_message."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: rosbags_to_fields(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, list):
+        return [rosbags_to_fields(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------ sources
+@dataclass
+class Source:
+    """frames() yields the sequence once (call again to loop); camera_info may be None."""
+
+    frames: Callable[[], Iterator[Frame]]
+    camera_info: Any
+    count: int
+    description: str
+
+
+def folder_source(
+    folder: Path, rate_hz: float | None, camera_yaml: Path | None, frame_id: str
+) -> Source:
+    from superglue_ros.tools import imageio
+
+    paths = imageio.list_images(folder)
+    stamps_from_names = all(imageio.stamp_from_name(p) is not None for p in paths)
+    if stamps_from_names:
+        paths = imageio.sort_by_stamp(paths)
+    stamps = imageio.stamps_for(paths, None if stamps_from_names else (rate_hz or 10.0))
+    if camera_yaml is None and (folder / "camera.yaml").is_file():
+        camera_yaml = folder / "camera.yaml"
+    info = None
+    if camera_yaml is not None:
+        fields = imageio.camera_info_fields(camera_yaml, 0, frame_id)
+        info = convert.fill_message(CameraInfo(), fields)
+
+    def frames() -> Iterator[Frame]:
+        for path, stamp in zip(paths, stamps, strict=True):
+            yield Frame(stamp, image=imageio.read_image(path))
+
+    return Source(frames, info, len(paths), f"{len(paths)} images from {folder}")
+
+
+def bag_source(path: Path, image_topic: str | None) -> Source:
+    from superglue_ros.tools import rosbag_io
+
+    with rosbag_io.BagSource(path, image_topic) as bag:
+        stream = bag.stream
+        info_raw = bag.first_camera_info()
+    info = None
+    if info_raw is not None:
+        info = convert.fill_message(CameraInfo(), rosbags_to_fields(info_raw))
+    cls = CompressedImage if stream.msgtype == rosbag_io.COMPRESSED_IMAGE else Image
+
+    def frames() -> Iterator[Frame]:
+        with rosbag_io.BagSource(path, stream.topic) as bag:
+            for _, raw in bag.frames():
+                msg = convert.fill_message(cls(), rosbags_to_fields(raw))
+                yield Frame(
+                    int(msg.header.stamp.sec) * NSEC_PER_SEC + int(msg.header.stamp.nanosec),
+                    message=msg,
+                )
+
+    return Source(frames, info, stream.count, f"{stream.count} frames of {stream.topic} in {path}")
+
+
+def memory_source(images: Iterable[np.ndarray], rate_hz: float, camera_info: Any = None) -> Source:
+    frames_list = list(images)
+    step = round(NSEC_PER_SEC / rate_hz)
+    start = time.time_ns()
+
+    def frames() -> Iterator[Frame]:
+        for i, image in enumerate(frames_list):
+            yield Frame(start + i * step, image=image)
+
+    return Source(frames, camera_info, len(frames_list), f"{len(frames_list)} frames")
+
+
+def open_source(
+    path: Path,
+    rate_hz: float | None = None,
+    camera_yaml: Path | None = None,
+    frame_id: str = "camera",
+    image_topic: str | None = None,
+) -> Source:
+    """A folder of images or a bag (rosbag2 folder, .mcap, .db3, ROS 1 .bag)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (give an image folder or a bag)")
+    is_bag_dir = path.is_dir() and (path / "metadata.yaml").is_file()
+    if path.is_dir() and not is_bag_dir:
+        return folder_source(path, rate_hz, camera_yaml, frame_id)
+    return bag_source(path, image_topic)
+
+
+# ------------------------------------------------------------------ player
+class Player:
+    """A small rclpy node publishing frames; use as a context manager."""
+
+    def __init__(
+        self,
+        topic: str = "image",
+        camera_info_topic: str = "camera_info",
+        frame_id: str = "camera",
+        reliability: str = "reliable",
+        compressed: bool = False,
+        context: Context | None = None,
+        node_name: str = "superglue_player",
+    ) -> None:
+        self.context = context
+        self.frame_id = frame_id
+        self.compressed = compressed
+        self.node = Node(node_name, context=context)
+        image_qos = qos.image_qos(reliability, depth=5)
+        if compressed:
+            self.image_pub = self.node.create_publisher(
+                CompressedImage, topic.rstrip("/") + "/compressed", image_qos
+            )
+        else:
+            self.image_pub = self.node.create_publisher(Image, topic, image_qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, camera_info_topic, image_qos)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.image_pub.get_subscription_count() < count:
+            if time.monotonic() > deadline:
+                return False
+            self.executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def publish(self, frame: Frame, camera_info: Any = None) -> Any:
+        """Publish one frame (and camera_info with the same stamp); returns the image message."""
+        if frame.message is not None:
+            msg = frame.message
+        elif self.compressed:
+            msg = compressed_message(frame.image, frame.stamp_ns, self.frame_id)
+        else:
+            msg = image_message(frame.image, frame.stamp_ns, self.frame_id)
+        if camera_info is not None:
+            camera_info.header.stamp = msg.header.stamp
+            camera_info.header.frame_id = msg.header.frame_id
+            self.info_pub.publish(camera_info)
+        self.image_pub.publish(msg)
+        return msg
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.executor.spin_once(timeout_sec=min(left, 0.05))
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+    def __enter__(self) -> Player:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def play(
+    source: Source,
+    player: Player,
+    rate_hz: float | None,
+    loop: bool = False,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Publish every frame of source at rate_hz (None: real time from the stamps).
+
+    Returns the number of frames published.
+    """
+    published = 0
+    while True:
+        previous_stamp: int | None = None
+        next_time = time.monotonic()
+        for frame in source.frames():
+            if rate_hz:
+                next_time += 1.0 / rate_hz if published else 0.0
+            elif previous_stamp is not None:
+                next_time += max(0.0, (frame.stamp_ns - previous_stamp) * 1e-9)
+            previous_stamp = frame.stamp_ns
+            player.spin_for(max(0.0, next_time - time.monotonic()))
+            player.publish(frame, source.camera_info)
+            published += 1
+        if not loop:
+            return published
+        log(f"looping after {published} frames")
+
+
+def main_play(args: Any) -> int:
+    """``superglue-ros play``: see superglue_ros.tools.play for the arguments."""
+    source = open_source(args.source, args.rate, args.camera_yaml, args.frame_id, args.bag_topic)
+    rclpy.init()
+    try:
+        with Player(
+            args.topic,
+            args.camera_info_topic,
+            args.frame_id,
+            args.reliability,
+            args.compressed,
+        ) as player:
+            print(f"play: {source.description} on {player.image_pub.topic_name}", flush=True)
+            if args.wait_subscribers > 0:
+                print(f"play: waiting for {args.wait_subscribers} subscriber(s)", flush=True)
+                if not player.wait_for_subscribers(args.wait_subscribers, args.wait_timeout):
+                    print("play: error: no subscribers after --wait-timeout", flush=True)
+                    return 1
+            count = play(source, player, args.rate, args.loop, lambda s: print("play:", s))
+            player.spin_for(0.2)  # let reliable samples go out before the node goes
+            print(f"play: published {count} frames", flush=True)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        rclpy.try_shutdown()
+    return 0

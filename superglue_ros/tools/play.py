@@ -1,0 +1,52 @@
+"""Publish an image folder or a bag as sensor_msgs/Image (+ sensor_msgs/CameraInfo).
+
+A folder's frames are stamped from their file names in seconds
+(``1341847980.722988.png``) or, when the names are not stamps, from --rate; its
+camera.yaml (or --camera-yaml) gives the CameraInfo. A bag (rosbag2 folder,
+.mcap, .db3 or ROS 1 .bag) keeps its header stamps and its CameraInfo topic.
+Publishes at --rate Hz (default: real time from the stamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="image folder or bag")
+    parser.add_argument(
+        "--rate", type=float, metavar="HZ", help="frames per second (default: from the stamps)"
+    )
+    parser.add_argument("--loop", action="store_true", help="start again after the last frame")
+    parser.add_argument(
+        "--wait-subscribers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="wait until N subscribers listen on the image topic before publishing",
+    )
+    parser.add_argument(
+        "--wait-timeout", type=float, default=60.0, metavar="S", help="give up waiting after S s"
+    )
+    parser.add_argument("--topic", default="image", help="image topic to publish (default: image)")
+    parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic")
+    parser.add_argument("--bag-topic", help="image topic to read from a bag with several")
+    parser.add_argument("--camera-yaml", type=Path, help="intrinsics for a folder")
+    parser.add_argument("--frame-id", default="camera", help="header frame_id of folder frames")
+    parser.add_argument(
+        "--compressed", action="store_true", help="publish jpeg CompressedImage on TOPIC/compressed"
+    )
+    parser.add_argument("--reliability", choices=("reliable", "best_effort"), default="reliable")
+
+
+def run(args: argparse.Namespace) -> int:
+    from superglue_ros.tools.cli import CliError
+
+    if args.rate is not None and args.rate <= 0:
+        raise CliError(f"--rate must be positive, got {args.rate}")
+    try:
+        from superglue_ros.ros import player
+    except ImportError as error:
+        raise CliError(f"ROS 2 (rclpy) is not available: {error}") from error
+    return player.main_play(args)
