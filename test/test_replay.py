@@ -132,6 +132,8 @@ def test_report_files_and_fields(replayed: Path) -> None:
         assert set(config["latency_ms"]) == {"frontend", "matcher", "policy", "total"}
         assert {"median", "p90", "max"} <= config["latency_ms"]["total"].keys()
         assert config["fps"] > 0 and config["track_length"]["max"] >= 2
+        assert sum(config["keyframe_reasons"].values()) == config["keyframes"]
+        assert config["keyframe_reasons"]["first frame"] == 1
     small = report["configs"][1]
     assert small["params"]["classical.max_keypoints"] == 300
     assert small["keypoints_per_frame"]["max"] <= 300

@@ -117,7 +117,9 @@ class RunRecorder:
             "output_bag": self.output_bag,
             "frames": len(frames),
             "keyframes": sum(f.is_keyframe for f in frames),
-            "keyframe_reasons": dict(Counter(f.keyframe_reason for f in frames if f.is_keyframe)),
+            "keyframe_reasons": dict(
+                Counter(reason_kind(f.keyframe_reason) for f in frames if f.is_keyframe)
+            ),
             "keypoints_per_frame": evaluate.summary_stats([f.keypoints for f in frames]),
             # Frames without a buffered keyframe (the first one) are left out.
             "matches_per_frame": {
@@ -137,6 +139,11 @@ class RunRecorder:
             "fps": len(frames) / wall_s if wall_s > 0 else None,
             "per_frame": [asdict(f) for f in frames],
         }
+
+
+def reason_kind(reason: str) -> str:
+    """A keyframe reason without its numbers: "large parallax (52.2 px > 40 px)" -> the words."""
+    return reason.split(" (", 1)[0]
 
 
 def latency_stats(frames: Sequence[FrameRecord], stage: str) -> dict[str, float | None]:
