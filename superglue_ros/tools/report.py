@@ -327,7 +327,8 @@ def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path) -> None:
             x, y = zip(*points, strict=True)
             ax.plot(x, y, ".-", color=colors[i % len(colors)], label=c["name"])
     ax.set(xlabel="frame id", ylabel="inlier ratio", ylim=(0, 1.05))
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     save(fig, "inliers")
 
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -345,7 +346,9 @@ def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path) -> None:
             color=colors[i % len(colors)],
             label=c["name"],
         )
-    ax.set(xlabel="track length (frames)", ylabel="tracks", yscale="log")
+    ax.set(xlabel="track length (frames)", ylabel="tracks")
+    if any(c["track_length"]["tracks"] for c in configs):
+        ax.set_yscale("log")
     ax.legend()
     save(fig, "tracks")
 
