@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -285,3 +286,25 @@ def test_progress_bar_only_on_a_terminal(tty: bool) -> None:
     progress.close()
     assert ("2/4 frames" in stream.getvalue()) is tty
     assert (stream.getvalue() == "") is not tty
+
+
+def test_output_bag_embeds_definitions_matching_the_built_interfaces(replayed: Path) -> None:
+    """The type hash written to the bag is the one rosidl computed for the built package."""
+    path = replayed / "orb_mnn" / "correspondences"
+    with AnyReader([path]) as reader:
+        (connection, *_) = reader.connections
+        assert connection.msgdef.data.startswith("std_msgs/Header header")
+        assert "MSG: superglue_ros_msgs/KeyframeMatches" in connection.msgdef.data
+    built = [
+        Path(prefix) / "share" / "superglue_ros_msgs" / "msg" / "Correspondences.json"
+        for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)
+        if prefix
+    ]
+    built = [p for p in built if p.is_file()]
+    if not built:
+        pytest.skip(
+            "superglue_ros_msgs is not built (no Correspondences.json on AMENT_PREFIX_PATH)"
+        )
+    hashes = json.loads(built[0].read_text())["type_hashes"]
+    expected = next(h["hash_string"] for h in hashes if h["type_name"].endswith("/Correspondences"))
+    assert connection.digest == expected
