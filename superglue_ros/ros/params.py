@@ -166,22 +166,23 @@ def declare_all(node: Any) -> Settings:
         try:
             parameter = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
             value = parameter.value
-        except InvalidParameterTypeException as error:
+        except InvalidParameterTypeException:
             is_float = type(spec.default) is float
             hint = " (write it with a decimal point, e.g. 40.0)" if is_float else ""
-            errors.append(
-                f"parameter '{spec.name}' must be of type {type_name(spec)}{hint}: {error}"
-            )
+            errors.append(f"parameter '{spec.name}' must be of type {type_name(spec)}{hint}")
             continue
-        except InvalidParameterValueException as error:
-            errors.append(f"parameter '{spec.name}': {describe(spec)} {error}")
+        except InvalidParameterValueException:
+            extra = " or -1" if spec.allow_minus_one else ""
+            errors.append(
+                f"parameter '{spec.name}' must be in [{spec.min_value}, {spec.max_value}]{extra}"
+            )
             continue
         try:
             values[spec.name] = check_value(spec, value)
         except ValueError as error:
             errors.append(str(error))
     if errors:
-        raise ParameterError("; ".join(errors))
+        raise ParameterError("bad parameter values:\n  " + "\n  ".join(errors))
     return split(values)
 
 
