@@ -73,9 +73,9 @@ def compressed_message(
 def rosbags_to_fields(value: Any) -> Any:
     """A rosbags message dataclass as nested plain fields for convert.fill_message."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: rosbags_to_fields(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
+        # rosbags keeps the type name in a __msgtype__ field: not a message field
+        names = [f.name for f in dataclasses.fields(value) if not f.name.startswith("__")]
+        return {name: rosbags_to_fields(getattr(value, name)) for name in names}
     if isinstance(value, list):
         return [rosbags_to_fields(v) for v in value]
     return value
