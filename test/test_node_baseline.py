@@ -11,6 +11,7 @@ import pytest
 from ros_helpers import (
     NodeProcess,
     camera_info_msg,
+    check_frame_outputs,
     diagnostics_values,
     image_msg,
     probe,  # noqa: F401  (fixture)
@@ -32,73 +33,6 @@ BASELINE = {
     "diagnostics_period": 0.2,
     "keyframes.min_matches": 150,
 }
-
-
-def check_frame_outputs(corrs, keyframes, stamps, vins, info) -> None:
-    """The checks (a) and (b) share: stamps, ids, indices, keyframes and the VINS stream."""
-    assert [stamp_ns(c.header.stamp) for c in corrs] == stamps
-    assert all(c.header.frame_id == "cam" and c.features.header.frame_id == "cam" for c in corrs)
-    ids = [c.frame_id for c in corrs]
-    assert ids == sorted(set(ids)), f"frame ids not strictly increasing: {ids}"
-    assert corrs[0].is_keyframe and not corrs[0].matches
-    by_id = {c.frame_id: c for c in corrs}
-    buffered: list[int] = []
-    for c in corrs:
-        n = len(c.features.scores)
-        assert len(c.features.keypoints) == 2 * n and len(c.features.track_ids) == n
-        assert [m.keyframe_id for m in c.matches] == buffered, "matches = buffered keyframes"
-        for m in c.matches:
-            keyframe = by_id[m.keyframe_id]
-            assert keyframe.is_keyframe
-            assert stamp_ns(m.keyframe_stamp) == stamp_ns(keyframe.header.stamp)
-            fi, ki = np.asarray(m.frame_indices), np.asarray(m.keyframe_indices)
-            assert len(fi) == len(ki) == len(m.scores)
-            assert fi.size == 0 or (fi.min() >= 0 and fi.max() < n)
-            assert ki.size == 0 or (ki.min() >= 0 and ki.max() < len(keyframe.features.scores))
-            assert np.all((np.asarray(m.scores) >= 0) & (np.asarray(m.scores) <= 1))
-            assert len(set(fi.tolist())) == len(fi), "one match per frame keypoint and keyframe"
-        if c.matches:  # matched keypoints inherit the newest keyframe's track ids
-            m = c.matches[0]
-            kf_tracks = np.asarray(by_id[m.keyframe_id].features.track_ids)
-            same = (
-                np.asarray(c.features.track_ids)[np.asarray(m.frame_indices)]
-                == kf_tracks[np.asarray(m.keyframe_indices)]
-            )
-            assert same.mean() > 0.5
-        evicted = list(c.evicted_keyframe_ids)
-        buffered = [b for b in buffered if b not in evicted]
-        if c.is_keyframe:
-            buffered = [c.frame_id, *buffered]
-    # keyframes topic: exactly the keyframe results, same content
-    assert [k.frame_id for k in keyframes] == [c.frame_id for c in corrs if c.is_keyframe]
-    assert all(k.is_keyframe for k in keyframes)
-    assert [stamp_ns(k.header.stamp) for k in keyframes] == [
-        stamp_ns(c.header.stamp) for c in corrs if c.is_keyframe
-    ]
-    # VINS: camera_info was published before every frame
-    assert len(vins) == len(corrs)
-    assert [stamp_ns(v.header.stamp) for v in vins] == stamps
-    fx, fy, cx, cy = info.k[0], info.k[4], info.k[2], info.k[5]
-    points_total = 0
-    for cloud, c in zip(vins, corrs, strict=True):
-        channels = {ch.name: np.asarray(ch.values) for ch in cloud.channels}
-        assert list(channels) == [
-            "id_of_point",
-            "u_of_point",
-            "v_of_point",
-            "velocity_x_of_point",
-            "velocity_y_of_point",
-        ]
-        assert all(len(v) == len(cloud.points) for v in channels.values())
-        points = np.array([[p.x, p.y, p.z] for p in cloud.points]).reshape(-1, 3)
-        points_total += len(points)
-        np.testing.assert_allclose(points[:, 2], 1.0)
-        np.testing.assert_allclose(points[:, 0], (channels["u_of_point"] - cx) / fx, atol=1e-4)
-        np.testing.assert_allclose(points[:, 1], (channels["v_of_point"] - cy) / fy, atol=1e-4)
-        tracks = set(np.asarray(c.features.track_ids).tolist())
-        assert set(channels["id_of_point"].astype(np.int64).tolist()) <= tracks
-    assert len(vins[0].points) == 0, "VINS sends features only once tracked"
-    assert points_total > 0
 
 
 def test_baseline_end_to_end(ros_env, tmp_path, probe) -> None:  # noqa: F811

@@ -81,6 +81,13 @@ def rosbags_to_fields(value: Any) -> Any:
     return value
 
 
+def camera_info_from_yaml(path: Path, frame_id: str) -> CameraInfo:
+    """CameraInfo from a camera.yaml (flat fx/fy/cx/cy or ROS camera_calibration layout)."""
+    from superglue_ros.tools import imageio
+
+    return convert.fill_message(CameraInfo(), imageio.camera_info_fields(path, 0, frame_id))
+
+
 # ------------------------------------------------------------------ sources
 @dataclass
 class Source:
@@ -104,10 +111,7 @@ def folder_source(
     stamps = imageio.stamps_for(paths, None if stamps_from_names else (rate_hz or 10.0))
     if camera_yaml is None and (folder / "camera.yaml").is_file():
         camera_yaml = folder / "camera.yaml"
-    info = None
-    if camera_yaml is not None:
-        fields = imageio.camera_info_fields(camera_yaml, 0, frame_id)
-        info = convert.fill_message(CameraInfo(), fields)
+    info = camera_info_from_yaml(camera_yaml, frame_id) if camera_yaml is not None else None
 
     def frames() -> Iterator[Frame]:
         for path, stamp in zip(paths, stamps, strict=True):
