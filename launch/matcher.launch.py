@@ -46,6 +46,7 @@ def _node(context, *args, **kwargs):
             remappings=[
                 ("image", value("image")),
                 ("camera_info", value("camera_info")),
+                ("features_vins", value("vins_topic")),
             ],
             arguments=["--ros-args", "--log-level", value("log_level")],
         )
@@ -60,6 +61,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image", default_value="image", description="input image topic"),
         DeclareLaunchArgument(
             "camera_info", default_value="camera_info", description="CameraInfo topic"
+        ),
+        DeclareLaunchArgument(
+            "vins_topic",
+            default_value="features_vins",
+            description="VINS feature stream (VINS-Fusion: /feature_tracker/feature)",
         ),
         DeclareLaunchArgument(
             "params_file", default_value=default_params, description="parameters YAML file"
