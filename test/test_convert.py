@@ -210,3 +210,68 @@ def test_fill_message_builds_correspondences() -> None:
     assert list(msg.features.track_ids) == [11, 12] and msg.features.descriptor_dim == 4
     assert msg.matches[0].keyframe_id == 7 and list(msg.matches[0].keyframe_indices) == [3]
     assert msg.matches[0].keyframe_stamp.sec == 1 and list(msg.evicted_keyframe_ids) == [4]
+
+
+# ---------------------------------------------------------------------------
+# VINS feature-tracker format
+
+
+def vins_result(frame_id: int, stamp_ns: int, keypoints, track_ids):
+    from superglue_ros.pipeline.types import Features, FrameResult
+
+    keypoints = np.asarray(keypoints, np.float32).reshape(-1, 2)
+    features = Features(
+        keypoints, np.ones(len(keypoints), np.float32), np.zeros((len(keypoints), 2)), (480, 640)
+    )
+    return FrameResult(frame_id, stamp_ns, False, features, np.asarray(track_ids), [], [])
+
+
+def camera(d=(0.0, 0.0, 0.0, 0.0, 0.0), model="plumb_bob"):
+    from superglue_ros.ros.vins import CameraModel
+
+    info = SimpleNamespace(
+        k=[500.0, 0, 320.0, 0, 400.0, 240.0, 0, 0, 1],
+        d=list(d),
+        distortion_model=model,
+        width=640,
+        height=480,
+    )
+    return CameraModel.from_msg(info)
+
+
+def test_vins_normalised_coordinates_velocity_and_track_length() -> None:
+    from superglue_ros.ros.vins import VINS_CHANNELS, VinsTracker
+
+    tracker = VinsTracker(min_track_length=2)
+    cam = camera()
+    first = tracker.update(vins_result(0, 0, [[320, 240], [820, 240]], [5, 6]), cam)
+    assert len(first) == 0  # nothing tracked yet
+    second = tracker.update(
+        vins_result(1, 500_000_000, [[370, 240], [10, 10], [820, 640]], [5, 7, 6]), cam
+    )
+    assert second.ids.tolist() == [5, 6]
+    np.testing.assert_allclose(second.normalised, [[0.1, 0.0], [1.0, 1.0]])
+    # 0.1 normalised units in 0.5 s; track 6 moved (1, 0) -> (1, 1)
+    np.testing.assert_allclose(second.velocity, [[0.2, 0.0], [0.0, 2.0]])
+    channels = second.channels()
+    assert list(channels) == list(VINS_CHANNELS)
+    np.testing.assert_allclose(channels["u_of_point"], [370, 820])
+    tracker.reset()
+    assert len(tracker.update(vins_result(2, 0, [[370, 240]], [5]), cam)) == 0
+
+
+def test_vins_undistorts_plumb_bob() -> None:
+    cam = camera(d=(-0.3, 0.1, 0.0, 0.0, 0.0))
+    ideal = np.array([[0.4, -0.3]])
+    r2 = (ideal**2).sum()
+    distorted = ideal * (1 - 0.3 * r2 + 0.1 * r2 * r2)
+    pixels = distorted * [500.0, 400.0] + [320.0, 240.0]
+    np.testing.assert_allclose(cam.normalise(pixels), ideal, atol=1e-4)
+    assert camera(d=(0.0,) * 5).normalise(pixels) == pytest.approx(distorted, abs=1e-9)
+
+
+def test_camera_without_intrinsics_is_ignored() -> None:
+    from superglue_ros.ros.vins import CameraModel
+
+    info = SimpleNamespace(k=[0.0] * 9, d=[], distortion_model="", width=0, height=0)
+    assert CameraModel.from_msg(info) is None

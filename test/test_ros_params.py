@@ -121,3 +121,9 @@ def test_launch_description_builds_where_launch_exists() -> None:
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     assert description.entities
+
+
+def test_docs_list_every_parameter() -> None:
+    text = (PROJECT_ROOT / "docs" / "ros.md").read_text()
+    missing = [name for name in ALL_SPECS if f"`{name}`" not in text]
+    assert not missing, f"docs/ros.md does not document {missing}"
