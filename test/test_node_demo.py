@@ -32,7 +32,7 @@ def test_demo_runs_the_sequence(ros_env) -> None:
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert "KEYFRAME" in lines[0] and lines[0].rstrip().endswith("ms")
     if "orb + mnn" in run.stdout:  # no SuperPoint/SuperGlue: it must say so and why
-        assert "Running the classical baseline" in run.stdout
+        assert "classical baseline (orb + mnn) instead" in run.stdout
 
 
 def test_synthetic_fallback_sequence_moves() -> None:

@@ -123,6 +123,20 @@ class NodeProcess:
         return int(self.proc.returncode)
 
 
+def missing_weights() -> str | None:
+    """None when SuperPoint and SuperGlue (indoor) weights are installed, else why not."""
+    try:
+        from superglue_ros.models.weights import find_weights
+    except ImportError as error:
+        return f"the model code cannot be loaded ({error})"
+    try:
+        for name in ("superpoint_v1.pth", "superglue_indoor.pth"):
+            find_weights(name)
+    except FileNotFoundError as error:
+        return str(error)
+    return None
+
+
 def main() -> int:
     try:
         from superglue_ros.ros import demo_client
@@ -135,6 +149,11 @@ def main() -> int:
     print(f"demo: {description}")
     workdir = Path(tempfile.mkdtemp(prefix="superglue_demo_"))
     attempts = [("superpoint + superglue", {**LEARNED, **COMMON})]
+    missing = missing_weights()
+    if missing is not None:
+        print(f"demo: SuperPoint + SuperGlue weights are missing: {missing}")
+        print("demo: running the classical baseline (orb + mnn) instead.")
+        attempts = []
     attempts.append(("orb + mnn (classical baseline)", {**BASELINE, **COMMON}))
     node: NodeProcess | None = None
     try:
@@ -148,7 +167,7 @@ def main() -> int:
             except demo_client.NodeGoneError:
                 code = node.stop()
                 log = node.log()
-                if index == 0 and code != 0:
+                if index == 0 and len(attempts) > 1 and code != 0:
                     reason = "weights are missing" if code == EXIT_MISSING_WEIGHTS else "failed"
                     print(f"demo: SuperPoint + SuperGlue {reason}:")
                     print("\n".join("  " + line for line in log.strip().splitlines()[-6:]))
