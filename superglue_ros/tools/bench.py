@@ -1,0 +1,349 @@
+"""Time SuperPoint and SuperGlue per stage (median milliseconds).
+
+Stages: SuperPoint on one H x W image; SuperGlue on one pair; SuperGlue between
+one frame and K keyframes (K = 1, 2, 4, 8 by default) as one padded batch and
+pair by pair, plus the strategy the model picks by itself ("auto"); and each
+precision (fp32, bf16, fp16) with its agreement with fp32 (same keypoints, same
+matches). A precision the device cannot run is reported as unsupported.
+
+Weights: the released files when found (--weights-dir, $SUPERGLUE_ROS_WEIGHTS,
+user cache), otherwise seeded random weights of the same size: timings do not
+depend on the values. Keypoints are synthetic (the frame's points moved, noisy
+and partly replaced in each keyframe, keyframe sizes varying by up to 20 %), so
+every run is the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from superglue_ros.tools.cli import CliError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--height", type=int, default=480, help="image height (default 480)")
+    parser.add_argument("--width", type=int, default=640, help="image width (default 640)")
+    parser.add_argument(
+        "--keypoints", type=int, default=1024, help="keypoints per image (default 1024)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per stage (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per stage first")
+    parser.add_argument(
+        "--sinkhorn-iterations", type=int, default=20, help="Sinkhorn iterations (default 20)"
+    )
+    parser.add_argument(
+        "--keyframes", default="1,2,4,8", help="keyframe counts to batch (default 1,2,4,8)"
+    )
+    parser.add_argument(
+        "--precisions", default="fp32,bf16,fp16", help="precisions to try (default all)"
+    )
+    parser.add_argument("--weights-dir", default=None, help="directory of the released weights")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+
+
+def parse_list(text: str, kind: Callable[[str], Any], what: str) -> list[Any]:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError as error:
+        raise CliError(f"--{what}: {error}") from error
+    if not values:
+        raise CliError(f"--{what} is empty")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    keyframe_counts = parse_list(args.keyframes, int, "keyframes")
+    precisions = parse_list(args.precisions, str, "precisions")
+    bad = [p for p in precisions if p not in ("fp32", "fp16", "bf16")]
+    if bad:
+        raise CliError(f"--precisions: unknown {', '.join(bad)} (fp32, fp16, bf16)")
+    if min(keyframe_counts) < 1 or args.repeats < 1 or args.keypoints < 1:
+        raise CliError("--keyframes, --repeats and --keypoints must be positive")
+    if args.height < 8 or args.width < 8:
+        raise CliError("--height and --width must be at least 8")
+
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise CliError(f"device {args.device!r} is not usable: {error}") from error
+
+    bench = Bench(args, device)
+    results = bench.run_all(keyframe_counts, precisions)
+    print_table(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def median_ms(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None]) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+class Bench:
+    """Models and synthetic inputs for one device; each method times one stage."""
+
+    def __init__(self, args: argparse.Namespace, device: Any) -> None:
+        import torch
+
+        from superglue_ros.models import weights as w
+
+        self.args, self.device, self.torch = args, device, torch
+        self.weights_source = "released"
+        try:
+            sp_state = w.load_checkpoint(w.find_weights(w.SUPERPOINT_FILE, args.weights_dir))
+            sg_state = w.load_checkpoint(
+                w.find_weights(w.SUPERGLUE_FILES["indoor"], args.weights_dir)
+            )
+        except w.WeightsNotFoundError:
+            self.weights_source = "random (released weights not found)"
+            generator = torch.Generator().manual_seed(0)
+            sp_state = {
+                k: torch.randn(v.shape, generator=generator) * 0.05
+                for k, v in w.SuperPoint().state_dict().items()
+            }
+            sg_state = w.synthetic_superglue_state(0)
+        self.sp_state, self.sg_state = sp_state, sg_state
+        self.image = self._image()
+        self.frame, self.keyframes = self._points(8)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def superpoint(self, precision: str) -> Any:
+        from superglue_ros.models.weights import build_superpoint
+
+        conf = {
+            "max_keypoints": self.args.keypoints,
+            "keypoint_threshold": 0.0,
+            "precision": precision,
+        }
+        return build_superpoint(self.sp_state, conf).to(self.device)
+
+    def superglue(self, precision: str = "fp32", strategy: str = "auto") -> Any:
+        from superglue_ros.models.weights import build_superglue
+
+        conf = {
+            "sinkhorn_iterations": self.args.sinkhorn_iterations,
+            "precision": precision,
+            "batch_strategy": strategy,
+        }
+        return build_superglue(self.sg_state, conf).to(self.device)
+
+    def _image(self) -> Any:
+        """A smooth random texture with edges and blobs (many keypoint candidates)."""
+        torch = self.torch
+        generator = torch.Generator().manual_seed(1)
+        h, w = self.args.height, self.args.width
+        noise = torch.rand(1, 1, (h + 15) // 16, (w + 15) // 16, generator=generator)
+        image = torch.nn.functional.interpolate(noise, size=(h, w), mode="bicubic")
+        image = image + 0.1 * torch.rand(1, 1, h, w, generator=generator)
+        return (image.clamp(0, 1) * 255).to(torch.uint8).to(self.device)
+
+    def _points(self, count: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        torch = self.torch
+        generator = torch.Generator().manual_seed(2)
+        n, h, w = self.args.keypoints, self.args.height, self.args.width
+        size = torch.tensor([w, h], dtype=torch.float32)
+        kpts = torch.rand(n, 2, generator=generator) * size
+        desc = torch.nn.functional.normalize(torch.randn(256, n, generator=generator), dim=0)
+        frame = {"kpts": kpts, "scores": torch.rand(n, generator=generator), "desc": desc}
+        keyframes = []
+        for i in range(count):
+            m = max(1, round(n * (1.0, 0.9, 0.8, 0.95)[i % 4]))
+            pick = torch.randperm(n, generator=generator)[:m]
+            moved = kpts[pick] + 3 * i + torch.randn(m, 2, generator=generator)
+            noisy = desc[:, pick] + 0.1 * torch.randn(256, m, generator=generator)
+            fresh = torch.rand(m, generator=generator) < 0.2  # replaced by unrelated points
+            moved[fresh] = torch.rand(int(fresh.sum()), 2, generator=generator) * size
+            noisy[:, fresh] = torch.randn(256, int(fresh.sum()), generator=generator)
+            keyframes.append(
+                {
+                    "kpts": moved.clamp(min=0),
+                    "scores": torch.rand(m, generator=generator),
+                    "desc": torch.nn.functional.normalize(noisy, dim=0),
+                }
+            )
+        return frame, keyframes
+
+    def batch(self, count: int) -> dict[str, Any]:
+        """Frame (side 0, repeated) against the first count keyframes (side 1, padded)."""
+        torch = self.torch
+        kfs = self.keyframes[:count]
+        m = max(len(k["scores"]) for k in kfs)
+        n = len(self.frame["scores"])
+        kpts1 = torch.zeros(count, m, 2)
+        scores1 = torch.zeros(count, m)
+        desc1 = torch.zeros(count, 256, m)
+        mask1 = torch.zeros(count, m, dtype=torch.bool)
+        for i, k in enumerate(kfs):
+            size = len(k["scores"])
+            kpts1[i, :size], scores1[i, :size], desc1[i, :, :size] = (
+                k["kpts"],
+                k["scores"],
+                k["desc"],
+            )
+            mask1[i, :size] = True
+        data = {
+            "keypoints0": self.frame["kpts"][None].expand(count, n, 2),
+            "scores0": self.frame["scores"][None].expand(count, n),
+            "descriptors0": self.frame["desc"][None].expand(count, 256, n),
+            "keypoints1": kpts1,
+            "scores1": scores1,
+            "descriptors1": desc1,
+            "mask1": mask1,
+            "image_size0": (self.args.height, self.args.width),
+            "image_size1": (self.args.height, self.args.width),
+        }
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in data.items()}
+
+    def time(self, fn: Callable[[], Any]) -> float:
+        return round(median_ms(fn, self.args.repeats, self.args.warmup, self.sync), 2)
+
+    def run_all(self, keyframe_counts: list[int], precisions: list[str]) -> dict[str, Any]:
+        torch = self.torch
+        args = self.args
+        results: dict[str, Any] = {
+            "command": "superglue-ros bench " + " ".join(_argv(args)),
+            "device": str(self.device),
+            "device_name": _device_name(self.device),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "weights": self.weights_source,
+            "image": [args.height, args.width],
+            "keypoints": args.keypoints,
+            "sinkhorn_iterations": args.sinkhorn_iterations,
+            "repeats": args.repeats,
+        }
+        superpoint = self.superpoint("fp32")
+        results["superpoint_ms"] = self.time(lambda: superpoint.extract(self.image))
+        pair = self.batch(1)
+        superglue = self.superglue()
+        results["superglue_pair_ms"] = self.time(lambda: superglue.match(pair))
+
+        if max(keyframe_counts) > len(self.keyframes):
+            self.frame, self.keyframes = self._points(max(keyframe_counts))
+        batched, loop = self.superglue(strategy="batched"), self.superglue(strategy="loop")
+        rows = []
+        for count in keyframe_counts:
+            data = self.batch(count)
+            row = {
+                "keyframes": count,
+                "batched_ms": self.time(lambda d=data: batched.match(d)),
+                "loop_ms": self.time(lambda d=data: loop.match(d)),
+                "auto_picks": superglue.strategy_for(self.device, count),
+            }
+            row["auto_ms"] = row[f"{row['auto_picks']}_ms"]
+            rows.append(row)
+        results["matching"] = rows
+
+        fp32 = self.precision_row("fp32", None)  # agreement is measured against fp32
+        reference = fp32.pop("_outputs", None)
+        variants = [fp32 if p == "fp32" else self.precision_row(p, reference) for p in precisions]
+        results["precisions"] = variants
+        return results
+
+    def precision_row(self, precision: str, reference: Any) -> dict[str, Any]:
+        row: dict[str, Any] = {"precision": precision}
+        try:
+            superpoint = self.superpoint(precision)
+            superglue = self.superglue(precision)
+            pair = self.batch(1)
+            keypoints = superpoint.extract(self.image)["keypoints"][0].cpu()
+            matches = superglue.match(pair)["matches0"][0].cpu()
+            row["superpoint_ms"] = self.time(lambda: superpoint.extract(self.image))
+            row["superglue_pair_ms"] = self.time(lambda: superglue.match(pair))
+        except (RuntimeError, NotImplementedError, TypeError) as error:
+            row["unsupported"] = str(error).splitlines()[0][:160]
+            return row
+        if reference is None:
+            row["_outputs"] = (keypoints, matches)
+            row["keypoint_agreement"] = 1.0
+            row["match_agreement"] = 1.0
+            return row
+        ref_kpts, ref_matches = reference
+        ours = {tuple(p) for p in keypoints.round().int().tolist()}
+        theirs = {tuple(p) for p in ref_kpts.round().int().tolist()}
+        row["keypoint_agreement"] = round(len(ours & theirs) / max(len(theirs), 1), 4)
+        agree = (matches == ref_matches) & (ref_matches >= 0)
+        row["match_agreement"] = round(
+            float(agree.sum()) / max(int((ref_matches >= 0).sum()), 1), 4
+        )
+        return row
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    out = []
+    for key in ("height", "width", "keypoints", "device", "repeats", "sinkhorn_iterations"):
+        out += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    out += ["--keyframes", args.keyframes, "--precisions", args.precisions]
+    return out
+
+
+def _device_name(device: Any) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(
+        f"device {results['device']} ({results['device_name']}), torch {results['torch']}, "
+        f"{results['threads']} threads, weights: {results['weights']}"
+    )
+    height, width = results["image"]
+    print(
+        f"image {width}x{height}, {results['keypoints']} keypoints, "
+        f"{results['sinkhorn_iterations']} Sinkhorn iterations, median of {results['repeats']}"
+    )
+    print()
+    print(f"{'stage':<40}{'ms':>10}")
+    print(f"{'SuperPoint (one image)':<40}{results['superpoint_ms']:>10.1f}")
+    print(f"{'SuperGlue (one pair)':<40}{results['superglue_pair_ms']:>10.1f}")
+    print()
+    print(f"{'keyframes':>9}{'batched ms':>12}{'loop ms':>10}{'auto picks':>12}{'auto ms':>10}")
+    for row in results["matching"]:
+        print(
+            f"{row['keyframes']:>9}{row['batched_ms']:>12.1f}{row['loop_ms']:>10.1f}"
+            f"{row['auto_picks']:>12}{row['auto_ms']:>10.1f}"
+        )
+    print()
+    print(
+        f"{'precision':<10}{'SuperPoint ms':>14}{'SuperGlue ms':>14}"
+        f"{'keypoints = fp32':>18}{'matches = fp32':>16}"
+    )
+    for row in results["precisions"]:
+        if "unsupported" in row:
+            print(f"{row['precision']:<10}unsupported on this device: {row['unsupported']}")
+            continue
+        print(
+            f"{row['precision']:<10}{row['superpoint_ms']:>14.1f}{row['superglue_pair_ms']:>14.1f}"
+            f"{row['keypoint_agreement'] * 100:>17.1f}%{row['match_agreement'] * 100:>15.1f}%"
+        )
