@@ -1,0 +1,230 @@
+"""SuperPoint frontend and SuperGlue matcher behind the pipeline's protocols.
+
+Built from the pipeline's dotted parameters (``device``, ``precision``,
+``weights_dir``, ``superpoint.*``, ``superglue.*``). Weights are looked up as
+described in ``superglue_ros.models.weights`` (``weights_dir`` first); a missing
+file raises ``WeightsNotFoundError`` naming every place looked. torch is
+imported here, so this module is imported only when a learned component is built.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from superglue_ros.models.superglue import SuperGlue
+from superglue_ros.models.superpoint import SuperPoint
+from superglue_ros.models.weights import load_superglue, load_superpoint
+
+from .params import PIPELINE_SPECS, check_value, defaults
+from .types import Features, PairMatches
+
+CACHE_SIZE = 64  # per-keyframe device tensors kept (the buffer holds at most 32 keyframes)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N' -> torch.device."""
+    name = str(name).strip()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(
+            f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {name!r}"
+        ) from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"parameter 'device' is {name!r} but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"parameter 'device' is {name!r} but only {torch.cuda.device_count()} "
+                "CUDA device(s) exist"
+            )
+    elif device.type != "cpu":
+        raise ValueError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {name!r}")
+    return device
+
+
+def _param(params: Mapping[str, Any], name: str) -> Any:
+    return check_value(PIPELINE_SPECS[name], params.get(name, PIPELINE_SPECS[name].default))
+
+
+def _complete(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {**defaults(), **params}
+
+
+class SuperPointFrontend:
+    """Frontend: [H, W] uint8 image -> SuperPoint keypoints, scores, [N, D] descriptors."""
+
+    def __init__(self, model: SuperPoint, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @property
+    def description(self) -> str:
+        conf = self.model.conf
+        limit = conf["max_keypoints"]
+        return (
+            f"superpoint(max {limit if limit >= 0 else 'all'}) on {self.device} {conf['precision']}"
+        )
+
+    @torch.inference_mode()
+    def extract(self, image: np.ndarray) -> Features:
+        """image: [H, W] uint8 grayscale."""
+        if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8:
+            raise ValueError(
+                "SuperPoint frontend needs an [H, W] uint8 numpy image, got "
+                + (
+                    f"{image.dtype} {image.shape}"
+                    if isinstance(image, np.ndarray)
+                    else str(type(image))
+                )
+            )
+        if image.shape[0] < 8 or image.shape[1] < 8:
+            raise ValueError(f"image must be at least 8 x 8 pixels, got {image.shape}")
+        tensor = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(self.device)
+        out = self.model({"image": tensor})
+        return Features(
+            keypoints=out["keypoints"][0].cpu().numpy().astype(np.float32),
+            scores=out["scores"][0].float().cpu().numpy(),
+            descriptors=np.ascontiguousarray(out["descriptors"][0].t().float().cpu().numpy()),
+            image_size=(int(image.shape[0]), int(image.shape[1])),
+        )
+
+
+class SuperGlueMatcher:
+    """Matcher: one frame against K keyframes in one padded, masked SuperGlue batch."""
+
+    def __init__(self, model: SuperGlue, device: torch.device, weights: str = "indoor") -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.weights = weights
+        self._cache: OrderedDict[int, tuple[Features, dict[str, torch.Tensor]]] = OrderedDict()
+
+    @property
+    def description(self) -> str:
+        return f"superglue({self.weights}) on {self.device} {self.model.conf['precision']}"
+
+    @property
+    def match_threshold(self) -> float:
+        return float(self.model.conf["match_threshold"])
+
+    def update_params(self, changes: Mapping[str, Any]) -> None:
+        """Apply run-time changes (superglue.match_threshold); other names are ignored."""
+        name = "superglue.match_threshold"
+        if name in changes:
+            self.model.conf["match_threshold"] = float(
+                check_value(PIPELINE_SPECS[name], changes[name])
+            )
+
+    def _tensors(self, features: Features) -> dict[str, torch.Tensor]:
+        """Device tensors of one Features, cached while the same object is in use."""
+        key = id(features)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is features:
+            self._cache.move_to_end(key)
+            return hit[1]
+        descriptors = np.asarray(features.descriptors)
+        dim = int(self.model.conf["descriptor_dim"])
+        if descriptors.ndim != 2 or descriptors.shape[1] != dim or descriptors.dtype == np.uint8:
+            raise ValueError(
+                f"SuperGlue needs float descriptors [N, {dim}] (SuperPoint's), got "
+                f"{descriptors.dtype} {descriptors.shape}"
+            )
+        tensors = {
+            "kpts": torch.from_numpy(np.asarray(features.keypoints, np.float32).reshape(-1, 2)),
+            "scores": torch.from_numpy(np.asarray(features.scores, np.float32).reshape(-1)),
+            "desc": torch.from_numpy(np.ascontiguousarray(descriptors.T, dtype=np.float32)),
+            "size": torch.tensor(features.image_size, dtype=torch.float32),
+        }
+        tensors = {k: v.to(self.device) for k, v in tensors.items()}
+        self._cache[key] = (features, tensors)  # holding the object keeps its id unique
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return tensors
+
+    @torch.inference_mode()
+    def match(self, frame: Features, keyframes: Sequence[Features]) -> list[PairMatches]:
+        """One PairMatches per keyframe, in the order given (one batched forward)."""
+        if not keyframes:
+            return []
+        count = len(keyframes)
+        num0 = len(frame)
+        side0 = self._tensors(frame)
+        sides1 = [self._tensors(k) for k in keyframes]
+        sizes1 = [len(s["scores"]) for s in sides1]
+        width = max(sizes1)
+        if num0 == 0 or width == 0:
+            return [_unmatched(num0) for _ in keyframes]
+
+        dim = int(self.model.conf["descriptor_dim"])
+        kpts1 = torch.zeros(count, width, 2, device=self.device)
+        scores1 = torch.zeros(count, width, device=self.device)
+        desc1 = torch.zeros(count, dim, width, device=self.device)
+        mask1 = torch.zeros(count, width, dtype=torch.bool, device=self.device)
+        for i, (side, size) in enumerate(zip(sides1, sizes1, strict=True)):
+            kpts1[i, :size] = side["kpts"]
+            scores1[i, :size] = side["scores"]
+            desc1[i, :, :size] = side["desc"]
+            mask1[i, :size] = True
+        data = {
+            "keypoints0": side0["kpts"][None].expand(count, num0, 2),
+            "scores0": side0["scores"][None].expand(count, num0),
+            "descriptors0": side0["desc"][None].expand(count, dim, num0),
+            "image_size0": side0["size"][None].expand(count, 2),
+            "keypoints1": kpts1,
+            "scores1": scores1,
+            "descriptors1": desc1,
+            "image_size1": torch.stack([s["size"] for s in sides1]),
+            "mask1": mask1,
+        }
+        out = self.model(data)
+        matches0 = out["matches0"].cpu().numpy().astype(np.int64)
+        scores0 = out["matching_scores0"].float().cpu().numpy()
+        return [
+            PairMatches(
+                matches0=matches0[i],
+                scores0=np.where(matches0[i] >= 0, scores0[i], 0.0).astype(np.float32),
+            )
+            for i in range(count)
+        ]
+
+
+def _unmatched(num: int) -> PairMatches:
+    return PairMatches(
+        matches0=np.full(num, -1, dtype=np.int64), scores0=np.zeros(num, dtype=np.float32)
+    )
+
+
+def build_superpoint_frontend(params: Mapping[str, Any]) -> SuperPointFrontend:
+    """SuperPoint from superpoint_v1.pth (WeightsNotFoundError when it cannot be found)."""
+    params = _complete(params)
+    device = resolve_device(_param(params, "device"))
+    conf = {
+        "nms_radius": _param(params, "superpoint.nms_radius"),
+        "keypoint_threshold": _param(params, "superpoint.keypoint_threshold"),
+        "max_keypoints": _param(params, "superpoint.max_keypoints"),
+        "remove_borders": _param(params, "superpoint.remove_borders"),
+        "precision": _param(params, "precision"),
+    }
+    model = load_superpoint(_param(params, "weights_dir") or None, conf)
+    return SuperPointFrontend(model, device)
+
+
+def build_superglue_matcher(params: Mapping[str, Any]) -> SuperGlueMatcher:
+    """SuperGlue from superglue_<superglue.weights>.pth (WeightsNotFoundError when missing)."""
+    params = _complete(params)
+    device = resolve_device(_param(params, "device"))
+    which = _param(params, "superglue.weights")
+    conf = {
+        "sinkhorn_iterations": _param(params, "superglue.sinkhorn_iterations"),
+        "match_threshold": _param(params, "superglue.match_threshold"),
+        "precision": _param(params, "precision"),
+    }
+    model = load_superglue(which, _param(params, "weights_dir") or None, conf)
+    return SuperGlueMatcher(model, device, which)
