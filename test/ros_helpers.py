@@ -313,7 +313,7 @@ def check_frame_outputs(corrs, keyframes, stamps, vins, info, min_inherited: flo
             assert ki.size == 0 or (ki.min() >= 0 and ki.max() < len(keyframe.features.scores))
             assert np.all((np.asarray(m.scores) >= 0) & (np.asarray(m.scores) <= 1))
             assert len(set(fi.tolist())) == len(fi), "one match per frame keypoint and keyframe"
-        if c.matches:  # matched keypoints inherit the newest keyframe's track ids
+        if c.matches and len(c.matches[0].frame_indices):  # matched: keyframe's track ids
             m = c.matches[0]
             kf_tracks = np.asarray(by_id[m.keyframe_id].features.track_ids)
             same = (
