@@ -324,8 +324,8 @@ class SuperGlue(nn.Module):
         "sinkhorn_iterations": 100,  # optimal transport iterations (release default)
         "match_threshold": 0.2,  # minimum matching score of a kept match
         "precision": "fp32",  # fp32 | fp16 | bf16: autocast on the input's device
-        # auto: pair by pair (trimmed to real points) on CPU, one padded batch elsewhere;
-        # batched | loop force one of them. Results are the same either way.
+        # how padded pairs run: auto (see strategy_for), batched (one batch trimmed to the
+        # longest pair) or loop (pair by pair). Results are the same either way.
         "batch_strategy": "auto",
     }
 
@@ -461,50 +461,75 @@ class SuperGlue(nn.Module):
             )
         return {"log_assignment": log_assignment, **out}
 
-    def _run_loop(
+    def _run_groups(
         self, side0: dict[str, torch.Tensor], side1: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        """Pair by pair, each trimmed to its real points, scattered back into padded outputs."""
+        """Masked input: pack each pair's real points to the front, run, scatter back.
+
+        Pairs with no real point on a side skip the network (they match nothing).
+        The other pairs run as one batch trimmed to the longest pair, or one by
+        one, as strategy_for() decides.
+        """
         b, n = side0["mask"].shape
         m = side1["mask"].shape[1]
         device = side0["kpts"].device
-        log_assignment = torch.full((b, n + 1, m + 1), -math.inf, device=device)
-        matches0 = torch.full((b, n), -1, dtype=torch.long, device=device)
-        matches1 = torch.full((b, m), -1, dtype=torch.long, device=device)
-        mscores0 = torch.zeros(b, n, device=device)
-        mscores1 = torch.zeros(b, m, device=device)
-        for i in range(b):
-            idx0 = torch.nonzero(side0["mask"][i])[:, 0]
-            idx1 = torch.nonzero(side1["mask"][i])[:, 0]
-            pair0 = _take(side0, i, idx0)
-            pair1 = _take(side1, i, idx1)
-            out = self._run(pair0, pair1, masked=False)
-            rows = torch.cat([idx0, idx0.new_tensor([n])])
-            cols = torch.cat([idx1, idx1.new_tensor([m])])
-            log_assignment[i, rows[:, None], cols[None, :]] = out["log_assignment"][0]
-            pm0, pm1 = out["matches0"][0], out["matches1"][0]
-            if len(idx0) and len(idx1):  # trimmed indices back to padded ones
-                matches0[i, idx0] = torch.where(pm0 >= 0, idx1[pm0.clamp(min=0)], pm0)
-                matches1[i, idx1] = torch.where(pm1 >= 0, idx0[pm1.clamp(min=0)], pm1)
-            mscores0[i, idx0] = out["matching_scores0"][0]
-            mscores1[i, idx1] = out["matching_scores1"][0]
-        return {
-            "log_assignment": log_assignment,
-            "matches0": matches0,
-            "matches1": matches1,
-            "matching_scores0": mscores0,
-            "matching_scores1": mscores1,
-        }
+        index0 = [torch.nonzero(row)[:, 0] for row in side0["mask"]]
+        index1 = [torch.nonzero(row)[:, 0] for row in side1["mask"]]
+        live = [i for i in range(b) if len(index0[i]) and len(index1[i])]
+        groups = [[i] for i in range(b) if i not in live]
+        strategy = self.strategy_for(
+            device, [len(index0[i]) for i in live], [len(index1[i]) for i in live]
+        )
+        groups += [live] if strategy == "batched" and live else [[i] for i in live]
 
-    def strategy_for(self, device: torch.device, batch: int) -> str:
-        """'batched' or 'loop' for a batch on device (see conf['batch_strategy'])."""
+        out = {
+            "log_assignment": torch.full((b, n + 1, m + 1), -math.inf, device=device),
+            "matches0": torch.full((b, n), -1, dtype=torch.long, device=device),
+            "matches1": torch.full((b, m), -1, dtype=torch.long, device=device),
+            "matching_scores0": torch.zeros(b, n, device=device),
+            "matching_scores1": torch.zeros(b, m, device=device),
+        }
+        for group in groups:
+            packed0, width0 = _pack(side0, group, index0)
+            packed1, width1 = _pack(side1, group, index1)
+            padded = any(len(index0[i]) < width0 or len(index1[i]) < width1 for i in group)
+            result = self._run(packed0, packed1, masked=padded)
+            for g, i in enumerate(group):
+                idx0, idx1 = index0[i], index1[i]
+                n_i, m_i = len(idx0), len(idx1)
+                rows = torch.cat([torch.arange(n_i, device=device), idx0.new_tensor([width0])])
+                cols = torch.cat([torch.arange(m_i, device=device), idx1.new_tensor([width1])])
+                block = result["log_assignment"][g][rows[:, None], cols[None, :]]
+                out_rows = torch.cat([idx0, idx0.new_tensor([n])])
+                out_cols = torch.cat([idx1, idx1.new_tensor([m])])
+                out["log_assignment"][i, out_rows[:, None], out_cols[None, :]] = block
+                pm0, pm1 = result["matches0"][g, :n_i], result["matches1"][g, :m_i]
+                if n_i and m_i:  # packed indices back to the caller's
+                    out["matches0"][i, idx0] = torch.where(pm0 >= 0, idx1[pm0.clamp(min=0)], pm0)
+                    out["matches1"][i, idx1] = torch.where(pm1 >= 0, idx0[pm1.clamp(min=0)], pm1)
+                out["matching_scores0"][i, idx0] = result["matching_scores0"][g, :n_i]
+                out["matching_scores1"][i, idx1] = result["matching_scores1"][g, :m_i]
+        return out
+
+    def strategy_for(
+        self, device: torch.device, counts0: Sequence[int], counts1: Sequence[int]
+    ) -> str:
+        """'batched' or 'loop' for pairs with these real point counts (conf['batch_strategy']).
+
+        auto: one batch, except on CPU when more than a quarter of the batch would
+        be padding. On CPU the matrix products of one pair already use every core
+        well, so a batch gains little there and padding is pure extra work; on an
+        accelerator one launch per layer for all pairs wins. (`superglue-ros bench`
+        times both.)
+        """
         choice = self.conf["batch_strategy"]
         if choice != "auto":
             return choice
-        # On CPU the matrix products already keep every core busy at one pair, so a
-        # padded batch only adds the padding's work; on accelerators one launch per
-        # layer for all pairs wins. (Measured with `superglue-ros bench`.)
-        return "loop" if device.type == "cpu" and batch > 1 else "batched"
+        if device.type != "cpu" or len(counts0) <= 1:
+            return "batched"
+        real = sum(counts0) + sum(counts1)
+        padded_total = len(counts0) * (max(counts0) + max(counts1))
+        return "batched" if real >= 0.75 * padded_total else "loop"
 
     def forward(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
         """See the class docstring."""
@@ -512,10 +537,9 @@ class SuperGlue(nn.Module):
         b0, b1 = side0["kpts"].shape[0], side1["kpts"].shape[0]
         if b0 != b1:
             raise ValueError(f"both sides need the same batch size, got {b0} and {b1}")
-        masked = "mask0" in data or "mask1" in data
-        if masked and self.strategy_for(side0["kpts"].device, b0) == "loop":
-            return self._run_loop(side0, side1)
-        return self._run(side0, side1, masked)
+        if "mask0" in data or "mask1" in data:
+            return self._run_groups(side0, side1)
+        return self._run(side0, side1, masked=False)
 
     @torch.inference_mode()
     def match(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -523,15 +547,34 @@ class SuperGlue(nn.Module):
         return self.forward(data)
 
 
-def _take(side: dict[str, torch.Tensor], i: int, index: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Pair i of a side, restricted to the points in index (batch of one, no mask needed)."""
-    return {
-        "kpts": side["kpts"][i : i + 1, index],
-        "scores": side["scores"][i : i + 1, index],
-        "desc": side["desc"][i : i + 1, index],
-        "size": side["size"][i : i + 1],
-        "mask": side["mask"][i : i + 1, index],
+def _pack(
+    side: dict[str, torch.Tensor], group: Sequence[int], index: Sequence[torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The pairs in group with their real points (index[i]) first, padded to the longest.
+
+    Returns the side's tensors for a batch of len(group) and the padded width.
+    """
+    width = max(len(index[i]) for i in group)
+    if len(group) == 1:
+        i, idx = group[0], index[group[0]]
+        return {key: side[key][i : i + 1, idx] for key in ("kpts", "scores", "desc", "mask")} | {
+            "size": side["size"][i : i + 1]
+        }, width
+    kpts, scores, desc = side["kpts"], side["scores"], side["desc"]
+    packed = {
+        "kpts": kpts.new_zeros(len(group), width, 2),
+        "scores": scores.new_zeros(len(group), width),
+        "desc": desc.new_zeros(len(group), width, desc.shape[-1]),
+        "mask": torch.zeros(len(group), width, dtype=torch.bool, device=kpts.device),
+        "size": side["size"][list(group)],
     }
+    for g, i in enumerate(group):
+        count = len(index[i])
+        packed["kpts"][g, :count] = kpts[i, index[i]]
+        packed["scores"][g, :count] = scores[i, index[i]]
+        packed["desc"][g, :count] = desc[i, index[i]]
+        packed["mask"][g, :count] = True
+    return packed, width
 
 
 def _shape(value: Any) -> str:

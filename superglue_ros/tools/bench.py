@@ -222,6 +222,11 @@ class Bench:
         }
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in data.items()}
 
+    def counts(self, count: int) -> tuple[list[int], list[int]]:
+        """Real point counts of both sides of the first count pairs."""
+        frame = len(self.frame["scores"])
+        return [frame] * count, [len(k["scores"]) for k in self.keyframes[:count]]
+
     def time(self, fn: Callable[[], Any]) -> float:
         return round(median_ms(fn, self.args.repeats, self.args.warmup, self.sync), 2)
 
@@ -256,7 +261,7 @@ class Bench:
                 "keyframes": count,
                 "batched_ms": self.time(lambda d=data: batched.match(d)),
                 "loop_ms": self.time(lambda d=data: loop.match(d)),
-                "auto_picks": superglue.strategy_for(self.device, count),
+                "auto_picks": superglue.strategy_for(self.device, *self.counts(count)),
             }
             row["auto_ms"] = row[f"{row['auto_picks']}_ms"]
             rows.append(row)

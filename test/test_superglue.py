@@ -1,0 +1,207 @@
+"""SuperGlue: reference parity, padded batches equal pair-by-pair results, edge cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from superglue_ros.models.superglue import SuperGlue, log_optimal_transport
+from superglue_ros.models.weights import build_superglue
+
+
+@pytest.fixture(scope="module")
+def fixture(fixtures_dir):
+    with np.load(fixtures_dir / "superglue_parity_small.npz") as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+@pytest.fixture(scope="module")
+def state(fixture):
+    return {k[8:]: torch.from_numpy(v) for k, v in fixture.items() if k.startswith("weights/")}
+
+
+@pytest.fixture(scope="module")
+def config(fixture):
+    return json.loads(str(fixture["config"]))
+
+
+def model_for(state, config, **conf):
+    return build_superglue(state, {**config, **conf})
+
+
+def pair(fixture, idx0=None, idx1=None):
+    """A single pair from the fixture inputs, optionally restricted to some points."""
+    idx0 = np.arange(300) if idx0 is None else np.asarray(idx0, dtype=np.int64)
+    idx1 = np.arange(300) if idx1 is None else np.asarray(idx1, dtype=np.int64)
+    data = {}
+    for i, idx in ((0, idx0), (1, idx1)):
+        data[f"keypoints{i}"] = torch.from_numpy(fixture[f"in/keypoints{i}"][idx])[None]
+        data[f"scores{i}"] = torch.from_numpy(fixture[f"in/scores{i}"][idx])[None]
+        data[f"descriptors{i}"] = torch.from_numpy(fixture[f"in/descriptors{i}"][:, idx])[None]
+        data[f"image_size{i}"] = tuple(int(v) for v in fixture[f"image_size{i}"])
+    return data
+
+
+def test_matches_reference_fixture(fixture, state, config) -> None:
+    out = model_for(state, config).match(pair(fixture))
+    la = out["log_assignment"][0].numpy()
+    assert np.abs(la - fixture["log_assignment"]).max() <= 1e-3
+    np.testing.assert_array_equal(out["matches0"][0].numpy(), fixture["matches0"])
+    np.testing.assert_array_equal(out["matches1"][0].numpy(), fixture["matches1"])
+    np.testing.assert_allclose(
+        out["matching_scores0"][0].numpy(), fixture["matching_scores0"], atol=1e-4
+    )
+
+
+KEYFRAME_SUBSETS = [
+    np.arange(300),  # full
+    np.arange(0, 300, 2)[::-1],  # half, reordered
+    np.array([], dtype=np.int64),  # a keyframe without keypoints
+    np.arange(7, 260),
+    np.array([42]),  # a single keypoint
+]
+
+
+@pytest.mark.parametrize("strategy", ["batched", "loop", "auto"])
+def test_padded_batch_equals_pair_by_pair(fixture, state, config, strategy) -> None:
+    model = model_for(state, config, batch_strategy=strategy, sinkhorn_iterations=50)
+    width = max(len(s) for s in KEYFRAME_SUBSETS)
+    count = len(KEYFRAME_SUBSETS)
+    frame = pair(fixture)
+    batch = {
+        "keypoints0": frame["keypoints0"].expand(count, -1, -1),
+        "scores0": frame["scores0"].expand(count, -1),
+        "descriptors0": frame["descriptors0"].expand(count, -1, -1),
+        "image_size0": frame["image_size0"],
+        "keypoints1": torch.zeros(count, width, 2),
+        "scores1": torch.zeros(count, width),
+        "descriptors1": torch.zeros(count, 64, width),
+        "image_size1": torch.tensor([frame["image_size1"]] * count),
+        "mask1": torch.zeros(count, width, dtype=torch.bool),
+    }
+    singles = []
+    for i, subset in enumerate(KEYFRAME_SUBSETS):
+        single = pair(fixture, idx1=subset)
+        size = len(subset)
+        batch["keypoints1"][i, :size] = single["keypoints1"][0]
+        batch["scores1"][i, :size] = single["scores1"][0]
+        batch["descriptors1"][i, :, :size] = single["descriptors1"][0]
+        batch["mask1"][i, :size] = True
+        batch["keypoints1"][i, size:] = 1e3  # garbage in the padding must not matter
+        batch["descriptors1"][i, :, size:] = 1.0
+        singles.append(model.match(single))
+    out = model.match(batch)
+    assert out["log_assignment"].shape == (count, 301, width + 1)
+    for i, (subset, single) in enumerate(zip(KEYFRAME_SUBSETS, singles, strict=True)):
+        size = len(subset)
+        la = out["log_assignment"][i]
+        rows, cols = list(range(300)) + [300], list(range(size)) + [width]
+        got = la[rows][:, cols]
+        want = single["log_assignment"][0]
+        assert torch.equal(torch.isinf(got), torch.isinf(want))
+        finite = torch.isfinite(want)
+        assert (got[finite] - want[finite]).abs().max() <= 1e-4
+        assert torch.all(torch.isneginf(la[:300, size:width]))  # padding: probability 0
+        assert torch.equal(out["matches0"][i], single["matches0"][0])
+        assert torch.equal(out["matches1"][i, :size], single["matches1"][0])
+        assert torch.all(out["matches1"][i, size:] == -1)
+        torch.testing.assert_close(
+            out["matching_scores0"][i], single["matching_scores0"][0], atol=1e-5, rtol=0
+        )
+    assert torch.all(out["matches0"][2] == -1)  # the empty keyframe matches nothing
+    # an empty keyframe sends every frame point to the dustbin with certainty
+    assert torch.all(out["log_assignment"][2, :300, width] == 0)
+
+
+def test_padding_on_side_zero_too(fixture, state, config) -> None:
+    model = model_for(state, config, batch_strategy="batched")
+    data = pair(fixture)
+    data["mask0"] = torch.ones(1, 300, dtype=torch.bool)
+    data["mask0"][0, 250:] = False
+    out = model.match(data)
+    ref = model.match(pair(fixture, idx0=np.arange(250)))
+    assert torch.equal(out["matches0"][0, :250], ref["matches0"][0])
+    assert torch.all(out["matches0"][0, 250:] == -1)
+    assert torch.equal(out["matches1"][0], ref["matches1"][0])
+
+
+def test_sinkhorn_marginals_use_each_pairs_counts() -> None:
+    torch.manual_seed(0)
+    scores = torch.randn(2, 6, 5)
+    valid0 = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    valid1 = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    la = log_optimal_transport(scores, torch.tensor(0.5), 200, valid0, valid1)
+    prob = la.exp()  # probabilities * (n + m)
+    for b, (n, m) in enumerate(((6, 5), (3, 2))):
+        rows = prob[b, torch.cat([valid0[b], torch.tensor([True])])]
+        assert torch.allclose(rows[:-1].sum(1), torch.ones(n), atol=1e-4)
+        assert math.isclose(rows[-1].sum().item(), m, rel_tol=1e-4)
+        cols = prob[b][:, torch.cat([valid1[b], torch.tensor([True])])]
+        assert torch.allclose(cols[:, :-1].sum(0), torch.ones(m), atol=1e-4)
+        assert math.isclose(cols[:, -1].sum().item(), n, rel_tol=1e-4)
+
+
+def test_empty_and_single_point_sets(fixture, state, config) -> None:
+    model = model_for(state, config)
+    empty0 = model.match(pair(fixture, idx0=[]))
+    assert empty0["matches0"].shape == (1, 0)
+    assert torch.all(empty0["matches1"] == -1)
+    assert torch.all(empty0["log_assignment"][0, 0, :300] == 0)  # all to the dustbin
+    both_empty = model.match(pair(fixture, idx0=[], idx1=[]))
+    assert both_empty["log_assignment"].shape == (1, 1, 1)
+    assert not torch.isnan(both_empty["log_assignment"]).any()
+    matched = int(np.flatnonzero(fixture["matches0"] >= 0)[0])
+    one = model.match(pair(fixture, idx0=[matched], idx1=[int(fixture["matches0"][matched])]))
+    assert one["log_assignment"].shape == (1, 2, 2)
+    assert torch.isfinite(one["log_assignment"]).all()
+
+
+def test_bad_inputs_raise_value_error(fixture, state, config) -> None:
+    model = model_for(state, config)
+    data = pair(fixture)
+    with pytest.raises(ValueError, match="descriptors0"):
+        model.match({**data, "descriptors0": torch.zeros(1, 32, 300)})
+    with pytest.raises(ValueError, match="keypoints1"):
+        model.match({**data, "keypoints1": torch.zeros(300, 2)})
+    with pytest.raises(ValueError, match="image_size0"):
+        model.match({k: v for k, v in data.items() if k != "image_size0"})
+    with pytest.raises(ValueError, match="mask1"):
+        model.match({**data, "mask1": torch.ones(1, 300)})
+    with pytest.raises(ValueError, match="same batch size"):
+        model.match(
+            {
+                **data,
+                **{
+                    k: v.expand(2, *v.shape[1:])
+                    for k, v in data.items()
+                    if k[-1] == "1" and isinstance(v, torch.Tensor)
+                },
+            }
+        )
+    with pytest.raises(ValueError, match="GNN_layers"):
+        SuperGlue({"GNN_layers": ["self", "kross"]})
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        SuperGlue({"descriptor_dim": 30})
+
+
+def test_image_size_forms_agree(fixture, state, config) -> None:
+    model = model_for(state, config)
+    data = pair(fixture)
+    as_tensor = {**data, "image_size0": torch.tensor([data["image_size0"]])}
+    as_image = {k: v for k, v in data.items() if k != "image_size0"}
+    as_image["image0"] = torch.zeros(1, 1, *data["image_size0"])
+    ref = model.match(data)["matches0"]
+    assert torch.equal(model.match(as_tensor)["matches0"], ref)
+    assert torch.equal(model.match(as_image)["matches0"], ref)
+
+
+def test_bf16_agrees_mostly_with_fp32(fixture, state, config) -> None:
+    fp32 = model_for(state, config).match(pair(fixture))["matches0"]
+    bf16 = model_for(state, config, precision="bf16").match(pair(fixture))
+    assert bf16["log_assignment"].dtype == torch.float32
+    agree = (bf16["matches0"] == fp32).float().mean().item()
+    assert agree >= 0.9

@@ -1,0 +1,142 @@
+"""SuperPoint: reference parity on the fixture and input edge cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from superglue_ros.models.superpoint import SuperPoint, simple_nms
+from superglue_ros.models.weights import build_superpoint
+
+
+@pytest.fixture(scope="module")
+def fixture(fixtures_dir):
+    with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+@pytest.fixture(scope="module")
+def state(fixture):
+    return {k[8:]: torch.from_numpy(v) for k, v in fixture.items() if k.startswith("weights/")}
+
+
+@pytest.fixture(scope="module")
+def model(fixture, state):
+    return build_superpoint(state, json.loads(str(fixture["config"])))
+
+
+def small(fixture, height=83, width=125):
+    """An odd-sized crop of the fixture image (uint8 [1, 1, H, W])."""
+    return torch.from_numpy(fixture["image0"][100 : 100 + height, 200 : 200 + width].copy())[
+        None, None
+    ]
+
+
+def test_matches_reference_fixture(fixture, model) -> None:
+    out = model.extract(torch.from_numpy(fixture["image0"])[None, None].float() / 255.0)
+    np.testing.assert_array_equal(out["keypoints"][0].numpy(), fixture["out0/keypoints"])
+    np.testing.assert_allclose(out["scores"][0].numpy(), fixture["out0/scores"], atol=1e-5)
+    cosine = (out["descriptors"][0].numpy() * fixture["out0/descriptors"]).sum(0)
+    assert cosine.min() >= 0.9999
+
+
+def test_uint8_and_non_contiguous_inputs_give_the_float_result(fixture, model) -> None:
+    image = small(fixture)
+    as_float = model.extract(image.float() / 255.0)
+    as_uint8 = model.extract(image)
+    strided = image.transpose(2, 3).contiguous().transpose(2, 3)  # same values, other strides
+    assert not strided.is_contiguous()
+    as_strided = model.extract(strided)
+    for other in (as_uint8, as_strided):
+        for key in ("keypoints", "scores", "descriptors"):
+            torch.testing.assert_close(other[key][0], as_float[key][0])
+
+
+def test_odd_sizes_keep_keypoints_inside_and_off_the_border(fixture, model) -> None:
+    out = model.extract(small(fixture, 83, 125))
+    kpts = out["keypoints"][0]
+    border = model.conf["remove_borders"]
+    assert len(kpts) > 0
+    # the score map covers 8 * floor(side / 8) pixels, as in the reference
+    assert kpts[:, 0].min() >= border and kpts[:, 0].max() < 120 - border
+    assert kpts[:, 1].min() >= border and kpts[:, 1].max() < 80 - border
+    assert out["descriptors"][0].shape == (256, len(kpts))
+    torch.testing.assert_close(out["descriptors"][0].norm(dim=0), torch.ones(len(kpts)))
+
+
+def test_keypoint_limits(fixture, state) -> None:
+    image = small(fixture, 96, 128)
+    unlimited = build_superpoint(state, {"max_keypoints": -1}).extract(image)
+    n_all = len(unlimited["keypoints"][0])
+    assert n_all > 10
+    # without a limit the keypoints come in raster order (row, then column)
+    rows = unlimited["keypoints"][0][:, 1] * 10000 + unlimited["keypoints"][0][:, 0]
+    assert torch.all(rows[1:] > rows[:-1])
+    limited = build_superpoint(state, {"max_keypoints": 10}).extract(image)
+    assert len(limited["keypoints"][0]) == 10
+    assert torch.all(limited["scores"][0][:-1] >= limited["scores"][0][1:])
+    one = build_superpoint(state, {"max_keypoints": 1}).extract(image)
+    assert one["keypoints"][0].shape == (1, 2) and one["descriptors"][0].shape == (256, 1)
+    assert one["scores"][0][0] == unlimited["scores"][0].max()
+
+
+def test_zero_keypoints(fixture, state) -> None:
+    model = build_superpoint(state, {"keypoint_threshold": 1.0})
+    out = model.extract(small(fixture))
+    assert out["keypoints"][0].shape == (0, 2)
+    assert out["scores"][0].shape == (0,)
+    assert out["descriptors"][0].shape == (256, 0)
+    flat = model.extract(torch.zeros(1, 1, 64, 64))
+    assert flat["keypoints"][0].shape == (0, 2)
+
+
+def test_batch_equals_single_images(fixture, model) -> None:
+    image = small(fixture, 64, 96)
+    other = torch.flip(image, dims=[3])
+    both = model.extract(torch.cat([image, other]))
+    for i, single in enumerate((image, other)):
+        alone = model.extract(single)
+        for key in ("keypoints", "scores", "descriptors"):
+            torch.testing.assert_close(both[key][i], alone[key][0])
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (torch.zeros(64, 64), "4 dimensions"),
+        (torch.zeros(1, 64, 64), "4 dimensions"),
+        (torch.zeros(1, 3, 64, 64), "1 channel"),
+        (torch.zeros(1, 1, 64, 64, dtype=torch.int32), "dtype"),
+        (torch.zeros(1, 1, 4, 64), "at least 8"),
+        (np.zeros((1, 1, 64, 64), np.float32), "torch.Tensor"),
+    ],
+)
+def test_bad_input_raises_value_error(model, image, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        model({"image": image})
+
+
+def test_bad_options_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="max_keypoints"):
+        SuperPoint({"max_keypoints": 0})
+    with pytest.raises(ValueError, match="unknown"):
+        SuperPoint({"max_keypionts": 5})
+    with pytest.raises(ValueError, match="precision"):
+        SuperPoint({"precision": "int8"})
+
+
+def test_separable_nms_keeps_isolated_maxima() -> None:
+    scores = torch.zeros(1, 20, 20)
+    scores[0, 5, 5], scores[0, 6, 6], scores[0, 15, 15] = 0.9, 0.8, 0.5
+    kept = simple_nms(scores, 2)
+    assert kept[0, 5, 5] == 0.9 and kept[0, 15, 15] == 0.5 and kept[0, 6, 6] == 0
+
+
+def test_bf16_autocast_runs_on_cpu(fixture, state) -> None:
+    model = build_superpoint(state, {"precision": "bf16", "max_keypoints": 50})
+    out = model.extract(small(fixture))
+    assert out["keypoints"][0].dtype == torch.float32
+    assert out["descriptors"][0].dtype == torch.float32
