@@ -64,6 +64,9 @@ def test_superpoint_superglue_end_to_end(ros_env, tmp_path, probe, weights_dir) 
     with NodeProcess(ros_env, tmp_path, params) as node:
         wait_subscribed(image_pub, node, timeout=120)
         wait_until(lambda: probe.node.count_publishers("correspondences") > 0, 10, "publishers")
+        # camera_info is another topic: make sure the node knows K before the first frame
+        wait_until(lambda: info_pub.get_subscription_count() > 0, 10, "camera_info sub", node)
+        info_pub.publish(info)
         time.sleep(0.5)
         seconds = publish_lockstep(
             node, image_pub, corrs, frames, stamps, info_pub, info, timeout=60
