@@ -1,0 +1,155 @@
+"""pipeline.learned: SuperPoint frontend and SuperGlue matcher behind the pipeline protocols."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from superglue_ros.models.weights import ENV_VAR, WeightsNotFoundError
+from superglue_ros.pipeline import Pipeline, build_frontend, build_matcher
+from superglue_ros.pipeline.learned import resolve_device
+from superglue_ros.pipeline.types import Features
+
+from model_weights import write_test_checkpoints
+
+PARAMS = {
+    "frontend": "superpoint",
+    "matcher": "superglue",
+    "device": "cpu",
+    "superpoint.max_keypoints": 128,
+    "superglue.sinkhorn_iterations": 10,
+}
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory, fixtures_dir):
+    return write_test_checkpoints(tmp_path_factory.mktemp("weights"), fixtures_dir)
+
+
+@pytest.fixture(scope="module")
+def images(fixtures_dir):
+    with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
+        return npz["image0"][:200, :260].copy(), npz["image1"][:200, :260].copy()
+
+
+@pytest.fixture(scope="module")
+def frontend(weights_dir):
+    return build_frontend({**PARAMS, "weights_dir": str(weights_dir)})
+
+
+@pytest.fixture(scope="module")
+def matcher(weights_dir):
+    return build_matcher({**PARAMS, "weights_dir": str(weights_dir)})
+
+
+def empty_features(size=(200, 260)) -> Features:
+    return Features(
+        keypoints=np.zeros((0, 2), np.float32),
+        scores=np.zeros(0, np.float32),
+        descriptors=np.zeros((0, 256), np.float32),
+        image_size=size,
+    )
+
+
+def test_frontend_extracts_features(frontend, images) -> None:
+    features = frontend.extract(images[0])
+    assert 0 < len(features) <= 128
+    assert features.keypoints.dtype == np.float32 and features.keypoints.shape[1] == 2
+    assert features.descriptors.shape == (len(features), 256)
+    assert features.descriptors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(features.descriptors, axis=1), 1.0, atol=1e-5)
+    assert features.image_size == (200, 260)
+    assert "superpoint" in frontend.description
+    with pytest.raises(ValueError, match="uint8"):
+        frontend.extract(images[0].astype(np.float32))
+
+
+def test_matcher_batch_equals_pair_by_pair(frontend, matcher, images) -> None:
+    frame = frontend.extract(images[0])
+    keyframes = [
+        frontend.extract(images[1]),
+        empty_features(),
+        frontend.extract(images[0][::-1].copy()),
+        frame,
+    ]
+    keyframes[2] = Features(  # fewer points than the others: padded in the batch
+        keyframes[2].keypoints[:50],
+        keyframes[2].scores[:50],
+        keyframes[2].descriptors[:50],
+        keyframes[2].image_size,
+    )
+    together = matcher.match(frame, keyframes)
+    assert len(together) == len(keyframes)
+    for keyframe, pair in zip(keyframes, together, strict=True):
+        [alone] = matcher.match(frame, [keyframe])
+        np.testing.assert_array_equal(pair.matches0, alone.matches0)
+        np.testing.assert_allclose(pair.scores0, alone.scores0, rtol=1e-4, atol=1e-6)
+        assert pair.matches0.dtype == np.int64 and pair.scores0.dtype == np.float32
+        assert pair.matches0.shape == (len(frame),)
+        assert pair.matches0.max() < len(keyframe)
+        assert np.all(pair.scores0[pair.matches0 < 0] == 0)
+    assert np.all(together[1].matches0 == -1)  # the keyframe without keypoints
+    assert (together[3].matches0 >= 0).sum() > 0  # the frame against itself
+
+
+def test_empty_cases(frontend, matcher, images) -> None:
+    frame = frontend.extract(images[0])
+    assert matcher.match(frame, []) == []
+    empty = empty_features()
+    out = matcher.match(empty, [frame, empty])
+    assert [p.matches0.shape for p in out] == [(0,), (0,)]
+    assert all(np.all(p.matches0 == -1) for p in matcher.match(frame, [empty, empty]))
+
+
+def test_update_match_threshold(frontend, matcher, images) -> None:
+    frame = frontend.extract(images[0])
+    before = (matcher.match(frame, [frame])[0].matches0 >= 0).sum()
+    try:
+        matcher.update_params({"superglue.match_threshold": 1.0, "keyframes.min_matches": 5})
+        assert (matcher.match(frame, [frame])[0].matches0 >= 0).sum() == 0
+        with pytest.raises(ValueError, match="match_threshold"):
+            matcher.update_params({"superglue.match_threshold": 2.0})
+    finally:
+        matcher.update_params({"superglue.match_threshold": 0.2})
+    assert (matcher.match(frame, [frame])[0].matches0 >= 0).sum() == before
+
+
+def test_keyframe_tensors_are_cached(frontend, matcher, images) -> None:
+    keyframe = frontend.extract(images[1])
+    first = matcher._tensors(keyframe)
+    assert matcher._tensors(keyframe) is first
+    copy = Features(keyframe.keypoints, keyframe.scores, keyframe.descriptors, keyframe.image_size)
+    assert matcher._tensors(copy) is not first
+
+
+def test_wrong_descriptors_are_a_value_error(matcher) -> None:
+    orb_like = Features(
+        np.zeros((3, 2), np.float32), np.ones(3, np.float32), np.zeros((3, 32), np.uint8), (10, 10)
+    )
+    with pytest.raises(ValueError, match="float descriptors"):
+        matcher.match(orb_like, [orb_like])
+
+
+def test_pipeline_runs_superpoint_superglue(weights_dir, images) -> None:
+    pipeline = Pipeline.from_params({**PARAMS, "weights_dir": str(weights_dir)})
+    assert "superglue(indoor)" in pipeline.description
+    first = pipeline.process(images[0], 0)
+    second = pipeline.process(images[0], 10**8)
+    assert first.is_keyframe and len(second.matches) == 1
+    pipeline.update_params({"superglue.match_threshold": 0.5})
+
+
+def test_missing_weights_raise_weights_not_found(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(WeightsNotFoundError, match="superpoint_v1.pth"):
+        build_frontend({**PARAMS, "weights_dir": str(tmp_path / "nothing")})
+    with pytest.raises(WeightsNotFoundError, match="superglue_outdoor.pth"):
+        build_matcher({**PARAMS, "superglue.weights": "outdoor"})
+
+
+def test_device_names() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
