@@ -106,7 +106,8 @@ def test_flood_drops_frames_with_bounded_latency_and_memory(ros_env, tmp_path, p
     assert np.mean(latencies[half:]) < 3 * np.mean(latencies[:half]) + 0.2, report
     assert float(values["latency_ms.max"]) < 2000, report
     # memory: after a few seconds of warm-up (SIFT, DDS buffers) the resident set stays flat
-    settled = rss_samples[len(rss_samples) // 2 :]
-    assert max(settled) - settled[0] < 60, report
+    # (it swings by ~80 MB as image buffers come and go; queued frames would add ~27 MB/s)
+    half_rss = len(rss_samples) // 2
+    assert max(rss_samples[half_rss:]) - max(rss_samples[:half_rss]) < 60, report
     assert max(rss_samples) < 1000, report
     assert len(corrs) == len(arrivals)
