@@ -1,8 +1,9 @@
 """``superglue-ros``: one entry point, one module per subcommand.
 
 Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``
-and keeps heavy imports (torch, rclpy, rosbags) inside ``run`` so that
-``--help`` and unrelated subcommands work where an optional dependency is absent.
+and keeps heavy imports (torch, rclpy, rosbags) inside ``run``. Only the module
+of the subcommand asked for is imported, so one subcommand whose dependency is
+missing on a machine does not break the others.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ class CliError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` only (all commands are listed)."""
     parser = argparse.ArgumentParser(
         prog="superglue-ros", description="SuperPoint + SuperGlue matching tools for ROS 2."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, summary) in SUBCOMMANDS.items():
+        if name != command:
+            subparsers.add_parser(name, help=summary, add_help=False)
+            continue
         module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(sub)
@@ -40,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The first argument that names a subcommand (options come after it)."""
+    return next((arg for arg in argv if arg in SUBCOMMANDS), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(requested_command(argv)).parse_args(argv)
     try:
         return int(args.run(args))
     except (CliError, ValueError, FileNotFoundError) as error:
