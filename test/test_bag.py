@@ -12,9 +12,8 @@ from rosbags.highlevel import AnyReader
 from superglue_ros.tools import cli, imageio, rosbag_io
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """superglue-ros's real dispatch and error handling, with only this subcommand loaded."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", {argv[0]: cli.SUBCOMMANDS[argv[0]]})
+def run_cli(*argv: str) -> int:
+    """superglue-ros with its real dispatch and error handling (exit status returned)."""
     return cli.main(list(argv))
 
 
@@ -24,12 +23,10 @@ def read_bag(path: Path) -> list[tuple[str, int, object]]:
         return [(c.topic, t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages()]
 
 
-def test_freiburg_images_with_camera_info(
-    monkeypatch: pytest.MonkeyPatch, freiburg_dir: Path, tmp_path: Path
-) -> None:
+def test_freiburg_images_with_camera_info(freiburg_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bag"
     camera = freiburg_dir / "camera.yaml"
-    assert run_cli(monkeypatch, "bag", "from-images", str(freiburg_dir), str(out),
+    assert run_cli("bag", "from-images", str(freiburg_dir), str(out),
                    "--camera-yaml", str(camera)) == 0  # fmt: skip
     messages = read_bag(out)
     images = [m for topic, _, m in messages if topic == "/camera/image_raw"]
@@ -54,13 +51,13 @@ def write_gray_images(directory: Path, names: list[str]) -> None:
         cv2.imwrite(str(directory / name), np.full((24, 32), 10 * i, np.uint8))
 
 
-def test_gray_images_at_a_rate_in_sqlite3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_gray_images_at_a_rate_in_sqlite3(tmp_path: Path) -> None:
     images = tmp_path / "images"
     write_gray_images(images, ["a.png", "b.png", "c.png"])
     out = tmp_path / "bag"
     argv = ["bag", "from-images", str(images), str(out), "--rate", "10", "--format", "sqlite3",
             "--topic", "/cam0/image", "--frame-id", "cam0"]  # fmt: skip
-    assert run_cli(monkeypatch, *argv) == 0
+    assert run_cli(*argv) == 0
     assert (out / "bag.db3").is_file()
     messages = read_bag(out)
     assert [topic for topic, _, _ in messages] == ["/cam0/image"] * 3
@@ -70,27 +67,25 @@ def test_gray_images_at_a_rate_in_sqlite3(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert int(rosbag_io.image_from_msg(image)[0, 0]) == 10
 
 
-def test_errors_exit_2_and_leave_no_bag(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_errors_exit_2_and_leave_no_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bag"
-    assert run_cli(monkeypatch, "bag", "from-images", str(tmp_path / "nope"), str(out)) == 2
+    assert run_cli("bag", "from-images", str(tmp_path / "nope"), str(out)) == 2
     assert "does not exist" in capsys.readouterr().err
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli(monkeypatch, "bag", "from-images", str(empty), str(out)) == 2
+    assert run_cli("bag", "from-images", str(empty), str(out)) == 2
     assert "no images" in capsys.readouterr().err
 
     named = tmp_path / "named"
     write_gray_images(named, ["a.png", "b.png"])
-    assert run_cli(monkeypatch, "bag", "from-images", str(named), str(out)) == 2
+    assert run_cli("bag", "from-images", str(named), str(out)) == 2
     assert "--rate" in capsys.readouterr().err
 
     broken = tmp_path / "broken"
     write_gray_images(broken, ["1.0.png", "2.0.png"])
     (broken / "3.0.png").write_bytes(b"not a png")
-    assert run_cli(monkeypatch, "bag", "from-images", str(broken), str(out)) == 2
+    assert run_cli("bag", "from-images", str(broken), str(out)) == 2
     assert "cannot read image" in capsys.readouterr().err
     assert not out.exists()
 

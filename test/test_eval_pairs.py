@@ -15,9 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ORB_MNN = PROJECT_ROOT / "config" / "eval" / "orb_mnn.yaml"
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """superglue-ros's real dispatch and error handling, with only this subcommand loaded."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", {argv[0]: cli.SUBCOMMANDS[argv[0]]})
+def run_cli(*argv: str) -> int:
+    """superglue-ros with its real dispatch and error handling (exit status returned)."""
     return cli.main(list(argv))
 
 
@@ -32,14 +31,13 @@ def scannet_dir(data_dir: Path) -> Path:
 def test_orb_baseline_end_to_end(
     scannet_dir: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "results.json"
     argv = ["eval-pairs", str(scannet_dir / "pairs_with_gt.txt"), str(scannet_dir),
             "--resize", "640", "480", "--params", str(ORB_MNN), "--max-pairs", "8",
             "--json", str(out)]  # fmt: skip
-    assert run_cli(monkeypatch, *argv) == 0
+    assert run_cli(*argv) == 0
     printed = capsys.readouterr().out
     assert "| orb_mnn | orb + mnn | 8 |" in printed
     document = json.loads(out.read_text())
@@ -67,15 +65,13 @@ def test_pairs_file_errors(tmp_path: Path) -> None:
         eval_pairs.read_pairs(path)
 
 
-def test_missing_image_is_a_user_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_image_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pairs = tmp_path / "pairs.txt"
     identity = " ".join(["1", "0", "0", "0", "1", "0", "0", "0", "1"])
     pose = " ".join(map(str, np.eye(4).ravel()))
     pairs.write_text(f"x.jpg y.jpg 0 0 {identity} {identity} {pose}\n")
     argv = ["eval-pairs", str(pairs), str(tmp_path), "--params", str(ORB_MNN)]
-    assert run_cli(monkeypatch, *argv) == 2
+    assert run_cli(*argv) == 2
     assert "x.jpg does not exist" in capsys.readouterr().err
 
 

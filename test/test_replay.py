@@ -28,9 +28,8 @@ REPORT_CONFIG_KEYS = {
 }  # fmt: skip
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """superglue-ros's real dispatch and error handling, with only this subcommand loaded."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", {argv[0]: cli.SUBCOMMANDS[argv[0]]})
+def run_cli(*argv: str) -> int:
+    """superglue-ros with its real dispatch and error handling (exit status returned)."""
     return cli.main(list(argv))
 
 
@@ -59,11 +58,10 @@ def small_orb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def replay(input_bag: Path, out: Path, *params: Path) -> int:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        args = ["replay", str(input_bag), "--out", str(out)]
-        if params:
-            args += ["--params", *map(str, params)]
-        return run_cli(monkeypatch, *args)
+    args = ["replay", str(input_bag), "--out", str(out)]
+    if params:
+        args += ["--params", *map(str, params)]
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +174,14 @@ def test_interrupted_replay_leaves_a_readable_bag(
 def test_wrong_topic_lists_image_topics(
     input_bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        argv = ["replay", str(input_bag), "--out", str(tmp_path / "o"), "--image-topic", "/nope"]
-        assert run_cli(monkeypatch, *argv) == 2
+    argv = ["replay", str(input_bag), "--out", str(tmp_path / "o"), "--image-topic", "/nope"]
+    assert run_cli(*argv) == 2
     error = capsys.readouterr().err
     assert "/nope" in error and "/camera/image_raw (sensor_msgs/msg/Image, 17 msgs)" in error
     assert not (tmp_path / "o").exists()
 
 
-def test_missing_corrupt_and_empty_bags(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_corrupt_and_empty_bags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corrupt = tmp_path / "corrupt.mcap"
     corrupt.write_bytes(b"\x89MCAP0\r\n" + b"garbage" * 100)
     no_metadata = tmp_path / "no_metadata"
@@ -203,11 +198,11 @@ def test_missing_corrupt_and_empty_bags(
         empty: "no messages on /camera/image_raw",
     }
     for path, message in cases.items():
-        assert run_cli(monkeypatch, "replay", str(path), "--out", str(tmp_path / "o")) == 2
+        assert run_cli("replay", str(path), "--out", str(tmp_path / "o")) == 2
         assert message in capsys.readouterr().err, path
 
 
-def test_compressed_images_in_sqlite3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compressed_images_in_sqlite3(tmp_path: Path) -> None:
     """CompressedImage input, a sqlite3 bag, no CameraInfo: fundamental-matrix inlier ratio."""
     typestore = rosbag_io.make_typestore()
     source = tmp_path / "compressed"
@@ -233,7 +228,7 @@ def test_compressed_images_in_sqlite3(tmp_path: Path, monkeypatch: pytest.Monkey
 
     out = tmp_path / "out"
     argv = ["replay", str(source), "--out", str(out), "--no-descriptors", "--params", str(ORB_MNN)]
-    assert run_cli(monkeypatch, *argv) == 0
+    assert run_cli(*argv) == 0
     messages = [m for _, _, m in read_bag(out / "orb_mnn" / "correspondences")["/correspondences"]]
     assert [rosbag_io.stamp_ns(m.header.stamp) for m in messages] == stamps
     assert all(m.features.descriptor_dim == 0 for m in messages)
@@ -242,7 +237,7 @@ def test_compressed_images_in_sqlite3(tmp_path: Path, monkeypatch: pytest.Monkey
     assert report["configs"][0]["inlier_ratio"]["method"] == "fundamental"
 
 
-def test_ros1_bag_with_bgr8_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ros1_bag_with_bgr8_images(tmp_path: Path) -> None:
     from rosbags.rosbag1 import Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -260,10 +255,7 @@ def test_ros1_bag_with_bgr8_images(tmp_path: Path, monkeypatch: pytest.MonkeyPat
                 connection, (10 + i) * 10**9, typestore.serialize_ros1(message, rosbag_io.IMAGE)
             )
     out = tmp_path / "out"
-    assert (
-        run_cli(monkeypatch, "replay", str(source), "--out", str(out), "--params", str(ORB_MNN))
-        == 0
-    )
+    assert run_cli("replay", str(source), "--out", str(out), "--params", str(ORB_MNN)) == 0
     messages = [m for _, _, m in read_bag(out / "orb_mnn" / "correspondences")["/correspondences"]]
     assert [m.header.stamp.sec for m in messages] == [10, 11, 12]
     assert len(messages[2].matches[0].frame_indices) > 0
