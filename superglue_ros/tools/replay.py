@@ -11,8 +11,9 @@ when none is given); all run over the same decoded frames. Output in DIR:
                                           /keyframes (keyframes only), type
                                           superglue_ros_msgs/msg/Correspondences
 
-Ctrl-C stops after the current frame: the bags are closed and valid, and the
-report covers the frames processed and says it was interrupted (exit 130).
+Ctrl-C stops the replay: the frame being processed is dropped (a frame's messages
+are written all or nothing), the bags are closed and valid, and the report covers
+the frames written and says it was interrupted (exit 130).
 """
 
 from __future__ import annotations
