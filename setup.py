@@ -13,6 +13,7 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml")),
+        (f"share/{package_name}/config/eval", glob("config/eval/*.yaml")),
     ],
     install_requires=["setuptools", "numpy", "pyyaml"],
     zip_safe=True,

@@ -111,6 +111,7 @@ def test_colcon_install_has_launch_config_and_node() -> None:
     if not share.is_dir():
         pytest.skip("no colcon install/ here (make test builds it)")
     assert (share / "launch" / "matcher.launch.py").exists()
-    assert (share / "config" / "matcher.yaml").exists()
+    for source in (PROJECT_ROOT / "config").rglob("*.yaml"):
+        assert (share / source.relative_to(PROJECT_ROOT)).exists(), f"{source} is not installed"
     lib = PROJECT_ROOT / "install" / "superglue_ros" / "lib" / "superglue_ros"
     assert (lib / "matcher_node").exists()
