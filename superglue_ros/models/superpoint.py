@@ -171,6 +171,9 @@ class SuperPoint(nn.Module):
         self.conv4a, self.conv4b = conv(c3, c4), conv(c4, c4)
         self.convPa, self.convPb = conv(c4, c5), conv(c5, 65, 1)
         self.convDa, self.convDb = conv(c4, c5), conv(c5, self.conf["descriptor_dim"], 1)
+        # Channels-last convolutions are ~1.6x faster with oneDNN on CPU (and suit tensor
+        # cores on CUDA); the layout survives .to(device) and load_state_dict.
+        self.to(memory_format=torch.channels_last)
         self.eval()
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,7 +182,7 @@ class SuperPoint(nn.Module):
         Returns (scores [B, 8h, 8w] float32 before NMS, descriptors [B, D, h, w]
         float32 L2-normalised), h = floor(H/8), w = floor(W/8).
         """
-        x = image
+        x = image.contiguous(memory_format=torch.channels_last)
         for first, second in (
             (self.conv1a, self.conv1b),
             (self.conv2a, self.conv2b),
