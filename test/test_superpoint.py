@@ -37,9 +37,16 @@ def small(fixture, height=83, width=125):
 
 def test_matches_reference_fixture(fixture, model) -> None:
     out = model.extract(torch.from_numpy(fixture["image0"])[None, None].float() / 255.0)
-    np.testing.assert_array_equal(out["keypoints"][0].numpy(), fixture["out0/keypoints"])
-    np.testing.assert_allclose(out["scores"][0].numpy(), fixture["out0/scores"], atol=1e-5)
-    cosine = (out["descriptors"][0].numpy() * fixture["out0/descriptors"]).sum(0)
+    ours, ref = out["keypoints"][0].numpy(), fixture["out0/keypoints"]
+    # The documented tolerance compares keypoint sets: top-k order may swap near-ties.
+    ref_index = {tuple(point): i for i, point in enumerate(ref.tolist())}
+    order = np.array([ref_index[tuple(point)] for point in ours.tolist()])
+    assert sorted(order.tolist()) == list(range(len(ref)))
+    swapped = order != np.arange(len(ref))
+    ref_scores = fixture["out0/scores"]
+    np.testing.assert_allclose(ref_scores[order][swapped], ref_scores[swapped], atol=1e-5)
+    np.testing.assert_allclose(out["scores"][0].numpy(), ref_scores[order], atol=1e-5)
+    cosine = (out["descriptors"][0].numpy() * fixture["out0/descriptors"][:, order]).sum(0)
     assert cosine.min() >= 0.9999
 
 
