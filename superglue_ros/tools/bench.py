@@ -11,14 +11,32 @@ user cache), otherwise seeded random weights of the same size: timings do not
 depend on the values. Keypoints are synthetic (the frame's points moved, noisy
 and partly replaced in each keyframe, keyframe sizes varying by up to 20 %), so
 every run is the same work.
+
+Baseline: SuperPoint and SuperGlue (one pair) are also timed as the authors'
+reference implementation computes them, with the same weights, in the same run,
+alternating baseline and ours on every repeat so that machine load hits both
+alike; the table prints ours, the baseline and ours / baseline. The baseline
+SuperPoint runs NCHW-contiguous weights and tensors (ours: channels-last) and
+NMS with square (2r+1) x (2r+1) max-pools (ours: a row pool then a column pool).
+The baseline SuperGlue runs the model's own modules the reference's way, one
+pair per call: Conv1d layers on [B, D, N], separate query/key/value projections
+with interleaved heads, unfolded BatchNorm, explicit attention (softmax(q k^T /
+sqrt(d)) v with einsum) and unmasked Sinkhorn (ours: fused projections, folded
+BatchNorm and merge, scaled_dot_product_attention, masked Sinkhorn). Before
+timing, each baseline's output is checked against ours (SuperPoint: same
+keypoint set, scores within 1e-5; SuperGlue: log assignment within 1e-4); a
+mismatch raises BaselineMismatchError, since a baseline that computes something
+else is no baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +120,244 @@ def median_ms(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[
         sync()
         times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)
+
+
+def paired_median_ms(
+    ours: Callable[[], Any],
+    baseline: Callable[[], Any],
+    repeats: int,
+    warmup: int,
+    sync: Callable[[], None],
+) -> tuple[float, float]:
+    """Median ms of ours and of baseline, run alternately (baseline first on even repeats)."""
+    for _ in range(warmup):
+        baseline()
+        ours()
+    sync()
+    times: dict[str, list[float]] = {"ours": [], "baseline": []}
+    order = (("baseline", baseline), ("ours", ours))
+    for i in range(repeats):
+        for name, fn in order if i % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times["ours"]), statistics.median(times["baseline"])
+
+
+# --------------------------------------------------------------------------- baseline
+# The reference's computation with our models' weights (see the module docstring).
+
+
+class BaselineMismatchError(RuntimeError):
+    """The baseline's output differs from ours: it would time some other computation."""
+
+
+def reference_nms(scores: Any, radius: int) -> Any:
+    """The reference's NMS: square (2r+1) x (2r+1) max-pools. scores: [B, H, W]."""
+    import torch
+    import torch.nn.functional as F
+
+    def max_pool(x: Any) -> Any:
+        return F.max_pool2d(x, kernel_size=radius * 2 + 1, stride=1, padding=radius)
+
+    zeros = torch.zeros_like(scores)
+    max_mask = scores == max_pool(scores)
+    for _ in range(2):
+        supp_mask = max_pool(max_mask.float()) > 0
+        supp_scores = torch.where(supp_mask, zeros, scores)
+        new_max_mask = supp_scores == max_pool(supp_scores)
+        max_mask = max_mask | (new_max_mask & (~supp_mask))
+    return torch.where(max_mask, scores, zeros)
+
+
+def contiguous_superpoint(model: Any) -> Any:
+    """A copy of a SuperPoint whose weights are NCHW-contiguous (the reference's layout)."""
+    import torch
+
+    baseline = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    for name, param in baseline.named_parameters():
+        if not param.is_contiguous():
+            raise BaselineMismatchError(f"baseline SuperPoint weight {name} is not contiguous")
+    return baseline
+
+
+def reference_superpoint(model: Any, image: Any) -> dict[str, list[Any]]:
+    """SuperPoint as the reference computes it, with model's modules (fp32, NCHW).
+
+    model: a SuperPoint from contiguous_superpoint(); image: [B, 1, H, W].
+    Returns what SuperPoint.extract returns.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from superglue_ros.models.superpoint import prepare_image, sample_descriptors, select_keypoints
+
+    conf = model.conf
+    with torch.inference_mode():
+        x = prepare_image(image)  # contiguous NCHW
+        for first, second in (
+            (model.conv1a, model.conv1b),
+            (model.conv2a, model.conv2b),
+            (model.conv3a, model.conv3b),
+        ):
+            x = F.relu(second(F.relu(first(x), inplace=True)), inplace=True)
+            x = F.max_pool2d(x, kernel_size=2, stride=2)
+        x = F.relu(model.conv4b(F.relu(model.conv4a(x), inplace=True)), inplace=True)
+
+        scores = model.convPb(F.relu(model.convPa(x), inplace=True))
+        scores = F.softmax(scores, 1)[:, :-1]
+        b, _, h, w = scores.shape
+        scores = scores.permute(0, 2, 3, 1).reshape(b, h, w, 8, 8)
+        scores = scores.permute(0, 1, 3, 2, 4).reshape(b, h * 8, w * 8)
+        scores = reference_nms(scores, int(conf["nms_radius"]))
+
+        descriptors = model.convDb(F.relu(model.convDa(x), inplace=True))
+        descriptors = F.normalize(descriptors, p=2, dim=1)
+        out: dict[str, list[Any]] = {"keypoints": [], "scores": [], "descriptors": []}
+        for score_map, desc_map in zip(scores, descriptors, strict=True):
+            kpts, kscores = select_keypoints(
+                score_map,
+                float(conf["keypoint_threshold"]),
+                int(conf["remove_borders"]),
+                int(conf["max_keypoints"]),
+            )
+            out["keypoints"].append(kpts)
+            out["scores"].append(kscores)
+            out["descriptors"].append(sample_descriptors(kpts, desc_map, 8))
+    return out
+
+
+def check_superpoint_baseline(
+    ours: dict[str, list[Any]], baseline: dict[str, list[Any]], atol: float = 1e-5
+) -> None:
+    """Raise BaselineMismatchError unless every image has the same keypoint set in both
+    outputs and the scores of each keypoint agree within atol."""
+    if len(ours["keypoints"]) != len(baseline["keypoints"]):
+        raise BaselineMismatchError("SuperPoint baseline: different number of images")
+    for i, (kpts, scores, base_kpts, base_scores) in enumerate(
+        zip(
+            ours["keypoints"],
+            ours["scores"],
+            baseline["keypoints"],
+            baseline["scores"],
+            strict=True,
+        )
+    ):
+        mine = dict(zip(map(tuple, kpts.tolist()), scores.tolist(), strict=True))
+        theirs = dict(zip(map(tuple, base_kpts.tolist()), base_scores.tolist(), strict=True))
+        if mine.keys() != theirs.keys():
+            raise BaselineMismatchError(
+                f"SuperPoint baseline, image {i}: keypoint sets differ (ours {len(mine)}, "
+                f"baseline {len(theirs)}, common {len(mine.keys() & theirs.keys())})"
+            )
+        worst = max((abs(mine[p] - theirs[p]) for p in mine), default=0.0)
+        if not worst <= atol:
+            raise BaselineMismatchError(
+                f"SuperPoint baseline, image {i}: scores differ by up to {worst:.3g} (> {atol})"
+            )
+
+
+def reference_attention(query: Any, key: Any, value: Any) -> Any:
+    """The reference's attention: [B, d, H, N] tensors, softmax(q k^T / sqrt(d)) v."""
+    import torch
+
+    dim = query.shape[1]
+    scores = torch.einsum("bdhn,bdhm->bhnm", query, key) / dim**0.5
+    prob = torch.nn.functional.softmax(scores, dim=-1)
+    return torch.einsum("bhnm,bdhm->bdhn", prob, value)
+
+
+def reference_log_optimal_transport(scores: Any, alpha: Any, iterations: int) -> Any:
+    """The reference's Sinkhorn with dustbins (no masks). scores: [B, N, M]."""
+    import torch
+
+    b, m, n = scores.shape
+    one = scores.new_tensor(1)
+    ms, ns = (m * one).to(scores), (n * one).to(scores)
+    bins0, bins1 = alpha.expand(b, m, 1), alpha.expand(b, 1, n)
+    couplings = torch.cat(
+        [torch.cat([scores, bins0], -1), torch.cat([bins1, alpha.expand(b, 1, 1)], -1)], 1
+    )
+    norm = -(ms + ns).log()
+    log_mu = torch.cat([norm.expand(m), ns.log()[None] + norm])[None].expand(b, -1)
+    log_nu = torch.cat([norm.expand(n), ms.log()[None] + norm])[None].expand(b, -1)
+    u, v = torch.zeros_like(log_mu), torch.zeros_like(log_nu)
+    for _ in range(iterations):
+        u = log_mu - torch.logsumexp(couplings + v.unsqueeze(1), dim=2)
+        v = log_nu - torch.logsumexp(couplings + u.unsqueeze(2), dim=1)
+    return couplings + u.unsqueeze(2) + v.unsqueeze(1) - norm
+
+
+def reference_superglue(model: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """SuperGlue on one unpadded pair as the reference computes it, with model's modules.
+
+    data: SuperGlue input with B = 1 and no padding (a mask, if given, all True).
+    Returns log_assignment [1, N+1, M+1] and the matches (SuperGlue.match's keys).
+    """
+    import torch
+
+    from superglue_ros.models.superglue import as_image_size, extract_matches, normalize_keypoints
+
+    for i in (0, 1):
+        mask = data.get(f"mask{i}")
+        if data[f"keypoints{i}"].shape[0] != 1 or (mask is not None and not bool(mask.all())):
+            raise ValueError("the SuperGlue baseline runs one unpadded pair")
+    conf = model.conf
+    dim, heads = int(conf["descriptor_dim"]), int(conf["num_heads"])
+    with torch.inference_mode():
+        desc = []
+        for i in (0, 1):
+            kpts = data[f"keypoints{i}"].float()
+            size = as_image_size(data[f"image_size{i}"], 1, kpts.device)
+            position = torch.cat(
+                [normalize_keypoints(kpts, size).transpose(1, 2), data[f"scores{i}"][:, None]], 1
+            )
+            desc.append(data[f"descriptors{i}"].float() + model.kenc.encoder(position))
+        desc0, desc1 = desc
+
+        def propagate(layer: Any, x: Any, source: Any) -> Any:
+            attn = layer.attn
+            query, key, value = (
+                proj(t).view(1, dim // heads, heads, -1)
+                for proj, t in zip(attn.proj, (x, source, source), strict=True)
+            )
+            message = reference_attention(query, key, value)
+            message = attn.merge(message.contiguous().view(1, dim, -1))
+            return layer.mlp(torch.cat([x, message], dim=1))
+
+        for layer, kind in zip(model.gnn.layers, model.gnn.kinds, strict=True):
+            src0, src1 = (desc1, desc0) if kind == "cross" else (desc0, desc1)
+            delta0, delta1 = propagate(layer, desc0, src0), propagate(layer, desc1, src1)
+            desc0, desc1 = desc0 + delta0, desc1 + delta1
+
+        mdesc0, mdesc1 = model.final_proj(desc0), model.final_proj(desc1)
+        scores = torch.einsum("bdn,bdm->bnm", mdesc0, mdesc1) / dim**0.5
+        log_assignment = reference_log_optimal_transport(
+            scores, model.bin_score, int(conf["sinkhorn_iterations"])
+        )
+        valid0 = torch.ones(scores.shape[:2], dtype=torch.bool, device=scores.device)
+        valid1 = torch.ones(1, scores.shape[2], dtype=torch.bool, device=scores.device)
+        matches = extract_matches(log_assignment, float(conf["match_threshold"]), valid0, valid1)
+    return {"log_assignment": log_assignment, **matches}
+
+
+def check_superglue_baseline(ours: Any, baseline: Any, atol: float = 1e-4) -> None:
+    """Raise BaselineMismatchError unless the two log assignments agree within atol."""
+    if tuple(ours.shape) != tuple(baseline.shape):
+        raise BaselineMismatchError(
+            f"SuperGlue baseline: log assignment shape {tuple(baseline.shape)}, "
+            f"ours {tuple(ours.shape)}"
+        )
+    ours, baseline = ours.float().cpu(), baseline.float().cpu()
+    if not bool((ours.isfinite() == baseline.isfinite()).all()):
+        raise BaselineMismatchError("SuperGlue baseline: log assignment finite at other places")
+    finite = ours.isfinite()
+    worst = float((ours[finite] - baseline[finite]).abs().max()) if bool(finite.any()) else 0.0
+    if not worst <= atol:
+        raise BaselineMismatchError(
+            f"SuperGlue baseline: log assignment differs by up to {worst:.3g} (> {atol})"
+        )
 
 
 class Bench:
@@ -230,6 +486,15 @@ class Bench:
     def time(self, fn: Callable[[], Any]) -> float:
         return round(median_ms(fn, self.args.repeats, self.args.warmup, self.sync), 2)
 
+    def time_against(
+        self, ours: Callable[[], Any], baseline: Callable[[], Any]
+    ) -> tuple[float, float, float]:
+        """(ours ms, baseline ms, ours / baseline): medians of alternating runs."""
+        mine, theirs = paired_median_ms(
+            ours, baseline, self.args.repeats, self.args.warmup, self.sync
+        )
+        return round(mine, 2), round(theirs, 2), round(mine / theirs, 3)
+
     def run_all(self, keyframe_counts: list[int], precisions: list[str]) -> dict[str, Any]:
         torch = self.torch
         args = self.args
@@ -245,11 +510,33 @@ class Bench:
             "sinkhorn_iterations": args.sinkhorn_iterations,
             "repeats": args.repeats,
         }
+        results["baseline"] = BASELINE
         superpoint = self.superpoint("fp32")
-        results["superpoint_ms"] = self.time(lambda: superpoint.extract(self.image))
+        baseline_sp = contiguous_superpoint(superpoint)
+        check_superpoint_baseline(
+            superpoint.extract(self.image), reference_superpoint(baseline_sp, self.image)
+        )
+        (
+            results["superpoint_ms"],
+            results["superpoint_baseline_ms"],
+            results["superpoint_ratio"],
+        ) = self.time_against(
+            lambda: superpoint.extract(self.image),
+            lambda: reference_superpoint(baseline_sp, self.image),
+        )
         pair = self.batch(1)
         superglue = self.superglue()
-        results["superglue_pair_ms"] = self.time(lambda: superglue.match(pair))
+        check_superglue_baseline(
+            superglue.match(pair)["log_assignment"],
+            reference_superglue(superglue, pair)["log_assignment"],
+        )
+        (
+            results["superglue_pair_ms"],
+            results["superglue_pair_baseline_ms"],
+            results["superglue_pair_ratio"],
+        ) = self.time_against(
+            lambda: superglue.match(pair), lambda: reference_superglue(superglue, pair)
+        )
 
         if max(keyframe_counts) > len(self.keyframes):
             self.frame, self.keyframes = self._points(max(keyframe_counts))
@@ -302,6 +589,14 @@ class Bench:
         return row
 
 
+BASELINE = (
+    "the reference's computation with the same weights, alternating with ours in this run: "
+    "SuperPoint with NCHW tensors and square-window NMS; SuperGlue with Conv1d layers, "
+    "separate projections, BatchNorm, explicit softmax attention and unmasked Sinkhorn, "
+    "one pair per call"
+)
+
+
 def _argv(args: argparse.Namespace) -> list[str]:
     out = []
     for key in ("height", "width", "keypoints", "device", "repeats", "sinkhorn_iterations"):
@@ -329,9 +624,16 @@ def print_table(results: dict[str, Any]) -> None:
         f"{results['sinkhorn_iterations']} Sinkhorn iterations, median of {results['repeats']}"
     )
     print()
-    print(f"{'stage':<40}{'ms':>10}")
-    print(f"{'SuperPoint (one image)':<40}{results['superpoint_ms']:>10.1f}")
-    print(f"{'SuperGlue (one pair)':<40}{results['superglue_pair_ms']:>10.1f}")
+    print(f"{'stage':<26}{'ours ms':>10}{'baseline ms':>13}{'ratio (ours / baseline)':>25}")
+    for name, key in (
+        ("SuperPoint (one image)", "superpoint"),
+        ("SuperGlue (one pair)", "superglue_pair"),
+    ):
+        print(
+            f"{name:<26}{results[f'{key}_ms']:>10.1f}{results[f'{key}_baseline_ms']:>13.1f}"
+            f"{results[f'{key}_ratio']:>25.3f}"
+        )
+    print(textwrap.fill(f"baseline: {results['baseline']}", width=92))
     print()
     print(f"{'keyframes':>9}{'batched ms':>12}{'loop ms':>10}{'auto picks':>12}{'auto ms':>10}")
     for row in results["matching"]:

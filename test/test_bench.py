@@ -1,0 +1,111 @@
+"""`superglue-ros bench`: runs on a tiny config, reports baseline ratios, and refuses a
+baseline that computes something other than our models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+import torch
+
+from superglue_ros.tools import bench
+from superglue_ros.tools.cli import main
+
+TINY = ["--height", "64", "--width", "96", "--keypoints", "32", "--repeats", "1", "--warmup", "0"]
+
+
+def test_tiny_bench_writes_baseline_ratios(tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["bench", *TINY, "--keyframes", "1,2", "--precisions", "fp32", "--json", str(out)]
+    assert main(argv) == 0
+    results = json.loads(out.read_text())
+    for stage in ("superpoint", "superglue_pair"):
+        for key in (f"{stage}_ms", f"{stage}_baseline_ms", f"{stage}_ratio"):
+            assert isinstance(results[key], float), key
+            assert math.isfinite(results[key]) and results[key] > 0, key
+        ratio = results[f"{stage}_ms"] / results[f"{stage}_baseline_ms"]
+        assert results[f"{stage}_ratio"] == pytest.approx(ratio, rel=1e-2)
+    assert "NCHW" in results["baseline"]
+    printed = capsys.readouterr().out
+    assert "baseline ms" in printed and "ratio (ours / baseline)" in printed
+
+
+@pytest.fixture(scope="module")
+def tiny() -> bench.Bench:
+    args = argparse.Namespace(
+        height=64,
+        width=96,
+        keypoints=32,
+        sinkhorn_iterations=20,
+        weights_dir=None,
+        repeats=1,
+        warmup=0,
+    )
+    return bench.Bench(args, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def superpoint_outputs(tiny):
+    model = tiny.superpoint("fp32")
+    ours = model.extract(tiny.image)
+    baseline = bench.reference_superpoint(bench.contiguous_superpoint(model), tiny.image)
+    assert len(ours["keypoints"][0]) == 32
+    return ours, baseline
+
+
+@pytest.fixture(scope="module")
+def superglue_outputs(tiny):
+    model, pair = tiny.superglue(), tiny.batch(1)
+    ours = model.match(pair)["log_assignment"]
+    baseline = bench.reference_superglue(model, pair)["log_assignment"]
+    return ours, baseline
+
+
+def perturbed(outputs: dict, key: str, change) -> dict:
+    copy = {k: [t.clone() for t in v] for k, v in outputs.items()}
+    change(copy[key][0])
+    return copy
+
+
+def test_superpoint_baseline_check(superpoint_outputs) -> None:
+    ours, baseline = superpoint_outputs
+    bench.check_superpoint_baseline(ours, baseline)  # the real baseline passes
+    reordered = {k: [v[0].flip(0)] for k, v in baseline.items() if k != "descriptors"}
+    bench.check_superpoint_baseline(ours, reordered)  # a set: order does not matter
+
+    def move(points):
+        points[0, 0] += 1
+
+    def nudge(scores):
+        scores[-1] += 1e-4
+
+    with pytest.raises(bench.BaselineMismatchError, match="keypoint sets differ"):
+        bench.check_superpoint_baseline(ours, perturbed(baseline, "keypoints", move))
+    with pytest.raises(bench.BaselineMismatchError, match="scores differ"):
+        bench.check_superpoint_baseline(ours, perturbed(baseline, "scores", nudge))
+    dropped = {k: [v[0][1:]] for k, v in baseline.items() if k != "descriptors"}
+    with pytest.raises(bench.BaselineMismatchError, match="keypoint sets differ"):
+        bench.check_superpoint_baseline(ours, dropped)
+
+
+def test_superglue_baseline_check(superglue_outputs) -> None:
+    ours, baseline = superglue_outputs
+    bench.check_superglue_baseline(ours, baseline)  # the real baseline passes
+    off = baseline.clone()
+    off[0, 3, 5] += 1e-3
+    with pytest.raises(bench.BaselineMismatchError, match="differs by up to"):
+        bench.check_superglue_baseline(ours, off)
+    infinite = baseline.clone()
+    infinite[0, 0, 0] = -math.inf
+    with pytest.raises(bench.BaselineMismatchError, match="finite at other places"):
+        bench.check_superglue_baseline(ours, infinite)
+    with pytest.raises(bench.BaselineMismatchError, match="shape"):
+        bench.check_superglue_baseline(ours, baseline[:, :-1])
+
+
+def test_superglue_baseline_refuses_padded_pairs(tiny) -> None:
+    model, pairs = tiny.superglue(), tiny.batch(2)
+    with pytest.raises(ValueError, match="one unpadded pair"):
+        bench.reference_superglue(model, pairs)
