@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
+
+from superglue_ros.pipeline.params import dump_params_file
 
 from conftest import PROJECT_ROOT, SHARED
 
@@ -59,20 +60,6 @@ def camera_info_msg(camera_yaml: Path | None, width: int, height: int) -> Any:
 
 
 # ------------------------------------------------------------ node process
-def nested(params: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in params.items():
-        *groups, leaf = name.split(".")
-        branch = tree
-        for group in groups:
-            branch = branch.setdefault(group, {})
-        branch[leaf] = value
-    return tree
-
-
-def write_params(path: Path, params: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": nested(params)}}))
-    return path
 
 
 class NodeProcess:
@@ -87,7 +74,7 @@ class NodeProcess:
         name: str = "node",
     ) -> None:
         self.log_path = workdir / f"{name}.log"
-        params_file = write_params(workdir / f"{name}.yaml", params)
+        params_file = dump_params_file(workdir / f"{name}.yaml", params)
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [*NODE_CMD, "--ros-args", "--params-file", str(params_file), *extra_args],

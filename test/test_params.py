@@ -9,8 +9,10 @@ import pytest
 from superglue_ros.pipeline.params import (
     PIPELINE_SPECS,
     defaults,
+    dump_params_file,
     flatten,
     load_params_file,
+    unflatten,
     validate,
 )
 
@@ -63,6 +65,14 @@ def test_only_thresholds_change_at_run_time() -> None:
 
 def test_flatten_joins_nested_names() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_dumped_files_read_back(tmp_path: Path) -> None:
+    values = {"frontend": "orb", "keyframes.min_matches": 12, "superglue.match_threshold": 0.3}
+    assert unflatten(values)["keyframes"] == {"min_matches": 12}
+    path = dump_params_file(tmp_path / "params.yaml", values)
+    assert "ros__parameters" in path.read_text()
+    assert load_params_file(path) == values
 
 
 def test_ros_style_and_plain_files_read_the_same(tmp_path: Path) -> None:

@@ -237,6 +237,26 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'a.b': 1} -> {'a': {'b': 1}}: the inverse of flatten."""
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        *groups, leaf = name.split(".")
+        branch = tree
+        for group in groups:
+            branch = branch.setdefault(group, {})
+        branch[leaf] = value
+    return tree
+
+
+def dump_params_file(path: str | Path, values: Mapping[str, Any], node: str = "/**") -> Path:
+    """Write dotted values as a ROS 2 parameters file for ``node`` (all nodes by default)."""
+    path = Path(path)
+    tree = {node: {"ros__parameters": unflatten(values)}}
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read a parameters YAML file into dotted names.
 

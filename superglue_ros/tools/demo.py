@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from superglue_ros.pipeline.params import dump_params_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FREIBURG = PROJECT_ROOT.parent / "shared" / "data" / "freiburg_sequence"
@@ -65,25 +66,11 @@ def load_sequence() -> tuple[list[np.ndarray], list[int], Path | None, str]:
     return frames, stamps, None, f"{len(frames)} synthetic frames ({FREIBURG} is absent)"
 
 
-def nested(params: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in params.items():
-        *groups, leaf = name.split(".")
-        branch = tree
-        for group in groups:
-            branch = branch.setdefault(group, {})
-        branch[leaf] = value
-    return tree
-
-
 class NodeProcess:
     """The node in its own process, its log in a file."""
 
     def __init__(self, params: dict[str, Any], workdir: Path, name: str) -> None:
-        self.params_file = workdir / f"{name}.yaml"
-        self.params_file.write_text(
-            yaml.safe_dump({"/**": {"ros__parameters": nested(params)}}, sort_keys=False)
-        )
+        self.params_file = dump_params_file(workdir / f"{name}.yaml", params)
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
