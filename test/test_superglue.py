@@ -205,3 +205,22 @@ def test_bf16_agrees_mostly_with_fp32(fixture, state, config) -> None:
     assert bf16["log_assignment"].dtype == torch.float32
     agree = (bf16["matches0"] == fp32).float().mean().item()
     assert agree >= 0.9
+
+
+def test_fused_weights_are_reused_and_follow_weight_changes(fixture, state, config) -> None:
+    model = model_for(state, config)
+    with torch.inference_mode():
+        first = model(pair(fixture))["log_assignment"]
+        assert model.prepare() is model.prepare()  # built once, not per call
+    # other weights loaded in place: the cached fusion must not be used any more
+    perturbed = {k: v * 1.5 if k.startswith("gnn.layers.0.mlp") else v for k, v in state.items()}
+    model.load_state_dict(perturbed)
+    fresh = model_for(perturbed, config)
+    with torch.inference_mode():
+        reloaded = model(pair(fixture))["log_assignment"]
+        expected = fresh(pair(fixture))["log_assignment"]
+    assert not torch.allclose(reloaded, first, atol=1e-3)
+    torch.testing.assert_close(reloaded, expected)
+    # and outside inference mode the cached tensors still work (no grad is needed)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pair(fixture))["log_assignment"], expected)
