@@ -41,7 +41,8 @@ def sequence_frames(count: int | None = None) -> tuple[list[np.ndarray], list[in
     from synthetic import sequence, translation
 
     n = count or 12
-    seq = sequence([translation(4.0 * i, 2.0 * i) for i in range(n)], height=240, width=320)
+    # camera-sized, so that the flood test costs what a real camera frame costs
+    seq = sequence([translation(4.0 * i, 2.0 * i) for i in range(n)], height=480, width=640)
     images = [np.dstack([g, g, g]) for g in seq.images]
     return images, [1_000_000_000 + i * 100_000_000 for i in range(n)], None
 

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 RATE_HZ = 30.0
 DURATION_S = 10.0
+RSS_EVERY = 15  # frames between resident-memory samples: every 0.5 s
 PARAMS = {
     "frontend": "sift",
     "matcher": "mnn",
@@ -71,7 +72,7 @@ def test_flood_drops_frames_with_bounded_latency_and_memory(ros_env, tmp_path, p
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
             sent[stamp] = time.monotonic()
             pub.publish(msg)
-            if i % 30 == 0:
+            if i % RSS_EVERY == 0:
                 rss_samples.append(round(node.rss_mb()))
             i += 1
         elapsed = time.monotonic() - start
@@ -96,7 +97,7 @@ def test_flood_drops_frames_with_bounded_latency_and_memory(ros_env, tmp_path, p
         f"max {np.max(latencies):.3f} s (first half mean {np.mean(latencies[:half]):.3f}, "
         f"second half {np.mean(latencies[half:]):.3f}); node latency mean "
         f"{values['latency_ms.mean']} ms max {values['latency_ms.max']} ms; "
-        f"RSS every second (MB): {rss_samples}"
+        f"RSS every {RSS_EVERY / RATE_HZ} s (MB): {rss_samples}"
     )
     print(report)
     assert processed >= 10, report
@@ -108,14 +109,16 @@ def test_flood_drops_frames_with_bounded_latency_and_memory(ros_env, tmp_path, p
     assert max(latencies) < 2.0, report
     assert np.mean(latencies[half:]) < 3 * np.mean(latencies[:half]) + 0.2, report
     assert float(values["latency_ms.max"]) < 2000, report
-    # memory: after warm-up (SIFT, DDS buffers) the resident set stays flat. It swings by
-    # ~40 MB as image buffers come and go; had the dropped frames been queued instead,
-    # the second half alone would have added half their size.
+    # memory: a queue of the dropped frames would grow steadily, by 70 % of their size
+    # between 3 s and the end. The resident set instead swings by up to ~130 MB as the
+    # allocator takes and returns image buffers, so compare robust levels: the highest
+    # sample of 2-4 s (after warm-up) with the median of the last 3 s.
     frame_mb = frames[0].nbytes / 1e6
     queue_cost_mb = dropped * frame_mb
     assert queue_cost_mb > 120, f"too few drops for the memory check to mean anything: {report}"
-    half_rss = len(rss_samples) // 2
-    growth = max(rss_samples[half_rss:]) - max(rss_samples[:half_rss])
-    assert growth < queue_cost_mb / 2, report
+    per_second = RATE_HZ / RSS_EVERY
+    early = max(rss_samples[int(2 * per_second) : int(4 * per_second)])
+    late = float(np.median(rss_samples[-int(3 * per_second) :]))
+    assert late - early < 0.35 * queue_cost_mb, report
     assert max(rss_samples) < 1000, report
     assert len(corrs) == len(arrivals)
