@@ -196,7 +196,8 @@ def _message_class(type_name: str) -> type:
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
-def _typed_array(values: Any, element: str) -> Any:
+def typed_array(values: Any, element: str) -> Any:
+    """values as the array.array rclpy keeps for a primitive sequence field of ``element``."""
     code = _TYPECODES.get(element)
     if code is None:
         return list(values)
@@ -228,7 +229,7 @@ def fill_message(msg: Any, fields: Mapping[str, Any]) -> Any:
         elif element is not None and isinstance(value, (np.ndarray, Sequence)):
             if isinstance(value, str):
                 raise TypeError(f"field {name!r} is a sequence, got a string")
-            setattr(msg, name, _typed_array(value, element))
+            setattr(msg, name, typed_array(value, element))
         elif isinstance(value, np.generic):
             setattr(msg, name, value.item())
         else:

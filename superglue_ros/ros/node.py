@@ -42,7 +42,7 @@ from superglue_ros.ros.params import (
     declare_all,
     undeclared_overrides,
 )
-from superglue_ros.ros.vins import VINS_CHANNELS, CameraModel, VinsTracker
+from superglue_ros.ros.vins import CameraModel, VinsTracker
 
 NODE_NAME = "matcher_node"
 EXIT_BAD_PARAMETER = 2
@@ -331,10 +331,9 @@ class MatcherNode(Node):
             Point32(x=float(x), y=float(y), z=1.0) for x, y in features.normalised.tolist()
         ]
         cloud.channels = [
-            ChannelFloat32(name=name, values=convert._typed_array(values, "float"))
+            ChannelFloat32(name=name, values=convert.typed_array(values, "float"))
             for name, values in features.channels().items()
         ]
-        assert [c.name for c in cloud.channels] == list(VINS_CHANNELS)
         self._pub_vins.publish(cloud)
 
     def _publish_drawing(self, image: np.ndarray, result: Any, header: Any) -> None:

@@ -64,7 +64,7 @@ def compressed_message(
     if not ok:
         raise ValueError("cannot encode image")
     msg = CompressedImage(format=fmt)
-    msg.data = convert._typed_array(data.reshape(-1), "uint8")
+    msg.data = convert.typed_array(data.reshape(-1), "uint8")
     msg.header.stamp = stamp_msg(stamp_ns)
     msg.header.frame_id = frame_id
     return msg
