@@ -8,12 +8,11 @@ then the preset's file (config/<preset>.yaml), then the arguments below that
 are not empty.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PRESETS = ("none", "indoor", "outdoor", "fast_cpu")
 
