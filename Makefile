@@ -18,7 +18,7 @@ test: setup
 	@$(ENV) && python -m pytest -q -rs $(PYTEST_ARGS) test
 
 lint: setup
-	@$(ENV) && ruff check superglue_ros test launch && ruff format --check superglue_ros test launch
+	@$(ENV) && ruff check superglue_ros test launch setup.py && ruff format --check superglue_ros test launch setup.py
 
 format: setup
 	@$(ENV) && ruff format superglue_ros test launch && ruff check --fix superglue_ros test launch
