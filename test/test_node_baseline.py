@@ -119,9 +119,12 @@ def test_baseline_end_to_end(ros_env, tmp_path, probe) -> None:  # noqa: F811
         assert jump.is_keyframe and not jump.matches
         assert set(jump.evicted_keyframe_ids) >= {newest.frame_id}
         assert jump.frame_id > corrs[-2].frame_id
-        wait_until(lambda: diagnostics_values(diagnostics).get("time_jumps") == "1", 5, "diag")
+        # /diagnostics is a periodic snapshot: it may predate the last frame's counters
+        expected = {"time_jumps": "1", "frames_processed": str(len(frames) + 3)}
+        wait_until(
+            lambda: expected.items() <= diagnostics_values(diagnostics).items(), 5, "diag", node
+        )
         values = diagnostics_values(diagnostics)
-        assert values["frames_processed"] == str(len(frames) + 3)
         assert values["bad_inputs"] == "0" and values["camera_info"] == "received"
         assert "orb" in values["backend"]
 
