@@ -76,7 +76,6 @@ def test_superpoint_superglue_end_to_end(ros_env, tmp_path, probe, weights_dir) 
         assert all(c.features.descriptor_dim == 256 for c in corrs)
         assert all(len(c.features.descriptors) == 256 * len(c.features.scores) for c in corrs)
         assert all(0 < len(c.features.scores) <= 256 for c in corrs)
-        values = diagnostics_values(diagnostics)
         wait_until(
             lambda: "superglue" in diagnostics_values(diagnostics).get("backend", ""), 5, "diag"
         )
