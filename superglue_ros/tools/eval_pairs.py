@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from superglue_ros.tools.replay import add_params_argument
+
 THRESHOLDS = (5.0, 10.0, 20.0)
 EPIPOLAR_THRESHOLD = 5e-4
 RANSAC_THRESHOLD_PX = 1.0
@@ -36,14 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resize", type=int, nargs=2, metavar=("W", "H"), help="resize images (default: keep)"
     )
-    parser.add_argument(
-        "--params",
-        type=Path,
-        nargs="+",
-        default=[],
-        metavar="FILE",
-        help="parameter files, one configuration each (default: the defaults)",
-    )
+    add_params_argument(parser)
     parser.add_argument("--max-pairs", type=int, metavar="N", help="only the first N pairs")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
 

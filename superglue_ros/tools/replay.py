@@ -38,9 +38,8 @@ BAG_NAME = "correspondences"
 INTERRUPTED = 130
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder, .mcap, .db3 or .bag")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
+def add_params_argument(parser: argparse.ArgumentParser) -> None:
+    """--params FILE ...: one pipeline configuration per file (see load_configs)."""
     parser.add_argument(
         "--params",
         type=Path,
@@ -49,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="parameter files, one configuration each (default: the defaults)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder, .mcap, .db3 or .bag")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
+    add_params_argument(parser)
     parser.add_argument("--image-topic", help="default: the bag's only image topic")
     parser.add_argument(
         "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
