@@ -147,3 +147,13 @@ def test_bf16_autocast_runs_on_cpu(fixture, state) -> None:
     out = model.extract(small(fixture))
     assert out["keypoints"][0].dtype == torch.float32
     assert out["descriptors"][0].dtype == torch.float32
+
+
+def test_separable_and_square_window_max_agree() -> None:
+    from superglue_ros.tools.bench import square_window_max
+
+    scores = torch.rand(2, 37, 53)
+    for radius in (0, 1, 4):
+        torch.testing.assert_close(
+            simple_nms(scores, radius), simple_nms(scores, radius, square_window_max)
+        )

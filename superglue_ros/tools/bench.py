@@ -153,22 +153,11 @@ class BaselineMismatchError(RuntimeError):
     """The baseline's output differs from ours: it would time some other computation."""
 
 
-def reference_nms(scores: Any, radius: int) -> Any:
-    """The reference's NMS: square (2r+1) x (2r+1) max-pools. scores: [B, H, W]."""
-    import torch
+def square_window_max(x: Any, radius: int) -> Any:
+    """The reference's window maximum: one square (2r+1) x (2r+1) max-pool. x: [B, H, W]."""
     import torch.nn.functional as F
 
-    def max_pool(x: Any) -> Any:
-        return F.max_pool2d(x, kernel_size=radius * 2 + 1, stride=1, padding=radius)
-
-    zeros = torch.zeros_like(scores)
-    max_mask = scores == max_pool(scores)
-    for _ in range(2):
-        supp_mask = max_pool(max_mask.float()) > 0
-        supp_scores = torch.where(supp_mask, zeros, scores)
-        new_max_mask = supp_scores == max_pool(supp_scores)
-        max_mask = max_mask | (new_max_mask & (~supp_mask))
-    return torch.where(max_mask, scores, zeros)
+    return F.max_pool2d(x, kernel_size=radius * 2 + 1, stride=1, padding=radius)
 
 
 def contiguous_superpoint(model: Any) -> Any:
@@ -191,7 +180,12 @@ def reference_superpoint(model: Any, image: Any) -> dict[str, list[Any]]:
     import torch
     import torch.nn.functional as F
 
-    from superglue_ros.models.superpoint import prepare_image, sample_descriptors, select_keypoints
+    from superglue_ros.models.superpoint import (
+        prepare_image,
+        sample_descriptors,
+        select_keypoints,
+        simple_nms,
+    )
 
     conf = model.conf
     with torch.inference_mode():
@@ -210,7 +204,7 @@ def reference_superpoint(model: Any, image: Any) -> dict[str, list[Any]]:
         b, _, h, w = scores.shape
         scores = scores.permute(0, 2, 3, 1).reshape(b, h, w, 8, 8)
         scores = scores.permute(0, 1, 3, 2, 4).reshape(b, h * 8, w * 8)
-        scores = reference_nms(scores, int(conf["nms_radius"]))
+        scores = simple_nms(scores, int(conf["nms_radius"]), square_window_max)
 
         descriptors = model.convDb(F.relu(model.convDa(x), inplace=True))
         descriptors = F.normalize(descriptors, p=2, dim=1)
