@@ -257,6 +257,16 @@ def dump_params_file(path: str | Path, values: Mapping[str, Any], node: str = "/
     return path
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """The parsed YAML of path; ValueError naming ``what`` and the file when it cannot be."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ValueError(f"{what} {path} is not valid YAML: {error}") from error
+
+
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read a parameters YAML file into dotted names.
 
@@ -264,12 +274,7 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     and a plain nested mapping. Values are not validated here.
     """
     path = Path(path)
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read parameters file {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"parameters file {path} is not valid YAML: {error}") from error
+    tree = read_yaml_file(path, "parameters file")
     if tree is None:
         return {}
     if not isinstance(tree, Mapping):

@@ -11,7 +11,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
+
+from superglue_ros.pipeline.params import read_yaml_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 NSEC_PER_SEC = 1_000_000_000
@@ -115,12 +116,7 @@ def camera_info_fields(path: Path, stamp: int, frame_id: str) -> dict[str, Any]:
     ROS ``camera_calibration`` one (``camera_matrix``, ``distortion_coefficients``,
     ``distortion_model``, ``rectification_matrix``, ``projection_matrix``).
     """
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read camera file {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"camera file {path} is not valid YAML: {error}") from error
+    tree = read_yaml_file(path, "camera file")
     if not isinstance(tree, dict):
         raise ValueError(f"camera file {path} must hold a mapping")
     try:
