@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from superglue_ros.io.stamps import stamp_to_ns as stamp_ns  # the tests' short name
 from superglue_ros.pipeline.params import dump_params_file
 
 from conftest import PROJECT_ROOT, SHARED
@@ -29,13 +30,13 @@ NODE_CMD = [sys.executable, "-m", "superglue_ros.ros.node"]
 # ----------------------------------------------------------------- frames
 def sequence_frames(count: int | None = None) -> tuple[list[np.ndarray], list[int], Path | None]:
     """RGB frames, stamps (ns) and a camera.yaml: the Freiburg sequence, else synthetic."""
-    from superglue_ros.tools import imageio
+    from superglue_ros.io import image_files
 
     if FREIBURG.is_dir():
-        paths = imageio.list_images(FREIBURG)[:count]
+        paths = image_files.list_images(FREIBURG)[:count]
         return (
-            [imageio.read_image(p) for p in paths],
-            imageio.stamps_for(paths, None),
+            [image_files.read_image(p) for p in paths],
+            image_files.stamps_for(paths, None),
             (FREIBURG / "camera.yaml"),
         )
     from synthetic import sequence, translation
@@ -50,11 +51,11 @@ def sequence_frames(count: int | None = None) -> tuple[list[np.ndarray], list[in
 def camera_info_msg(camera_yaml: Path | None, width: int, height: int) -> Any:
     from sensor_msgs.msg import CameraInfo
 
+    from superglue_ros.io import image_files
     from superglue_ros.ros.convert import fill_message
-    from superglue_ros.tools import imageio
 
     if camera_yaml is not None:
-        return fill_message(CameraInfo(), imageio.camera_info_fields(camera_yaml, 0, "cam"))
+        return fill_message(CameraInfo(), image_files.camera_info_fields(camera_yaml, 0, "cam"))
     info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
     info.k = np.array([300.0, 0, width / 2, 0, 300.0, height / 2, 0, 0, 1])
     return info
@@ -221,10 +222,6 @@ def diagnostics_values(messages: list[Any], node_name: str = "matcher_node") -> 
             if node_name in status.name:
                 return {kv.key: kv.value for kv in status.values}
     return {}
-
-
-def stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def reliable(depth: int = 10, transient_local: bool = False) -> Any:

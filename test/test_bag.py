@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
-from superglue_ros.tools import cli, imageio, rosbag_io
+from superglue_ros.io import image_files, rosbag
+from superglue_ros.io.images import image_to_array
+from superglue_ros.io.stamps import stamp_to_ns
+from superglue_ros.tools import cli
 
 
 def run_cli(*argv: str) -> int:
@@ -33,14 +36,14 @@ def test_freiburg_images_with_camera_info(freiburg_dir: Path, tmp_path: Path) ->
     infos = [m for topic, _, m in messages if topic == "/camera/camera_info"]
     files = sorted(freiburg_dir.glob("*.png"))
     assert len(images) == len(infos) == len(files) == 17
-    stamps = [rosbag_io.stamp_ns(m.header.stamp) for m in images]
-    assert stamps == [imageio.stamp_from_name(p) for p in files]
+    stamps = [stamp_to_ns(m.header.stamp) for m in images]
+    assert stamps == [image_files.stamp_from_name(p) for p in files]
     assert stamps[0] == 1341847980_722988000
     first = images[0]
     assert (first.encoding, first.width, first.height, first.step) == ("rgb8", 640, 480, 1920)
     expected = cv2.cvtColor(cv2.imread(str(files[0])), cv2.COLOR_BGR2RGB)
-    np.testing.assert_array_equal(rosbag_io.image_from_msg(first), expected)
-    k = rosbag_io.camera_matrix(infos[0])
+    np.testing.assert_array_equal(image_to_array(first), expected)
+    k = rosbag.camera_matrix(infos[0])
     np.testing.assert_allclose(k, [[535.4, 0, 320.1], [0, 539.2, 247.6], [0, 0, 1]])
     assert infos[0].header == first.header and infos[0].distortion_model == "plumb_bob"
 
@@ -64,7 +67,7 @@ def test_gray_images_at_a_rate_in_sqlite3(tmp_path: Path) -> None:
     assert [t for _, t, _ in messages] == [0, 100_000_000, 200_000_000]
     image = messages[1][2]
     assert (image.encoding, image.header.frame_id) == ("mono8", "cam0")
-    assert int(rosbag_io.image_from_msg(image)[0, 0]) == 10
+    assert int(image_to_array(image)[0, 0]) == 10
 
 
 def test_errors_exit_2_and_leave_no_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,11 +101,11 @@ def test_ros_calibration_yaml(tmp_path: Path) -> None:
         "distortion_model: plumb_bob\n"
         "distortion_coefficients: {rows: 1, cols: 5, data: [0.1, 0, 0, 0, 0]}\n"
     )
-    fields = imageio.camera_info_fields(path, 1_500_000_000, "c")
+    fields = image_files.camera_info_fields(path, 1_500_000_000, "c")
     assert fields["header"]["stamp"] == {"sec": 1, "nanosec": 500_000_000}
     np.testing.assert_allclose(fields["k"], [100, 0, 32, 0, 101, 24, 0, 0, 1])
     np.testing.assert_allclose(fields["p"], [100, 0, 32, 0, 0, 101, 24, 0, 0, 0, 1, 0])
     assert list(fields["d"]) == [0.1, 0, 0, 0, 0]
     path.write_text("image_width: 64\n")
     with pytest.raises(ValueError, match="missing or bad entry"):
-        imageio.camera_info_fields(path, 0, "c")
+        image_files.camera_info_fields(path, 0, "c")

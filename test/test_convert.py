@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from superglue_ros.ros.convert import (
+from superglue_ros.io.images import (
     BAD_INPUT_KINDS,
     BadImageError,
     array_to_image_fields,
@@ -190,7 +190,7 @@ def test_fill_message_builds_correspondences() -> None:
     pytest.importorskip("superglue_ros_msgs", reason="needs the built interface package")
     from superglue_ros_msgs.msg import Correspondences
 
-    from superglue_ros.pipeline.messages import correspondences_fields
+    from superglue_ros.io.messages import correspondences_fields
     from superglue_ros.pipeline.types import Features, FrameResult, KeyframeMatch
     from superglue_ros.ros.convert import fill_message
 

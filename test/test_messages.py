@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from superglue_ros.pipeline.messages import correspondences_fields, stamp_fields
+from superglue_ros.io.messages import correspondences_fields, stamp_fields
 from superglue_ros.pipeline.types import Features, FrameResult, KeyframeMatch
 
 from conftest import PROJECT_ROOT

@@ -139,7 +139,7 @@ def test_baseline_end_to_end(ros_env, tmp_path, probe) -> None:  # noqa: F811
 def test_image_message_helper_matches_the_frame() -> None:
     """The test's own publisher helper sends what it is given (guards the checks above)."""
     pytest.importorskip("sensor_msgs")
-    from superglue_ros.ros.convert import image_to_array
+    from superglue_ros.io.images import image_to_array
 
     frame = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     msg = image_msg(frame, 5_000_000_007)

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
+from superglue_ros.io import images, rosbag
+from superglue_ros.io.stamps import header_fields, stamp_to_ns
 from superglue_ros.pipeline.pipeline import Pipeline
-from superglue_ros.tools import bag, cli, rosbag_io
+from superglue_ros.tools import bag, cli
 from superglue_ros.tools.replay import Progress
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +75,13 @@ def replayed(input_bag: Path, small_orb: Path, tmp_path_factory: pytest.TempPath
 
 def test_one_consistent_message_per_frame(input_bag: Path, replayed: Path) -> None:
     inputs = read_bag(input_bag)["/camera/image_raw"]
-    input_stamps = [rosbag_io.stamp_ns(m.header.stamp) for _, _, m in inputs]
+    input_stamps = [stamp_to_ns(m.header.stamp) for _, _, m in inputs]
     for name in ("orb_mnn", "orb_small"):
         topics = read_bag(replayed / name / "correspondences")
         messages = [m for _, _, m in topics["/correspondences"]]
         assert len(messages) == len(inputs) == 17
         assert [t for t, _, _ in topics["/correspondences"]] == [t for t, _, _ in inputs]
-        assert [rosbag_io.stamp_ns(m.header.stamp) for m in messages] == input_stamps
+        assert [stamp_to_ns(m.header.stamp) for m in messages] == input_stamps
         frame_ids = [m.frame_id for m in messages]
         assert frame_ids == sorted(set(frame_ids))
         keyframe_ids = [m.frame_id for _, _, m in topics["/keyframes"]]
@@ -187,9 +189,9 @@ def test_missing_corrupt_and_empty_bags(tmp_path: Path, capsys: pytest.CaptureFi
     no_metadata = tmp_path / "no_metadata"
     no_metadata.mkdir()
     empty = tmp_path / "empty"
-    typestore = rosbag_io.make_typestore()
-    writer = rosbag_io.open_writer(empty)
-    writer.add_connection("/camera/image_raw", rosbag_io.IMAGE, typestore=typestore)
+    typestore = rosbag.make_typestore()
+    writer = rosbag.open_writer(empty)
+    writer.add_connection("/camera/image_raw", rosbag.IMAGE, typestore=typestore)
     writer.close()
     cases = {
         tmp_path / "missing": "does not exist",
@@ -204,11 +206,11 @@ def test_missing_corrupt_and_empty_bags(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_compressed_images_in_sqlite3(tmp_path: Path) -> None:
     """CompressedImage input, a sqlite3 bag, no CameraInfo: fundamental-matrix inlier ratio."""
-    typestore = rosbag_io.make_typestore()
+    typestore = rosbag.make_typestore()
     source = tmp_path / "compressed"
-    writer = rosbag_io.open_writer(source, "sqlite3")
+    writer = rosbag.open_writer(source, "sqlite3")
     connection = writer.add_connection(
-        "/cam/image/compressed", rosbag_io.COMPRESSED_IMAGE, typestore=typestore
+        "/cam/image/compressed", rosbag.COMPRESSED_IMAGE, typestore=typestore
     )
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (240, 320), dtype=np.uint8), (3, 3), 0)
@@ -216,21 +218,19 @@ def test_compressed_images_in_sqlite3(tmp_path: Path) -> None:
     for i, stamp in enumerate(stamps):
         shifted = np.roll(texture, 2 * i, axis=1)
         fields = {
-            "header": rosbag_io.header_fields(stamp, "cam"),
+            "header": header_fields(stamp, "cam"),
             "format": "png",
             "data": np.frombuffer(cv2.imencode(".png", shifted)[1].tobytes(), np.uint8),
         }
-        message = rosbag_io.build_message(typestore, rosbag_io.COMPRESSED_IMAGE, fields)
-        writer.write(
-            connection, stamp, typestore.serialize_cdr(message, rosbag_io.COMPRESSED_IMAGE)
-        )
+        message = rosbag.build_message(typestore, rosbag.COMPRESSED_IMAGE, fields)
+        writer.write(connection, stamp, typestore.serialize_cdr(message, rosbag.COMPRESSED_IMAGE))
     writer.close()
 
     out = tmp_path / "out"
     argv = ["replay", str(source), "--out", str(out), "--no-descriptors", "--params", str(ORB_MNN)]
     assert run_cli(*argv) == 0
     messages = [m for _, _, m in read_bag(out / "orb_mnn" / "correspondences")["/correspondences"]]
-    assert [rosbag_io.stamp_ns(m.header.stamp) for m in messages] == stamps
+    assert [stamp_to_ns(m.header.stamp) for m in messages] == stamps
     assert all(m.features.descriptor_dim == 0 for m in messages)
     report = json.loads((out / "report.json").read_text())
     assert report["intrinsics"] is None
@@ -246,13 +246,13 @@ def test_ros1_bag_with_bgr8_images(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (3, 3), 0)
     with Writer(source) as writer:
-        connection = writer.add_connection("/cam/image", rosbag_io.IMAGE, typestore=typestore)
+        connection = writer.add_connection("/cam/image", rosbag.IMAGE, typestore=typestore)
         for i in range(3):
-            fields = rosbag_io.image_fields(np.roll(texture, i, axis=1), (10 + i) * 10**9, "cam")
+            fields = images.image_fields(np.roll(texture, i, axis=1), (10 + i) * 10**9, "cam")
             fields |= {"encoding": "bgr8", "header": {**fields["header"], "seq": i}}
-            message = rosbag_io.build_message(typestore, rosbag_io.IMAGE, fields)
+            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
             writer.write(
-                connection, (10 + i) * 10**9, typestore.serialize_ros1(message, rosbag_io.IMAGE)
+                connection, (10 + i) * 10**9, typestore.serialize_ros1(message, rosbag.IMAGE)
             )
     out = tmp_path / "out"
     assert run_cli("replay", str(source), "--out", str(out), "--params", str(ORB_MNN)) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.ros.player import Frame, Player
 
 
@@ -48,12 +48,9 @@ def run_lockstep(
             node_name="superglue_demo",
         ) as player:
             results: dict[int, Any] = {}
-            arrived = threading.Event()
 
             def on_result(msg: Any) -> None:
-                stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-                results[stamp] = msg
-                arrived.set()
+                results[stamp_to_ns(msg.header.stamp)] = msg
 
             player.node.create_subscription(
                 msgs.Correspondences,

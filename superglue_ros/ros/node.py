@@ -33,6 +33,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, ChannelFloat32, CompressedImage, Image, PointCloud
 
+from superglue_ros.io.images import BadImageError, array_to_image_fields, decode_image
+from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.ros import convert, qos
 from superglue_ros.ros.draw import draw_matches
 from superglue_ros.ros.params import (
@@ -64,8 +66,7 @@ class StartupError(RuntimeError):
 class Pending:
     """The newest received frame, waiting for the worker."""
 
-    msg: Any
-    compressed: bool
+    msg: Any  # sensor_msgs Image or CompressedImage
     received: float  # time.monotonic()
 
 
@@ -87,10 +88,6 @@ class Stats:
     def trim(self, now: float) -> None:
         while self.recent and self.recent[0][0] < now - STATS_WINDOW_S:
             self.recent.popleft()
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def load_pipeline(params: dict[str, Any]) -> Any:
@@ -192,8 +189,8 @@ class MatcherNode(Node):
         )
 
     # -------------------------------------------------------------- callbacks
-    def _store(self, msg: Any, compressed: bool) -> None:
-        pending = Pending(msg, compressed, time.monotonic())
+    def _store(self, msg: Any) -> None:
+        pending = Pending(msg, time.monotonic())
         with self._slot_cond:
             dropped = self._slot is not None
             self._slot = pending
@@ -203,10 +200,10 @@ class MatcherNode(Node):
             self._stats.dropped += int(dropped)
 
     def _on_image(self, msg: Image) -> None:
-        self._store(msg, compressed=False)
+        self._store(msg)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._store(msg, compressed=True)
+        self._store(msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         camera = CameraModel.from_msg(msg)
@@ -274,11 +271,8 @@ class MatcherNode(Node):
         self._apply_changes()
         msg = pending.msg
         try:
-            if pending.compressed:
-                image = convert.compressed_to_array(msg)
-            else:
-                image = convert.image_to_array(msg)
-        except convert.BadImageError as error:
+            image = decode_image(msg)
+        except BadImageError as error:
             self._bad_input(error.kind, error.reason)
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -345,7 +339,7 @@ class MatcherNode(Node):
                 if keyframe.keyframe_id == newest:
                     keyframe_keypoints = keyframe.features.keypoints
         canvas = draw_matches(image, result, keyframe_image, keyframe_keypoints)
-        out = convert.fill_message(Image(), convert.array_to_image_fields(canvas, "bgr8"))
+        out = convert.fill_message(Image(), array_to_image_fields(canvas, "bgr8"))
         out.header = header
         self._pub_image.publish(out)
 
@@ -424,7 +418,7 @@ def _msg_class(name: str) -> type:
 
 
 def convert_fields(result: Any, frame_id: str, include_descriptors: bool) -> dict[str, Any]:
-    from superglue_ros.pipeline.messages import correspondences_fields as fields_of
+    from superglue_ros.io.messages import correspondences_fields as fields_of
 
     return fields_of(result, frame_id, include_descriptors)
 

@@ -7,7 +7,6 @@ stamps, from the frame rate; bag frames keep their header stamps.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from superglue_ros.io import image_files, images, rosbag
+from superglue_ros.io.stamps import NSEC_PER_SEC, stamp_fields, stamp_to_ns
 from superglue_ros.ros import convert, qos
-
-NSEC_PER_SEC = 1_000_000_000
 
 
 @dataclass
@@ -38,8 +37,7 @@ class Frame:
 def stamp_msg(stamp_ns: int) -> Any:
     from builtin_interfaces.msg import Time
 
-    sec, nanosec = divmod(int(stamp_ns), NSEC_PER_SEC)
-    return Time(sec=sec, nanosec=nanosec)
+    return Time(**stamp_fields(stamp_ns))
 
 
 def image_message(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "") -> Image:
@@ -48,7 +46,7 @@ def image_message(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str
         encoding = "mono8" if image.ndim == 2 else "rgb8"
     if encoding == "bgr8" and image.ndim == 3:
         image = image[:, :, ::-1]
-    msg = convert.fill_message(Image(), convert.array_to_image_fields(image, encoding))
+    msg = convert.fill_message(Image(), images.array_to_image_fields(image, encoding))
     msg.header.stamp = stamp_msg(stamp_ns)
     msg.header.frame_id = frame_id
     return msg
@@ -57,35 +55,15 @@ def image_message(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str
 def compressed_message(
     image: np.ndarray, stamp_ns: int, frame_id: str, fmt: str = "jpeg"
 ) -> CompressedImage:
-    import cv2
-
-    bgr = image if image.ndim == 2 else image[:, :, ::-1]
-    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(bgr))
-    if not ok:
-        raise ValueError("cannot encode image")
-    msg = CompressedImage(format=fmt)
-    msg.data = convert.typed_array(data.reshape(-1), "uint8")
+    msg = convert.fill_message(CompressedImage(), images.compressed_image_fields(image, fmt))
     msg.header.stamp = stamp_msg(stamp_ns)
     msg.header.frame_id = frame_id
     return msg
 
 
-def rosbags_to_fields(value: Any) -> Any:
-    """A rosbags message dataclass as nested plain fields for convert.fill_message."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # rosbags keeps the type name in a __msgtype__ field: not a message field
-        names = [f.name for f in dataclasses.fields(value) if not f.name.startswith("__")]
-        return {name: rosbags_to_fields(getattr(value, name)) for name in names}
-    if isinstance(value, list):
-        return [rosbags_to_fields(v) for v in value]
-    return value
-
-
 def camera_info_from_yaml(path: Path, frame_id: str) -> CameraInfo:
     """CameraInfo from a camera.yaml (flat fx/fy/cx/cy or ROS camera_calibration layout)."""
-    from superglue_ros.tools import imageio
-
-    return convert.fill_message(CameraInfo(), imageio.camera_info_fields(path, 0, frame_id))
+    return convert.fill_message(CameraInfo(), image_files.camera_info_fields(path, 0, frame_id))
 
 
 # ------------------------------------------------------------------ sources
@@ -102,43 +80,36 @@ class Source:
 def folder_source(
     folder: Path, rate_hz: float | None, camera_yaml: Path | None, frame_id: str
 ) -> Source:
-    from superglue_ros.tools import imageio
-
-    paths = imageio.list_images(folder)
-    stamps_from_names = all(imageio.stamp_from_name(p) is not None for p in paths)
+    paths = image_files.list_images(folder)
+    stamps_from_names = all(image_files.stamp_from_name(p) is not None for p in paths)
     if stamps_from_names:
-        paths = imageio.sort_by_stamp(paths)
-    stamps = imageio.stamps_for(paths, None if stamps_from_names else (rate_hz or 10.0))
+        paths = image_files.sort_by_stamp(paths)
+    stamps = image_files.stamps_for(paths, None if stamps_from_names else (rate_hz or 10.0))
     if camera_yaml is None and (folder / "camera.yaml").is_file():
         camera_yaml = folder / "camera.yaml"
     info = camera_info_from_yaml(camera_yaml, frame_id) if camera_yaml is not None else None
 
     def frames() -> Iterator[Frame]:
         for path, stamp in zip(paths, stamps, strict=True):
-            yield Frame(stamp, image=imageio.read_image(path))
+            yield Frame(stamp, image=image_files.read_image(path))
 
     return Source(frames, info, len(paths), f"{len(paths)} images from {folder}")
 
 
 def bag_source(path: Path, image_topic: str | None) -> Source:
-    from superglue_ros.tools import rosbag_io
-
-    with rosbag_io.BagSource(path, image_topic) as bag:
+    with rosbag.BagSource(path, image_topic) as bag:
         stream = bag.stream
         info_raw = bag.first_camera_info()
     info = None
     if info_raw is not None:
-        info = convert.fill_message(CameraInfo(), rosbags_to_fields(info_raw))
-    cls = CompressedImage if stream.msgtype == rosbag_io.COMPRESSED_IMAGE else Image
+        info = convert.fill_message(CameraInfo(), convert.rosbags_to_fields(info_raw))
+    cls = CompressedImage if stream.msgtype == rosbag.COMPRESSED_IMAGE else Image
 
     def frames() -> Iterator[Frame]:
-        with rosbag_io.BagSource(path, stream.topic) as bag:
+        with rosbag.BagSource(path, stream.topic) as bag:
             for _, raw in bag.frames():
-                msg = convert.fill_message(cls(), rosbags_to_fields(raw))
-                yield Frame(
-                    int(msg.header.stamp.sec) * NSEC_PER_SEC + int(msg.header.stamp.nanosec),
-                    message=msg,
-                )
+                msg = convert.fill_message(cls(), convert.rosbags_to_fields(raw))
+                yield Frame(stamp_to_ns(msg.header.stamp), message=msg)
 
     return Source(frames, info, stream.count, f"{stream.count} frames of {stream.topic} in {path}")
 
@@ -271,29 +242,45 @@ def play(
         log(f"looping after {published} frames")
 
 
-def main_play(args: Any) -> int:
-    """``superglue-ros play``: see superglue_ros.tools.play for the arguments."""
-    source = open_source(args.source, args.rate, args.camera_yaml, args.frame_id, args.bag_topic)
+@dataclass(frozen=True)
+class PlayOptions:
+    """How ``play_to_topics`` publishes (the ``superglue-ros play`` options)."""
+
+    topic: str = "image"
+    camera_info_topic: str = "camera_info"
+    frame_id: str = "camera"
+    reliability: str = "reliable"
+    compressed: bool = False
+    rate_hz: float | None = None  # None: real time from the stamps
+    loop: bool = False
+    wait_subscribers: int = 0
+    wait_timeout_s: float = 60.0
+
+
+def play_to_topics(source: Source, options: PlayOptions, log: Callable[[str], None]) -> int:
+    """Start rclpy, publish source as options say, shut down; returns the frames published.
+
+    Raises TimeoutError when fewer than options.wait_subscribers listen in time.
+    """
     rclpy.init()
     try:
         with Player(
-            args.topic,
-            args.camera_info_topic,
-            args.frame_id,
-            args.reliability,
-            args.compressed,
+            options.topic,
+            options.camera_info_topic,
+            options.frame_id,
+            options.reliability,
+            options.compressed,
         ) as player:
-            print(f"play: {source.description} on {player.image_pub.topic_name}", flush=True)
-            if args.wait_subscribers > 0:
-                print(f"play: waiting for {args.wait_subscribers} subscriber(s)", flush=True)
-                if not player.wait_for_subscribers(args.wait_subscribers, args.wait_timeout):
-                    print("play: error: no subscribers after --wait-timeout", flush=True)
-                    return 1
-            count = play(source, player, args.rate, args.loop, lambda s: print("play:", s))
+            log(f"{source.description} on {player.image_pub.topic_name}")
+            if options.wait_subscribers > 0:
+                log(f"waiting for {options.wait_subscribers} subscriber(s)")
+                if not player.wait_for_subscribers(
+                    options.wait_subscribers, options.wait_timeout_s
+                ):
+                    raise TimeoutError("no subscribers after --wait-timeout")
+            count = play(source, player, options.rate_hz, options.loop, log)
             player.spin_for(0.2)  # let reliable samples go out before the node goes
-            print(f"play: published {count} frames", flush=True)
-    except KeyboardInterrupt:
-        return 130
+            log(f"published {count} frames")
+            return count
     finally:
         rclpy.try_shutdown()
-    return 0

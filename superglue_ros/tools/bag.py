@@ -38,35 +38,33 @@ def write_from_images(
     frame_id: str = "camera",
 ) -> int:
     """Write the images of directory to a new bag at output; returns the image count."""
-    from superglue_ros.tools import imageio, rosbag_io
+    from superglue_ros.io import image_files, images, rosbag
 
     if not topic.startswith("/"):
         raise ValueError(f"--topic must be absolute (start with /), got {topic!r}")
-    paths = imageio.list_images(directory)
+    paths = image_files.list_images(directory)
     if rate_hz is None:
-        paths = imageio.sort_by_stamp(paths)
-    stamps = imageio.stamps_for(paths, rate_hz)
+        paths = image_files.sort_by_stamp(paths)
+    stamps = image_files.stamps_for(paths, rate_hz)
     if camera_yaml is not None:
-        imageio.camera_info_fields(camera_yaml, 0, frame_id)  # fail before creating the bag
-    typestore = rosbag_io.make_typestore()
-    writer = rosbag_io.open_writer(output, storage)
+        image_files.camera_info_fields(camera_yaml, 0, frame_id)  # fail before creating the bag
+    typestore = rosbag.make_typestore()
+    writer = rosbag.open_writer(output, storage)
     completed = False
     try:
-        image_conn = writer.add_connection(topic, rosbag_io.IMAGE, typestore=typestore)
+        image_conn = writer.add_connection(topic, rosbag.IMAGE, typestore=typestore)
         info_conn = None
         if camera_yaml is not None:
-            info_topic = rosbag_io.camera_info_topic_for(topic)
-            info_conn = writer.add_connection(
-                info_topic, rosbag_io.CAMERA_INFO, typestore=typestore
-            )
+            info_topic = rosbag.camera_info_topic_for(topic)
+            info_conn = writer.add_connection(info_topic, rosbag.CAMERA_INFO, typestore=typestore)
         for path, stamp in zip(paths, stamps, strict=True):
-            fields = rosbag_io.image_fields(imageio.read_image(path), stamp, frame_id)
-            message = rosbag_io.build_message(typestore, rosbag_io.IMAGE, fields)
-            writer.write(image_conn, stamp, typestore.serialize_cdr(message, rosbag_io.IMAGE))
+            fields = images.image_fields(image_files.read_image(path), stamp, frame_id)
+            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
+            writer.write(image_conn, stamp, typestore.serialize_cdr(message, rosbag.IMAGE))
             if info_conn is not None:
-                fields = imageio.camera_info_fields(camera_yaml, stamp, frame_id)
-                info = rosbag_io.build_message(typestore, rosbag_io.CAMERA_INFO, fields)
-                writer.write(info_conn, stamp, typestore.serialize_cdr(info, rosbag_io.CAMERA_INFO))
+                fields = image_files.camera_info_fields(camera_yaml, stamp, frame_id)
+                info = rosbag.build_message(typestore, rosbag.CAMERA_INFO, fields)
+                writer.write(info_conn, stamp, typestore.serialize_cdr(info, rosbag.CAMERA_INFO))
         completed = True
     finally:
         if completed:

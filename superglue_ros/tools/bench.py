@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from superglue_ros.tools.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, CliError
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "parity": ("superglue_ros.tools.parity", "check the models against reference fixtures"),
     "weights": ("superglue_ros.tools.weights_cli", "find, verify or download the released weights"),
@@ -22,10 +24,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
     "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
 }
-
-
-class CliError(Exception):
-    """A problem with the user's input: printed as one line, exit status 2."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -57,10 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except (CliError, ValueError, FileNotFoundError) as error:
         print(f"superglue-ros {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"superglue-ros {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

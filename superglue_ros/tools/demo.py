@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from superglue_ros.pipeline.params import dump_params_file
+from superglue_ros.tools.common import EXIT_INTERRUPTED
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FREIBURG = PROJECT_ROOT.parent / "shared" / "data" / "freiburg_sequence"
@@ -51,14 +52,14 @@ def synthetic_sequence(count: int = 15) -> tuple[list[np.ndarray], list[int]]:
 
 
 def load_sequence() -> tuple[list[np.ndarray], list[int], Path | None, str]:
-    from superglue_ros.tools import imageio
+    from superglue_ros.io import image_files
 
     if FREIBURG.is_dir():
-        paths = imageio.sort_by_stamp(imageio.list_images(FREIBURG))
+        paths = image_files.sort_by_stamp(image_files.list_images(FREIBURG))
         camera = FREIBURG / "camera.yaml"
         return (
-            [imageio.read_image(p) for p in paths],
-            imageio.stamps_for(paths, None),
+            [image_files.read_image(p) for p in paths],
+            image_files.stamps_for(paths, None),
             camera if camera.is_file() else None,
             f"{len(paths)} frames of {FREIBURG}",
         )
@@ -177,7 +178,7 @@ def main() -> int:
         return 1
     except KeyboardInterrupt:
         print("demo: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except TimeoutError as error:
         print(f"demo: {error}", file=sys.stderr)
         if node is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.tools.replay import add_params_argument
+from superglue_ros.tools.common import add_params_argument, build_pipelines, load_configs
 
 THRESHOLDS = (5.0, 10.0, 20.0)
 EPIPOLAR_THRESHOLD = 5e-4
@@ -131,7 +131,7 @@ def prepare_pair(
     pair: Pair, image_dir: Path, size: tuple[int, int] | None
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Both gray images, their intrinsics and the ground-truth [4, 4] pose, resized and rotated."""
-    from superglue_ros.tools.imageio import read_gray
+    from superglue_ros.io.image_files import read_gray
 
     images, intrinsics, rotations = [], [], []
     for name, k, turns in (
@@ -222,8 +222,6 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superglue_ros.tools.replay import build_pipelines, load_configs
-
     if args.max_pairs is not None and args.max_pairs < 1:
         raise ValueError(f"--max-pairs must be at least 1, got {args.max_pairs}")
     if args.resize is not None and min(args.resize) < 1:
@@ -231,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.image_dir.is_dir():
         raise FileNotFoundError(f"image directory {args.image_dir} does not exist")
     pairs = read_pairs(args.pairs, args.max_pairs)
-    configs = load_configs(args.params)
+    configs = load_configs(args.params, "eval-pairs")
     pipelines = build_pipelines(configs)
     size = tuple(args.resize) if args.resize is not None else None
     prepared = [prepare_pair(pair, args.image_dir, size) for pair in pairs]

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import CliError
 
 KEYPOINT_DIFF_FRACTION = 0.005
 SCORE_TIE = 1e-6

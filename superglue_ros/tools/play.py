@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from superglue_ros.tools.common import EXIT_INTERRUPTED, CliError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="image folder or bag")
@@ -41,12 +43,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superglue_ros.tools.cli import CliError
-
     if args.rate is not None and args.rate <= 0:
         raise CliError(f"--rate must be positive, got {args.rate}")
     try:
         from superglue_ros.ros import player
     except ImportError as error:
         raise CliError(f"ROS 2 (rclpy) is not available: {error}") from error
-    return player.main_play(args)
+    source = player.open_source(
+        args.source, args.rate, args.camera_yaml, args.frame_id, args.bag_topic
+    )
+    options = player.PlayOptions(
+        topic=args.topic,
+        camera_info_topic=args.camera_info_topic,
+        frame_id=args.frame_id,
+        reliability=args.reliability,
+        compressed=args.compressed,
+        rate_hz=args.rate,
+        loop=args.loop,
+        wait_subscribers=args.wait_subscribers,
+        wait_timeout_s=args.wait_timeout,
+    )
+    try:
+        player.play_to_topics(source, options, lambda line: print("play:", line, flush=True))
+    except TimeoutError as error:
+        print(f"play: error: {error}", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return 0

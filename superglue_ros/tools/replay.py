@@ -30,24 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import (
+    EXIT_INTERRUPTED,
+    CliError,
+    add_params_argument,
+    build_pipelines,
+    load_configs,
+)
 
 CORRESPONDENCES_TOPIC = "/correspondences"
 KEYFRAMES_TOPIC = "/keyframes"
 BAG_NAME = "correspondences"
-INTERRUPTED = 130
-
-
-def add_params_argument(parser: argparse.ArgumentParser) -> None:
-    """--params FILE ...: one pipeline configuration per file (see load_configs)."""
-    parser.add_argument(
-        "--params",
-        type=Path,
-        nargs="+",
-        default=[],
-        metavar="FILE",
-        help="parameter files, one configuration each (default: the defaults)",
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,39 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
     )
-
-
-def config_name(path: Path, taken: set[str]) -> str:
-    """The file stem, made unique with a numeric suffix."""
-    name, suffix = path.stem, 2
-    while name in taken:
-        name, suffix = f"{path.stem}_{suffix}", suffix + 1
-    return name
-
-
-def load_configs(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, validated pipeline params) per file; the defaults when no file is given.
-
-    Parameters the pipeline does not know (node-only ones in a node's file) are
-    ignored with a warning.
-    """
-    from superglue_ros.pipeline.params import PIPELINE_SPECS, load_params_file, validate
-
-    if not paths:
-        return [("default", validate({}))]
-    configs: list[tuple[str, dict[str, Any]]] = []
-    for path in paths:
-        values = load_params_file(path)
-        ignored = sorted(set(values) - set(PIPELINE_SPECS))
-        if ignored:
-            print(f"replay: {path}: ignoring non-pipeline parameters {ignored}", file=sys.stderr)
-        pipeline_values = {k: v for k, v in values.items() if k in PIPELINE_SPECS}
-        try:
-            params = validate(pipeline_values)
-        except ValueError as error:
-            raise CliError(f"{path}: {error}") from error
-        configs.append((config_name(path, {n for n, _ in configs}), params))
-    return configs
 
 
 @contextmanager
@@ -174,7 +134,7 @@ class ConfigRun:
 
 def scaled_intrinsics(info: Any, height: int, width: int) -> Any:
     """[3, 3] K from a CameraInfo, rescaled when the images have another size; None if unset."""
-    from superglue_ros.tools.rosbag_io import camera_matrix
+    from superglue_ros.io.rosbag import camera_matrix
 
     k = camera_matrix(info) if info is not None else None
     if k is None or not info.width or not info.height:
@@ -183,23 +143,6 @@ def scaled_intrinsics(info: Any, height: int, width: int) -> Any:
     k[0] *= width / info.width
     k[1] *= height / info.height
     return k
-
-
-def build_pipelines(configs: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-    """Pipeline.from_params per configuration; missing weights become a user error."""
-    from superglue_ros.pipeline.pipeline import Pipeline
-
-    pipelines = []
-    for name, params in configs:
-        try:
-            pipelines.append(Pipeline.from_params(params))
-        except ValueError as error:
-            raise CliError(f"configuration {name}: {error}") from error
-        except Exception as error:
-            if type(error).__name__ == "WeightsNotFoundError":
-                raise CliError(f"configuration {name}: {error}") from error
-            raise
-    return pipelines
 
 
 def prepare_output(out: Path) -> None:
@@ -218,8 +161,10 @@ def replay_frames(
     image's size, is used for the inlier ratios. Stops cleanly on
     KeyboardInterrupt (reported as interrupted).
     """
-    from superglue_ros.pipeline.messages import correspondences_fields
-    from superglue_ros.tools.rosbag_io import CORRESPONDENCES, build_message, decode_image, stamp_ns
+    from superglue_ros.io.images import decode_image
+    from superglue_ros.io.messages import correspondences_fields
+    from superglue_ros.io.rosbag import CORRESPONDENCES, build_message
+    from superglue_ros.io.stamps import stamp_to_ns
 
     progress = Progress(source.stream.count)
     skipped: list[dict[str, Any]] = []
@@ -230,9 +175,9 @@ def replay_frames(
     try:
         for index, (bag_stamp, msg) in enumerate(source.frames()):
             read = index + 1
-            stamp = stamp_ns(msg.header.stamp)
+            stamp = stamp_to_ns(msg.header.stamp)
             try:
-                image = decode_image(msg, source.stream.msgtype)
+                image = decode_image(msg)
                 if intrinsics is None and info is not None:
                     intrinsics = scaled_intrinsics(info, *image.shape[:2])
                     for run in runs:
@@ -272,23 +217,24 @@ def replay_frames(
 
 
 def run(args: argparse.Namespace) -> int:
-    from superglue_ros.tools import report, rosbag_io
+    from superglue_ros.io import rosbag
+    from superglue_ros.tools import report
 
     configs = load_configs(args.params)
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    with rosbag_io.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
+    with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
         info = source.first_camera_info()
         pipelines = build_pipelines(configs)
         prepare_output(args.out)
-        typestore = rosbag_io.make_typestore()
+        typestore = rosbag.make_typestore()
         runs: list[ConfigRun] = []
         try:
             for (name, _), pipeline in zip(configs, pipelines, strict=True):
                 bag_dir = args.out / name / BAG_NAME
                 (args.out / name).mkdir()
-                writer = rosbag_io.open_writer(bag_dir, "mcap")
-                msgtype = rosbag_io.CORRESPONDENCES
+                writer = rosbag.open_writer(bag_dir, "mcap")
+                msgtype = rosbag.CORRESPONDENCES
                 runs.append(
                     ConfigRun(
                         name=name,
@@ -332,4 +278,4 @@ def run(args: argparse.Namespace) -> int:
         f"report in {args.out / 'report.md'}",
         file=sys.stderr,
     )
-    return INTERRUPTED if document["interrupted"] else 0
+    return EXIT_INTERRUPTED if document["interrupted"] else 0

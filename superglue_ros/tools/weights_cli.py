@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import CliError
 
 ACTIONS = ("where", "verify", "download")
 

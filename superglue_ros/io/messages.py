@@ -13,18 +13,7 @@ import numpy as np
 
 from superglue_ros.pipeline.types import FrameResult
 
-NSEC_PER_SEC = 1_000_000_000
-
-
-def stamp_fields(stamp_ns: int) -> dict[str, int]:
-    """builtin_interfaces/Time fields of a stamp in nanoseconds."""
-    sec, nanosec = divmod(int(stamp_ns), NSEC_PER_SEC)
-    return {"sec": sec, "nanosec": nanosec}
-
-
-def header_fields(stamp_ns: int, frame_id: str) -> dict[str, Any]:
-    """std_msgs/Header fields."""
-    return {"stamp": stamp_fields(stamp_ns), "frame_id": frame_id}
+from .stamps import header_fields, stamp_fields
 
 
 def descriptors_as_float(descriptors: np.ndarray) -> np.ndarray:

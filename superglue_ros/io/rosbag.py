@@ -1,6 +1,7 @@
-"""rosbag2 reading and writing without ROS: typestore, messages, image conversion.
+"""rosbag2 reading and writing without ROS: typestore, messages, image streams.
 
-Everything here uses ``rosbags`` (pure Python). Our own message types are
+Everything here uses ``rosbags`` (pure Python); images are decoded by
+``superglue_ros.io.images``, the node's decoder. Our own message types are
 registered from the ``.msg`` files of ``superglue_ros_msgs`` so that written bags
 embed their definitions and ``ros2 bag`` on a ROS install can read them.
 """
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, Nodetype
@@ -28,7 +28,6 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 CORRESPONDENCES = f"{MSGS_PACKAGE}/msg/Correspondences"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 BAG_VERSION = 8  # rosbag2 metadata version understood by Humble and newer
-NSEC_PER_SEC = 1_000_000_000
 
 
 class BagError(ValueError):
@@ -80,94 +79,6 @@ def build_message(typestore: Typestore, msgtype: str, fields: Mapping[str, Any])
     return typestore.types[msgtype](**values)
 
 
-def stamp_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time -> nanoseconds."""
-    return int(stamp.sec) * NSEC_PER_SEC + int(stamp.nanosec)
-
-
-def header_fields(stamp: int, frame_id: str) -> dict[str, Any]:
-    """std_msgs/Header fields of a stamp in nanoseconds."""
-    sec, nanosec = divmod(int(stamp), NSEC_PER_SEC)
-    return {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame_id}
-
-
-def image_fields(image: np.ndarray, stamp: int, frame_id: str) -> dict[str, Any]:
-    """sensor_msgs/Image fields of [H, W] uint8 gray (mono8) or [H, W, 3] uint8 RGB (rgb8)."""
-    if image.dtype != np.uint8 or image.ndim not in (2, 3):
-        raise ValueError(f"expected a uint8 gray or RGB image, got {image.dtype} {image.shape}")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels not in (1, 3):
-        raise ValueError(f"expected 1 or 3 channels, got {channels}")
-    height, width = image.shape[:2]
-    return {
-        "header": header_fields(stamp, frame_id),
-        "height": height,
-        "width": width,
-        "encoding": "mono8" if channels == 1 else "rgb8",
-        "is_bigendian": 0,
-        "step": width * channels,
-        "data": np.ascontiguousarray(image).reshape(-1),
-    }
-
-
-# encoding -> (channels, OpenCV conversion to RGB or None for gray/RGB as is)
-_ENCODINGS: dict[str, tuple[int, int | None]] = {
-    "mono8": (1, None),
-    "8uc1": (1, None),
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "8uc3": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-}
-
-
-def image_from_msg(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image -> [H, W] uint8 gray or [H, W, 3] uint8 RGB.
-
-    Raises ValueError for an unsupported encoding, a wrong step or short data.
-    """
-    encoding = str(msg.encoding).lower()
-    if encoding not in _ENCODINGS:
-        supported = ", ".join(_ENCODINGS)
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} (supported: {supported})")
-    channels, conversion = _ENCODINGS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ValueError(f"empty image {width}x{height}")
-    if step < width * channels:
-        raise ValueError(f"step {step} is shorter than a row of {width}x{channels} bytes")
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if data.size < step * height:
-        raise ValueError(f"image data holds {data.size} bytes, expected {step * height}")
-    rows = data[: step * height].reshape(height, step)[:, : width * channels]
-    image = rows.reshape(height, width, channels) if channels > 1 else rows.reshape(height, width)
-    if conversion is not None:
-        image = cv2.cvtColor(image, conversion)
-    return np.ascontiguousarray(image)
-
-
-def image_from_compressed_msg(msg: Any) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG/PNG) -> [H, W] uint8 gray or [H, W, 3] uint8 RGB."""
-    data = np.asarray(msg.data, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
-    if image.dtype != np.uint8:
-        raise ValueError(f"compressed image decodes to {image.dtype}, expected 8 bits")
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
-    return image
-
-
-def decode_image(msg: Any, msgtype: str) -> np.ndarray:
-    """An Image or CompressedImage message as a numpy image (see image_from_msg)."""
-    if msgtype == COMPRESSED_IMAGE:
-        return image_from_compressed_msg(msg)
-    return image_from_msg(msg)
-
-
 def camera_matrix(info: Any) -> np.ndarray | None:
     """[3, 3] float64 K of a CameraInfo message, None when it is unset (all zeros)."""
     k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
@@ -204,7 +115,7 @@ def camera_info_topic_for(image_topic: str) -> str:
 
 
 class BagSource:
-    """A bag opened for replay: its image topic, camera info and decoded frames.
+    """A bag opened for replay or play: its image topic, camera info and image messages.
 
     Reads rosbag2 (directory, .mcap or .db3) and ROS 1 (.bag) through AnyReader.
     Use as a context manager.

@@ -1,6 +1,6 @@
 """Image folders and camera files: listing, time stamps from names, intrinsics.
 
-No ROS here: the bag writer turns these into messages.
+No ROS here: the bag writer and the player turn these into messages.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 
 from superglue_ros.pipeline.params import read_yaml_file
 
+from .stamps import NSEC_PER_SEC, header_fields
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
-NSEC_PER_SEC = 1_000_000_000
 
 
 def list_images(directory: Path) -> list[Path]:
@@ -136,9 +137,8 @@ def camera_info_fields(path: Path, stamp: int, frame_id: str) -> dict[str, Any]:
     else:
         p = [k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, 0.0, 0.0, 1.0, 0.0]
     model = str(tree.get("distortion_model", "plumb_bob" if len(d) <= 5 else "rational_polynomial"))
-    sec, nanosec = divmod(int(stamp), NSEC_PER_SEC)
     return {
-        "header": {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": frame_id},
+        "header": header_fields(stamp, frame_id),
         "height": height,
         "width": width,
         "distortion_model": model,
