@@ -69,15 +69,13 @@ def test_matcher_batch_equals_pair_by_pair(frontend, matcher, images) -> None:
     keyframes = [
         frontend.extract(images[1]),
         empty_features(),
-        frontend.extract(images[0][::-1].copy()),
+        # Fewer points than the others: padded in the batch. (A vertically flipped
+        # image held a near tie, two frame points scoring 0.276123 and 0.276127 for
+        # one keyframe point, which 2-thread GEMM rounding decided differently for
+        # batch widths 128 and 50; a tie is not what this test is about.)
+        Features(frame.keypoints[:50], frame.scores[:50], frame.descriptors[:50], frame.image_size),
         frame,
     ]
-    keyframes[2] = Features(  # fewer points than the others: padded in the batch
-        keyframes[2].keypoints[:50],
-        keyframes[2].scores[:50],
-        keyframes[2].descriptors[:50],
-        keyframes[2].image_size,
-    )
     together = matcher.match(frame, keyframes)
     assert len(together) == len(keyframes)
     for keyframe, pair in zip(keyframes, together, strict=True):
@@ -90,6 +88,7 @@ def test_matcher_batch_equals_pair_by_pair(frontend, matcher, images) -> None:
         assert np.all(pair.scores0[pair.matches0 < 0] == 0)
     assert np.all(together[1].matches0 == -1)  # the keyframe without keypoints
     assert (together[3].matches0 >= 0).sum() > 0  # the frame against itself
+    assert (together[2].matches0 >= 0).sum() > 0  # the padded keyframe matches too
 
 
 def test_empty_cases(frontend, matcher, images) -> None:
