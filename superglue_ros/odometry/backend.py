@@ -1,0 +1,558 @@
+"""A reference monocular visual-odometry back-end over the matcher's messages.
+
+Feed it every Correspondences message in order (:meth:`VisualOdometry.process`);
+it answers with a pose per frame (camera-to-world, arbitrary scale, the first
+pose the identity):
+
+1. Initialisation: the first keyframe is the reference; each later keyframe is
+   tried against it (essential matrix with RANSAC, cheirality, triangulation).
+   The pair is accepted when it triangulates enough points with enough parallax;
+   frames that arrived meanwhile are localised once the map exists.
+2. Tracking: every frame is localised by PnP (RANSAC, then Levenberg-Marquardt)
+   against the landmarks its track ids name. A keyframe then enters the map:
+   its new tracks are triangulated against the window's keyframes and a
+   sliding window of keyframes is bundle-adjusted with GTSAM (robust Huber
+   reprojection factors, the window's oldest keyframes held fixed for gauge and
+   scale). Observations that still reproject badly are dropped as outliers.
+3. Loss: a keyframe that PnP cannot place, a front-end reset (a keyframe with no
+   buffered keyframe to match: the first frame or a time jump) or frame ids
+   running backwards end the current map. The frame says so (state ``lost`` and
+   a reason) and initialisation starts again from the next keyframes; the new
+   map continues from the last pose, scaled to the old map's keyframe spacing.
+
+Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
+keypoint's id, so ids already carry what the per-keyframe matches say.
+Non-keyframe poses are stored relative to the newest keyframe of the window, so
+they follow when bundle adjustment later refines that keyframe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import geometry
+from .types import CameraIntrinsics, FrameObservation, PoseEstimate
+
+INITIALIZING = "initializing"
+TRACKING = "tracking"
+LOST = "lost"
+
+default_conf: dict[str, Any] = {
+    "window_keyframes": 8,  # keyframes optimised together by the sliding-window BA
+    "fixed_keyframes": 2,  # the window's oldest keyframes, held fixed (gauge and scale)
+    "min_init_matches": 50,  # shared tracks the two initial keyframes need
+    "min_init_points": 40,  # points the initial pair must triangulate
+    "min_init_parallax_deg": 1.0,  # median ray angle of the initial points
+    "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
+    "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
+    "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
+    "min_triangulation_deg": 1.0,  # smallest ray angle of a new landmark
+    "max_reprojection_px": 3.0,  # observations reprojecting worse are outliers
+    "pixel_sigma": 1.0,  # keypoint position noise, pixels (factor noise model)
+    "huber_k": 1.345,  # Huber threshold of the reprojection factors, in sigmas
+    "ba_iterations": 10,  # Levenberg-Marquardt iterations per window
+    "max_waiting_frames": 100,  # frames kept while initialising (oldest dropped)
+}
+
+
+def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
+    """default_conf updated by conf; ValueError for an unknown key or a bad value."""
+    values = dict(default_conf)
+    for name, value in (conf or {}).items():
+        if name not in default_conf:
+            raise ValueError(f"unknown odometry setting {name!r}; known: {sorted(default_conf)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(
+                f"odometry setting {name} must be a non-negative number, got {value!r}"
+            )
+        values[name] = type(default_conf[name])(value)
+    if values["window_keyframes"] < values["fixed_keyframes"] + 1:
+        raise ValueError("odometry setting window_keyframes must exceed fixed_keyframes")
+    if values["fixed_keyframes"] < 1:
+        raise ValueError("odometry setting fixed_keyframes must be at least 1")
+    return values
+
+
+@dataclass(eq=False)
+class MapKeyframe:
+    """A keyframe of the map. pose: [4, 4] camera-to-world, refined by BA.
+
+    keypoints [N, 2], track_ids [N] and valid [N] (False: observation rejected
+    as an outlier) are dropped (None) once the keyframe leaves the window.
+    """
+
+    frame_id: int
+    stamp_ns: int
+    pose: np.ndarray
+    keypoints: np.ndarray | None
+    track_ids: np.ndarray | None
+    valid: np.ndarray | None
+
+    def release(self) -> None:
+        self.keypoints = self.track_ids = self.valid = None
+
+
+@dataclass(eq=False)
+class FramePose:
+    """A frame's pose as the anchor keyframe's pose times a relative transform."""
+
+    frame_id: int
+    stamp_ns: int
+    is_keyframe: bool
+    anchor: MapKeyframe
+    relative: np.ndarray  # [4, 4] frame camera in the anchor camera
+
+    @property
+    def pose(self) -> np.ndarray:
+        return self.anchor.pose @ self.relative
+
+
+class VisualOdometry:
+    """See the module docstring. Not thread-safe: one caller feeds frames in order."""
+
+    def __init__(self, camera: CameraIntrinsics, conf: Mapping[str, Any] | None = None) -> None:
+        self.conf = check_conf(conf)
+        self.camera = camera
+        self.state = INITIALIZING
+        self.maps_started = 0  # initialisations that succeeded
+        self.keyframe_ms: list[float] = []  # wall time of each keyframe's mapping step
+        self._frames: list[FramePose] = []
+        self._window: list[MapKeyframe] = []
+        self._landmarks: dict[int, np.ndarray] = {}
+        self._reference: FrameObservation | None = None
+        self._waiting: list[FrameObservation] = []
+        self._last: FrameObservation | None = None
+        # Where a new map starts: the last pose and the old map's keyframe spacing.
+        self._origin = np.eye(4)
+        self._spacing: float | None = None
+
+    # ----------------------------------------------------------------- public
+    @property
+    def landmarks(self) -> int:
+        return len(self._landmarks)
+
+    def trajectory(self) -> list[tuple[int, int, np.ndarray]]:
+        """(frame id, stamp ns, [4, 4] camera-to-world) of every frame with a pose, in
+        arrival order, keyframes at their latest refined values."""
+        return [(f.frame_id, f.stamp_ns, f.pose) for f in self._frames]
+
+    def process(self, frame: FrameObservation) -> list[PoseEstimate]:
+        """Consume one frame; the estimates decided now, oldest frame first.
+
+        Usually one (this frame); after a successful initialisation also the
+        reference keyframe and the frames that waited for it.
+        """
+        restarted = self._last is not None and (
+            frame.frame_id <= self._last.frame_id or frame.stamp_ns < self._last.stamp_ns
+        )
+        self._last = frame
+        if self.state == TRACKING:
+            if restarted:
+                return [self._lose(frame, "frame ids or stamps went backwards: front-end restart")]
+            if frame.front_end_reset:
+                return [self._lose(frame, "the front-end's keyframe buffer was reset")]
+            if frame.is_keyframe:
+                return [self._track_keyframe(frame, may_lose=True)]
+            return [self._track_frame(frame)]
+        if restarted:
+            self._reference, self._waiting = None, []
+        return self._initialise(frame)
+
+    # --------------------------------------------------------- initialisation
+    def _waiting_estimate(self, frame: FrameObservation, reason: str) -> PoseEstimate:
+        return PoseEstimate(
+            frame.frame_id, frame.stamp_ns, frame.is_keyframe, None, INITIALIZING, reason
+        )
+
+    def _initialise(self, frame: FrameObservation) -> list[PoseEstimate]:
+        reference = self._reference
+        if reference is None or frame.front_end_reset:
+            if not frame.is_keyframe:
+                return [self._waiting_estimate(frame, "waiting for a keyframe to start from")]
+            self._reference, self._waiting = frame, []
+            return [self._waiting_estimate(frame, "initialisation reference keyframe")]
+        if not frame.is_keyframe:
+            self._wait(frame)
+            return [self._waiting_estimate(frame, "waiting for a keyframe with enough parallax")]
+        shared_ref, shared_new = shared_tracks(reference, frame)
+        if len(shared_ref) < self.conf["min_init_matches"]:
+            # The reference has drifted out of view: start again from this keyframe.
+            self._reference, self._waiting = frame, []
+            return [
+                self._waiting_estimate(
+                    frame,
+                    f"{len(shared_ref)} tracks shared with reference keyframe "
+                    f"{reference.frame_id} (< {self.conf['min_init_matches']}): new reference",
+                )
+            ]
+        k = self.camera.matrix
+        result = geometry.two_view(
+            k,
+            reference.keypoints[shared_ref],
+            frame.keypoints[shared_new],
+            self.conf["essential_threshold_px"],
+            self.conf["max_reprojection_px"],
+        )
+        reason = ""
+        if isinstance(result, str):
+            reason = result
+        elif len(result.points) < self.conf["min_init_points"]:
+            reason = f"{len(result.points)} points triangulated (< {self.conf['min_init_points']})"
+        elif result.median_parallax_deg < self.conf["min_init_parallax_deg"]:
+            reason = (
+                f"median parallax {result.median_parallax_deg:.2f} deg "
+                f"(< {self.conf['min_init_parallax_deg']:g})"
+            )
+        if reason or isinstance(result, str):
+            self._wait(frame)
+            return [self._waiting_estimate(frame, f"not initialised: {reason}")]
+        return self._start_map(reference, frame, result, shared_ref[result.inliers])
+
+    def _wait(self, frame: FrameObservation) -> None:
+        self._waiting.append(frame)
+        del self._waiting[: -int(self.conf["max_waiting_frames"])]
+
+    def _start_map(
+        self,
+        reference: FrameObservation,
+        frame: FrameObservation,
+        two_view: geometry.TwoViewResult,
+        reference_indices: np.ndarray,
+    ) -> list[PoseEstimate]:
+        start = time.perf_counter()
+        waiting_keyframes = sum(f.is_keyframe for f in self._waiting)
+        if self._spacing is None:
+            # The first map: median depth of the initial points is 1.
+            scale = 1.0 / float(np.median(two_view.points[:, 2]))
+        else:
+            scale = self._spacing * (waiting_keyframes + 1)
+        relative = two_view.pose_b.copy()
+        relative[:3, 3] *= scale
+        origin = self._origin
+        first = MapKeyframe(
+            reference.frame_id,
+            reference.stamp_ns,
+            origin.copy(),
+            reference.keypoints,
+            reference.track_ids,
+            np.ones(len(reference.track_ids), dtype=bool),
+        )
+        second = MapKeyframe(
+            frame.frame_id,
+            frame.stamp_ns,
+            origin @ relative,
+            frame.keypoints,
+            frame.track_ids,
+            np.ones(len(frame.track_ids), dtype=bool),
+        )
+        points = geometry.transform(origin, two_view.points * scale)
+        tracks = reference.track_ids[reference_indices].tolist()
+        self._landmarks = dict(zip(tracks, points, strict=True))
+        self._window = [first, second]
+        self._bundle_adjust()
+        self.state = TRACKING
+        self.maps_started += 1
+        self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
+        reason = (
+            f"initialised from keyframes {reference.frame_id} and {frame.frame_id}: "
+            f"{len(two_view.points)} points, parallax {two_view.median_parallax_deg:.1f} deg"
+        )
+        estimates = [
+            self._keep_pose(reference, first, np.eye(4), len(two_view.points), reason),
+            self._keep_pose(frame, second, np.eye(4), len(two_view.points), reason),
+        ]
+        waiting, self._reference, self._waiting = self._waiting, None, []
+        for earlier in waiting:
+            if earlier.frame_id <= reference.frame_id:
+                continue
+            if earlier.is_keyframe:
+                estimates.append(self._track_keyframe(earlier, may_lose=False))
+            else:
+                estimates.append(self._track_frame(earlier))
+        return sorted(estimates, key=lambda e: e.frame_id)
+
+    # --------------------------------------------------------------- tracking
+    def _keep_pose(
+        self,
+        frame: FrameObservation,
+        anchor: MapKeyframe,
+        relative: np.ndarray,
+        inliers: int,
+        reason: str = "",
+    ) -> PoseEstimate:
+        stored = FramePose(frame.frame_id, frame.stamp_ns, frame.is_keyframe, anchor, relative)
+        self._frames.append(stored)
+        return PoseEstimate(
+            frame.frame_id,
+            frame.stamp_ns,
+            frame.is_keyframe,
+            stored.pose,
+            TRACKING,
+            reason,
+            inliers,
+        )
+
+    def _localise(self, frame: FrameObservation) -> tuple[geometry.PnpResult | str, np.ndarray]:
+        """PnP against the landmarks the frame's track ids name; (result, keypoint indices)."""
+        known = np.fromiter(
+            (t in self._landmarks for t in frame.track_ids.tolist()),
+            dtype=bool,
+            count=len(frame.track_ids),
+        )
+        indices = np.flatnonzero(known)
+        points = np.array([self._landmarks[t] for t in frame.track_ids[indices].tolist()])
+        result = geometry.solve_pnp(
+            self.camera.matrix,
+            points.reshape(-1, 3),
+            frame.keypoints[indices],
+            self.conf["pnp_threshold_px"],
+            int(self.conf["min_pnp_inliers"]),
+        )
+        return result, indices
+
+    def _track_frame(self, frame: FrameObservation) -> PoseEstimate:
+        result, _ = self._localise(frame)
+        if isinstance(result, str):
+            return PoseEstimate(
+                frame.frame_id, frame.stamp_ns, False, None, TRACKING, f"no pose: {result}"
+            )
+        anchor = self._window[-1]
+        relative = geometry.invert(anchor.pose) @ result.pose
+        return self._keep_pose(frame, anchor, relative, len(result.inliers))
+
+    def _track_keyframe(self, frame: FrameObservation, may_lose: bool) -> PoseEstimate:
+        start = time.perf_counter()
+        result, indices = self._localise(frame)
+        if isinstance(result, str):
+            if may_lose:
+                return self._lose(frame, f"keyframe not localised: {result}")
+            return PoseEstimate(
+                frame.frame_id, frame.stamp_ns, True, None, TRACKING, f"no pose: {result}"
+            )
+        valid = np.ones(len(frame.track_ids), dtype=bool)
+        outliers = np.setdiff1d(np.arange(len(indices)), result.inliers)
+        valid[indices[outliers]] = False
+        keyframe = MapKeyframe(
+            frame.frame_id, frame.stamp_ns, result.pose, frame.keypoints, frame.track_ids, valid
+        )
+        self._window.append(keyframe)
+        self._triangulate(keyframe)
+        self._bundle_adjust()
+        self._slide_window()
+        self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
+        return self._keep_pose(frame, keyframe, np.eye(4), len(result.inliers))
+
+    def _lose(self, frame: FrameObservation, reason: str) -> PoseEstimate:
+        """End the current map; the next keyframes initialise a new one."""
+        if self._frames:
+            self._origin = self._frames[-1].pose
+        poses = [k.pose for k in self._window]
+        if len(poses) >= 2:
+            steps = np.linalg.norm(np.diff([p[:3, 3] for p in poses], axis=0), axis=1)
+            self._spacing = float(np.median(steps))
+        for keyframe in self._window:
+            keyframe.release()
+        self._window, self._landmarks = [], {}
+        self.state = INITIALIZING
+        self._reference = frame if frame.is_keyframe else None
+        self._waiting = []
+        return PoseEstimate(frame.frame_id, frame.stamp_ns, frame.is_keyframe, None, LOST, reason)
+
+    # ---------------------------------------------------------------- mapping
+    def _triangulate(self, keyframe: MapKeyframe) -> None:
+        """New landmarks from the keyframe's tracks that older window keyframes also saw."""
+        k = self.camera.matrix
+        assert keyframe.track_ids is not None and keyframe.valid is not None  # a new keyframe
+        unmapped = keyframe.valid & np.fromiter(
+            (t not in self._landmarks for t in keyframe.track_ids.tolist()),
+            dtype=bool,
+            count=len(keyframe.track_ids),
+        )
+        # Oldest first: the widest baseline triangulates best.
+        for other in self._window[:-1]:
+            if other.track_ids is None or not unmapped.any():
+                continue
+            candidates = np.flatnonzero(unmapped)
+            _, in_other, in_new = np.intersect1d(
+                other.track_ids[other.valid],
+                keyframe.track_ids[candidates],
+                assume_unique=True,
+                return_indices=True,
+            )
+            if len(in_new) == 0:
+                continue
+            other_indices = np.flatnonzero(other.valid)[in_other]
+            new_indices = candidates[in_new]
+            points = geometry.triangulate(
+                k,
+                other.pose,
+                keyframe.pose,
+                other.keypoints[other_indices],
+                keyframe.keypoints[new_indices],
+            )
+            limit = self.conf["max_reprojection_px"]
+            good = (
+                (
+                    geometry.reprojection_errors(
+                        k, other.pose, points, other.keypoints[other_indices]
+                    )
+                    < limit
+                )
+                & (
+                    geometry.reprojection_errors(
+                        k, keyframe.pose, points, keyframe.keypoints[new_indices]
+                    )
+                    < limit
+                )
+                & (
+                    geometry.parallax_degrees(other.pose, keyframe.pose, points)
+                    >= self.conf["min_triangulation_deg"]
+                )
+            )
+            for track, point in zip(
+                keyframe.track_ids[new_indices[good]].tolist(), points[good], strict=True
+            ):
+                self._landmarks[track] = point
+            unmapped[new_indices[good]] = False
+
+    def _observations(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per window keyframe: keypoint indices of valid observations of landmarks, and
+        their track ids."""
+        indices, tracks = [], []
+        for keyframe in self._window:
+            assert keyframe.track_ids is not None and keyframe.valid is not None
+            known = keyframe.valid & np.fromiter(
+                (t in self._landmarks for t in keyframe.track_ids.tolist()),
+                dtype=bool,
+                count=len(keyframe.track_ids),
+            )
+            selected = np.flatnonzero(known)
+            indices.append(selected)
+            tracks.append(keyframe.track_ids[selected])
+        return indices, tracks
+
+    def _bundle_adjust(self) -> None:
+        """Levenberg-Marquardt over the window's poses and the landmarks seen twice in it,
+        then drop the observations that still reproject badly."""
+        import gtsam
+
+        indices, tracks = self._observations()
+        all_tracks, counts = np.unique(np.concatenate(tracks), return_counts=True)
+        optimised = all_tracks[counts >= 2]
+        if len(optimised) == 0:
+            return
+        landmark_index = {int(t): i for i, t in enumerate(optimised.tolist())}
+        calibration = gtsam.Cal3_S2(
+            self.camera.fx, self.camera.fy, 0.0, self.camera.cx, self.camera.cy
+        )
+        pixel_noise = gtsam.noiseModel.Robust.Create(
+            gtsam.noiseModel.mEstimator.Huber.Create(self.conf["huber_k"]),
+            gtsam.noiseModel.Isotropic.Sigma(2, self.conf["pixel_sigma"]),
+        )
+        graph = gtsam.NonlinearFactorGraph()
+        values = gtsam.Values()
+        fixed = min(int(self.conf["fixed_keyframes"]), len(self._window) - 1)
+        for i, keyframe in enumerate(self._window):
+            key = gtsam.symbol("x", i)
+            values.insert(key, gtsam.Pose3(keyframe.pose))
+            if i < fixed:
+                graph.add(
+                    gtsam.PriorFactorPose3(
+                        key, gtsam.Pose3(keyframe.pose), gtsam.noiseModel.Isotropic.Sigma(6, 1e-6)
+                    )
+                )
+        if len(self._window) == 2:
+            # The initial pair: the second pose is free but for a soft hold on its
+            # position, which keeps the (unobservable) scale where initialisation put it.
+            baseline = np.linalg.norm(self._window[1].pose[:3, 3] - self._window[0].pose[:3, 3])
+            sigmas = np.array([1.0, 1.0, 1.0, *([0.05 * max(baseline, 1e-9)] * 3)])
+            graph.add(
+                gtsam.PriorFactorPose3(
+                    gtsam.symbol("x", 1),
+                    gtsam.Pose3(self._window[1].pose),
+                    gtsam.noiseModel.Diagonal.Sigmas(sigmas),
+                )
+            )
+        for track, i in landmark_index.items():
+            values.insert(gtsam.symbol("l", i), gtsam.Point3(self._landmarks[track]))
+        for window_index, (keyframe, selected, seen) in enumerate(
+            zip(self._window, indices, tracks, strict=True)
+        ):
+            pose_key = gtsam.symbol("x", window_index)
+            for index, track in zip(selected.tolist(), seen.tolist(), strict=True):
+                landmark = landmark_index.get(track)
+                if landmark is None:
+                    continue
+                u, v = keyframe.keypoints[index]
+                graph.add(
+                    gtsam.GenericProjectionFactorCal3_S2(
+                        gtsam.Point2(u, v),
+                        pixel_noise,
+                        pose_key,
+                        gtsam.symbol("l", landmark),
+                        calibration,
+                    )
+                )
+        params = gtsam.LevenbergMarquardtParams()
+        params.setMaxIterations(int(self.conf["ba_iterations"]))
+        try:
+            result = gtsam.LevenbergMarquardtOptimizer(graph, values, params).optimize()
+        except RuntimeError:
+            return  # a degenerate window (e.g. indeterminant system): keep the estimates
+        for i, keyframe in enumerate(self._window[fixed:], start=fixed):
+            keyframe.pose = result.atPose3(gtsam.symbol("x", i)).matrix()
+        for track, i in landmark_index.items():
+            self._landmarks[track] = np.asarray(result.atPoint3(gtsam.symbol("l", i)))
+        self._reject_outliers(indices, tracks, set(landmark_index))
+
+    def _reject_outliers(
+        self, indices: list[np.ndarray], tracks: list[np.ndarray], optimised: set[int]
+    ) -> None:
+        """Invalidate observations beyond max_reprojection_px; drop landmarks left with
+        fewer than two good observations among those that had a bad one."""
+        k = self.camera.matrix
+        good_count: dict[int, int] = {}
+        rejected: set[int] = set()
+        for keyframe, selected, seen in zip(self._window, indices, tracks, strict=True):
+            assert keyframe.keypoints is not None and keyframe.valid is not None
+            if len(selected) == 0:
+                continue
+            points = np.array([self._landmarks[t] for t in seen.tolist()])
+            errors = geometry.reprojection_errors(
+                k, keyframe.pose, points, keyframe.keypoints[selected]
+            )
+            bad = errors >= self.conf["max_reprojection_px"]
+            keyframe.valid[selected[bad]] = False
+            rejected.update(seen[bad].tolist())
+            for track in seen[~bad].tolist():
+                good_count[track] = good_count.get(track, 0) + 1
+        for track in rejected & optimised:
+            if good_count.get(track, 0) < 2:
+                del self._landmarks[track]
+
+    def _slide_window(self) -> None:
+        """Keep the newest window_keyframes; forget landmarks no window keyframe sees."""
+        excess = len(self._window) - int(self.conf["window_keyframes"])
+        if excess <= 0:
+            return
+        for keyframe in self._window[:excess]:
+            keyframe.release()
+        del self._window[:excess]
+        seen = set(np.concatenate([k.track_ids for k in self._window]).tolist())
+        for track in [t for t in self._landmarks if t not in seen]:
+            del self._landmarks[track]
+
+
+def shared_tracks(
+    first: FrameObservation, second: FrameObservation
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoint indices of the track ids two frames share ([S] each, same order)."""
+    _, in_first, in_second = np.intersect1d(
+        first.track_ids, second.track_ids, assume_unique=True, return_indices=True
+    )
+    return in_first, in_second

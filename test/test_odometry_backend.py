@@ -1,0 +1,192 @@
+"""The visual-odometry back-end on pure-geometry input (no images): known points seen
+from known poses, as a front-end with ideal (or deliberately wrong) matches would send."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from superglue_ros.odometry import (
+    LOST,
+    TRACKING,
+    CameraIntrinsics,
+    FrameObservation,
+    KeyframeMatches,
+    VisualOdometry,
+)
+from superglue_ros.odometry.trajectory import evaluate, trajectory_from_poses
+
+from conftest import require_module
+from odometry_synthetic import CAMERA, make_sequence
+
+
+@pytest.fixture(autouse=True)
+def _gtsam() -> None:
+    require_module("gtsam", "the back-end's bundle adjustment needs GTSAM (make setup installs it)")
+    require_module("evo", "trajectory errors are computed with evo (make setup installs it)")
+
+
+def run(frames: list[FrameObservation], **conf: float) -> tuple[VisualOdometry, list]:
+    odometry = VisualOdometry(CAMERA, conf)
+    estimates = []
+    for frame in frames:
+        estimates += odometry.process(frame)
+    return odometry, estimates
+
+
+def ate(odometry: VisualOdometry, sequence, frame_ids: set[int] | None = None) -> dict:
+    poses = [(s, p) for f, s, p in odometry.trajectory() if frame_ids is None or f in frame_ids]
+    truth = trajectory_from_poses(list(zip(sequence.stamps, sequence.poses, strict=True)))
+    return evaluate(trajectory_from_poses(poses), truth)
+
+
+def test_noiseless_geometry_recovers_the_trajectory_up_to_scale() -> None:
+    sequence = make_sequence(30)
+    odometry, estimates = run(sequence.frames)
+    # frames that waited for the initialisation are answered again once it succeeds
+    latest = {e.frame_id: e for e in estimates}
+    assert sorted(latest) == list(range(30))
+    assert all(e.pose is not None for e in latest.values())
+    assert [e.frame_id for e in estimates if e.pose is None] == [0, 1, 2]
+    trajectory = odometry.trajectory()
+    assert len(trajectory) == 30
+    first = min(trajectory, key=lambda item: item[0])
+    np.testing.assert_allclose(first[2], np.eye(4), atol=1e-9)  # the first pose is the identity
+    result = ate(odometry, sequence)
+    path_length = np.sum(
+        np.linalg.norm(np.diff([p[:3, 3] for p in sequence.poses], axis=0), axis=1)
+    )
+    assert result["ate_rmse_m"] < 1e-5 * path_length
+    assert result["rpe_rotation_rmse_deg"] < 1e-3
+    assert odometry.maps_started == 1 and odometry.state == TRACKING
+    # the arbitrary scale was fixed by the first map's median depth, not by the truth
+    assert not np.isclose(result["scale"], 1.0, atol=0.05)
+    # the stamps written are the frames' own stamps
+    assert sorted(s for _, s, _ in trajectory) == sequence.stamps
+
+
+def test_noise_and_wrong_associations_stay_accurate() -> None:
+    clean = make_sequence(30, noise_px=0.5)
+    dirty = make_sequence(30, noise_px=0.5, outlier_fraction=0.2)
+    odometry_clean, _ = run(clean.frames)
+    odometry_dirty, estimates = run(dirty.frames)
+    assert len(odometry_dirty.trajectory()) == 30
+    assert all(e.state == TRACKING for e in estimates if e.pose is not None)
+    error_clean = ate(odometry_clean, clean)["ate_rmse_m"]
+    error_dirty = ate(odometry_dirty, dirty)["ate_rmse_m"]
+    # a 3.2 m path: centimetre accuracy with 20 % of the track ids wrong in every frame
+    assert error_clean < 0.02
+    assert error_dirty < 0.03
+    # and without robust handling (no RANSAC threshold to speak of) it would not be
+    fragile, _ = run(dirty.frames, pnp_threshold_px=1e6, max_reprojection_px=1e6, huber_k=1e6)
+    assert ate(fragile, dirty)["ate_rmse_m"] > 3 * error_dirty
+
+
+def with_new_tracks(frame: FrameObservation, offset: int, reset: bool) -> FrameObservation:
+    """The frame as a front-end would send it after losing every track."""
+    matches = (
+        []
+        if reset
+        else [KeyframeMatches(m.keyframe_id, *(np.zeros(0),) * 3) for m in frame.matches]
+    )
+    return dataclasses.replace(frame, track_ids=frame.track_ids + offset, matches=matches)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["tracks-lost", "front-end-reset"])
+def test_lost_tracking_is_said_and_reinitialised(reset: bool) -> None:
+    sequence = make_sequence(36)
+    # From frame 15 (a keyframe) on every track id is new: the map cannot place it.
+    frames = [
+        f if f.frame_id < 15 else with_new_tracks(f, 1_000_000, reset and f.frame_id == 15)
+        for f in sequence.frames
+    ]
+    odometry, estimates = run(frames)
+    lost = [e for e in estimates if e.state == LOST]
+    assert [e.frame_id for e in lost] == [15]
+    assert lost[0].pose is None
+    expected = "keyframe buffer was reset" if reset else "keyframe not localised"
+    assert expected in lost[0].reason
+    assert odometry.maps_started == 2 and odometry.state == TRACKING
+    # the lost keyframe is the new map's reference: it gets its pose once that map starts
+    poses = {f: p for f, _, p in odometry.trajectory()}
+    assert sorted(poses) == list(range(36))
+    # the new map starts where the old one ended
+    np.testing.assert_allclose(poses[15], poses[14], atol=1e-9)
+    # each map is exact up to its own similarity (the new reference borrowed its pose)
+    assert ate(odometry, sequence, set(range(15)))["ate_rmse_m"] < 1e-4
+    assert ate(odometry, sequence, set(range(16, 36)))["ate_rmse_m"] < 1e-4
+
+
+def test_no_parallax_waits_and_frames_without_map_points_get_no_pose() -> None:
+    sequence = make_sequence(12)
+    # the camera stays still: never enough parallax to start a map
+    first = sequence.frames[0]
+    still = [first] + [
+        dataclasses.replace(
+            first,
+            frame_id=f.frame_id,
+            stamp_ns=f.stamp_ns,
+            is_keyframe=f.is_keyframe,
+            matches=with_new_tracks(f, 0, reset=False).matches,
+        )
+        for f in sequence.frames[1:]
+    ]
+    odometry, estimates = run(still)
+    assert odometry.trajectory() == [] and odometry.maps_started == 0
+    assert all(e.pose is None and e.state == "initializing" for e in estimates)
+    assert any("parallax" in e.reason for e in estimates)
+    # a tracked frame whose keypoints name no landmark: no pose, a reason, tracking goes on
+    sequence = make_sequence(12)
+    frames = list(sequence.frames)
+    frames[10] = dataclasses.replace(frames[10], track_ids=frames[10].track_ids + 1_000_000)
+    odometry, estimates = run(frames)
+    by_id = {e.frame_id: e for e in estimates}
+    assert by_id[10].pose is None and "map points" in by_id[10].reason
+    assert by_id[10].state == TRACKING and by_id[11].pose is not None
+
+
+def test_frame_ids_going_backwards_start_a_new_map() -> None:
+    sequence = make_sequence(24)
+    restarted = [dataclasses.replace(f, frame_id=f.frame_id + 100) for f in sequence.frames[:12]]
+    again = [
+        dataclasses.replace(f, frame_id=f.frame_id - 12, stamp_ns=f.stamp_ns + 10**10)
+        for f in sequence.frames[12:]
+    ]
+    odometry, estimates = run(restarted + again)
+    lost = [e for e in estimates if e.state == LOST]
+    assert len(lost) == 1 and "backwards" in lost[0].reason
+    assert odometry.maps_started == 2
+
+
+def test_bad_settings_and_inconsistent_frames_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown odometry setting"):
+        VisualOdometry(CAMERA, {"window": 3})
+    with pytest.raises(ValueError, match="must exceed"):
+        VisualOdometry(CAMERA, {"window_keyframes": 2, "fixed_keyframes": 2})
+    with pytest.raises(ValueError, match="focal"):
+        CameraIntrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
+    with pytest.raises(ValueError, match="track ids"):
+        FrameObservation(0, 0, True, (10, 10), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(ValueError, match="indexes past"):
+        FrameObservation(
+            0,
+            0,
+            True,
+            (10, 10),
+            np.zeros((3, 2)),
+            np.arange(3),
+            [KeyframeMatches(0, np.array([5]), np.array([0]), np.ones(1))],
+        )
+
+
+def test_the_backend_package_imports_without_ros_torch_or_gtsam() -> None:
+    code = (
+        "import sys, superglue_ros.odometry, superglue_ros.odometry.trajectory; "
+        "print(sorted(m for m in ('rclpy', 'torch', 'gtsam', 'evo') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
