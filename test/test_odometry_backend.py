@@ -82,7 +82,7 @@ def test_noise_and_wrong_associations_stay_accurate() -> None:
     assert error_clean < 0.02
     assert error_dirty < 0.03
     # and without robust handling (no RANSAC threshold to speak of) it would not be
-    fragile, _ = run(dirty.frames, pnp_threshold_px=1e6, max_reprojection_px=1e6, huber_k=1e6)
+    fragile, _ = run(dirty.frames, pnp_threshold_px=1e6, max_reprojection_px=1e6, robust_k=1e6)
     assert ate(fragile, dirty)["ate_rmse_m"] > 3 * error_dirty
 
 

@@ -11,8 +11,8 @@ pose the identity):
 2. Tracking: every frame is localised by PnP (RANSAC, then Levenberg-Marquardt)
    against the landmarks its track ids name. A keyframe then enters the map:
    its new tracks are triangulated against the window's keyframes and a
-   sliding window of keyframes is bundle-adjusted with GTSAM (robust Huber
-   reprojection factors, the window's oldest keyframes held fixed for gauge and
+   sliding window of keyframes is bundle-adjusted with GTSAM (robust Cauchy or
+   Huber reprojection factors, the window's oldest keyframes held fixed for gauge and
    scale). Observations that still reproject badly are dropped as outliers.
 3. Loss: a keyframe that PnP cannot place, a front-end reset (a keyframe with no
    buffered keyframe to match: the first frame or a time jump) or frame ids
@@ -41,20 +41,24 @@ from .types import CameraIntrinsics, FrameObservation, PoseEstimate
 INITIALIZING = "initializing"
 TRACKING = "tracking"
 LOST = "lost"
+ROBUST_LOSSES = ("huber", "cauchy")
 
 default_conf: dict[str, Any] = {
     "window_keyframes": 8,  # keyframes optimised together by the sliding-window BA
     "fixed_keyframes": 2,  # the window's oldest keyframes, held fixed (gauge and scale)
     "min_init_matches": 50,  # shared tracks the two initial keyframes need
     "min_init_points": 40,  # points the initial pair must triangulate
-    "min_init_parallax_deg": 1.0,  # median ray angle of the initial points
+    "min_init_parallax_deg": 2.0,  # median ray angle of the initial points
     "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
     "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
     "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
     "min_triangulation_deg": 1.0,  # smallest ray angle of a new landmark
     "max_reprojection_px": 3.0,  # observations reprojecting worse are outliers
     "pixel_sigma": 1.0,  # keypoint position noise, pixels (factor noise model)
-    "huber_k": 1.345,  # Huber threshold of the reprojection factors, in sigmas
+    # Robust kernel of the reprojection factors: cauchy or huber. Cauchy's influence
+    # falls off for gross errors, which wrong track ids of a classical matcher produce.
+    "robust_loss": "cauchy",
+    "robust_k": 2.0,  # the kernel's threshold, in sigmas
     "ba_iterations": 10,  # Levenberg-Marquardt iterations per window
     "max_waiting_frames": 100,  # frames kept while initialising (oldest dropped)
 }
@@ -66,6 +70,11 @@ def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
     for name, value in (conf or {}).items():
         if name not in default_conf:
             raise ValueError(f"unknown odometry setting {name!r}; known: {sorted(default_conf)}")
+        if name == "robust_loss":
+            if value not in ROBUST_LOSSES:
+                raise ValueError(f"odometry setting robust_loss must be one of {ROBUST_LOSSES}")
+            values[name] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(
                 f"odometry setting {name} must be a non-negative number, got {value!r}"
@@ -450,8 +459,13 @@ class VisualOdometry:
         calibration = gtsam.Cal3_S2(
             self.camera.fx, self.camera.fy, 0.0, self.camera.cx, self.camera.cy
         )
+        kernel = (
+            gtsam.noiseModel.mEstimator.Huber
+            if self.conf["robust_loss"] == "huber"
+            else gtsam.noiseModel.mEstimator.Cauchy
+        )
         pixel_noise = gtsam.noiseModel.Robust.Create(
-            gtsam.noiseModel.mEstimator.Huber.Create(self.conf["huber_k"]),
+            kernel.Create(self.conf["robust_k"]),
             gtsam.noiseModel.Isotropic.Sigma(2, self.conf["pixel_sigma"]),
         )
         graph = gtsam.NonlinearFactorGraph()

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
     "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
+    "generate": ("superglue_ros.tools.generate", "render image sequences with exact ground truth"),
 }
 
 

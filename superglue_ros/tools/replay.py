@@ -10,6 +10,8 @@ when none is given); all run over the same decoded frames. Output in DIR:
                                           /correspondences (every frame) and
                                           /keyframes (keyframes only), type
                                           superglue_ros_msgs/msg/Correspondences
+  <name>/trajectory.tum                   with --odometry: the reference back-end's
+                                          trajectory (see odometry_eval.py)
 
 Ctrl-C stops the replay: the frame being processed is dropped (a frame's messages
 are written all or nothing), the bags are closed and valid, and the report covers
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from superglue_ros.tools import odometry_eval
 from superglue_ros.tools.common import (
     EXIT_INTERRUPTED,
     CliError,
@@ -54,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
     )
+    odometry_eval.add_arguments(parser)
 
 
 @contextmanager
@@ -130,6 +134,7 @@ class ConfigRun:
     correspondences: Any  # rosbags connection
     keyframes: Any
     recorder: Any
+    odometry: Any = None  # odometry_eval.OdometryRecorder with --odometry
 
 
 def scaled_intrinsics(info: Any, height: int, width: int) -> Any:
@@ -203,6 +208,8 @@ def replay_frames(
                     if result.is_keyframe:
                         run.writer.write(run.keyframes, bag_stamp, data)
                     run.recorder.add(result, wall_ms)
+                    if run.odometry is not None:
+                        run.odometry.add(message, intrinsics)
             progress.update(read)
     except KeyboardInterrupt:
         interrupted = True
@@ -221,10 +228,20 @@ def run(args: argparse.Namespace) -> int:
     from superglue_ros.tools import report
 
     configs = load_configs(args.params)
+    camera, groundtruth = odometry_inputs(args)
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
         info = source.first_camera_info()
+        if (
+            args.odometry
+            and camera is None
+            and (info is None or rosbag.camera_matrix(info) is None)
+        ):
+            raise CliError(
+                "--odometry needs camera intrinsics: the bag has no usable camera_info "
+                f"({source.stream.camera_info_topic or 'no CameraInfo topic'}); pass --camera FILE"
+            )
         pipelines = build_pipelines(configs)
         prepare_output(args.out)
         typestore = rosbag.make_typestore()
@@ -253,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
                             None,
                             str(bag_dir.relative_to(args.out)),
                         ),
+                        odometry=odometry_eval.OdometryRecorder(camera) if args.odometry else None,
                     )
                 )
             with deterministic_torch():
@@ -270,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
         **outcome,
         "configs": [r.recorder.summary() for r in runs],
     }
+    if args.odometry:
+        odometry_failed = finish_odometry(args, runs, document, groundtruth)
     report.write_report(document, args.out)
     state = "interrupted after" if document["interrupted"] else "processed"
     frames = runs[0].recorder.frames if runs else []
@@ -278,4 +298,37 @@ def run(args: argparse.Namespace) -> int:
         f"report in {args.out / 'report.md'}",
         file=sys.stderr,
     )
-    return EXIT_INTERRUPTED if document["interrupted"] else 0
+    if document["interrupted"]:
+        return EXIT_INTERRUPTED
+    if args.odometry and odometry_failed:
+        raise CliError(odometry_failed)
+    return 0
+
+
+def odometry_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(--camera intrinsics, --groundtruth trajectory), each None when not given; read
+    before the replay so that a bad file fails at once."""
+    if (args.groundtruth or args.camera) and not args.odometry:
+        raise CliError("--groundtruth and --camera need --odometry")
+    from superglue_ros.odometry.trajectory import read_tum
+
+    camera = odometry_eval.camera_from_file(args.camera) if args.camera else None
+    groundtruth = read_tum(args.groundtruth) if args.groundtruth else None
+    return camera, groundtruth
+
+
+def finish_odometry(
+    args: argparse.Namespace, runs: list[ConfigRun], document: dict[str, Any], groundtruth: Any
+) -> str:
+    """Write each trajectory, add the odometry entries to the report document and the
+    trajectory plot; the accuracy error to exit with ("" when none)."""
+    names = [r.name for r in runs]
+    summaries = [
+        r.odometry.finish(args.out / r.name, groundtruth, str(args.groundtruth)) for r in runs
+    ]
+    for config, summary in zip(document["configs"], summaries, strict=True):
+        config["odometry"] = summary
+    odometry_eval.write_plot(names, [r.odometry for r in runs], args.out / "plots")
+    odometry_eval.print_summary(names, summaries)
+    errors = [s["accuracy_error"] for s in summaries if "accuracy_error" in s]
+    return errors[0] if errors else ""

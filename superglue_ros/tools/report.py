@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from superglue_ros.pipeline.types import FrameResult
-from superglue_ros.tools import evaluate
+from superglue_ros.tools import evaluate, odometry_eval
 
 STAGES = ("frontend", "matcher", "policy", "total")
 PLOTS = {
@@ -259,6 +259,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     }
     for key, title in titles.items():
         lines += [f"### {title}", "", f"![{title}](plots/{PLOTS[key]})", ""]
+    lines += odometry_eval.markdown_section(configs)
     lines += ["## Configurations", ""]
     for c in configs:
         params = "\n".join(f"{k}: {v}" for k, v in sorted(c["params"].items()))
