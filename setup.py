@@ -24,6 +24,7 @@ setup(
     entry_points={
         "console_scripts": [
             "matcher_node = superglue_ros.ros.node:main",
+            "odometry_node = superglue_ros.ros.odometry_node:main",
             "superglue-ros = superglue_ros.tools.cli:main",
         ],
     },

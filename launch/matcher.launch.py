@@ -3,6 +3,9 @@
     ros2 launch superglue_ros matcher.launch.py image:=/camera/image_raw \
         camera_info:=/camera/camera_info preset:=fast_cpu
 
+odometry:=true also starts odometry_node (the reference back-end) in the same
+namespace, on the matcher's correspondences and the same camera_info.
+
 Parameters come from params_file (default: the installed config/matcher.yaml),
 then the preset's file (config/<preset>.yaml), then the arguments below that
 are not empty.
@@ -33,7 +36,7 @@ def _node(context, *args, **kwargs):
     }
     overrides["use_sim_time"] = value("use_sim_time").lower() in ("true", "1", "yes")
     params.append(overrides)
-    return [
+    nodes = [
         Node(
             package="superglue_ros",
             executable="matcher_node",
@@ -50,6 +53,20 @@ def _node(context, *args, **kwargs):
             arguments=["--ros-args", "--log-level", value("log_level")],
         )
     ]
+    if value("odometry").lower() in ("true", "1", "yes"):
+        nodes.append(
+            Node(
+                package="superglue_ros",
+                executable="odometry_node",
+                namespace=value("namespace"),
+                output="screen",
+                emulate_tty=True,
+                parameters=[{"use_sim_time": overrides["use_sim_time"]}],
+                remappings=[("camera_info", value("camera_info"))],
+                arguments=["--ros-args", "--log-level", value("log_level")],
+            )
+        )
+    return nodes
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -88,5 +105,10 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time", default_value="false", description="use /clock (bag replay)"
         ),
         DeclareLaunchArgument("log_level", default_value="info", description="log level"),
+        DeclareLaunchArgument(
+            "odometry",
+            default_value="false",
+            description="also start odometry_node (nav_msgs Odometry and Path)",
+        ),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

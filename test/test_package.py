@@ -20,6 +20,7 @@ ROS_MODULES = {
     "std_msgs",
     "sensor_msgs",
     "geometry_msgs",
+    "nav_msgs",
     "diagnostic_msgs",
     "builtin_interfaces",
     "rcl_interfaces",
@@ -63,7 +64,7 @@ def test_rclpy_and_messages_are_imported_only_under_ros() -> None:
 
 def test_pipeline_imports_without_ros_or_torch() -> None:
     code = (
-        "import sys, superglue_ros.pipeline, superglue_ros.tools.cli;"
+        "import sys, superglue_ros.pipeline, superglue_ros.odometry, superglue_ros.tools.cli;"
         "bad = [m for m in ('rclpy', 'torch') if m in sys.modules];"
         "sys.exit(f'imported eagerly: {bad}' if bad else 0)"
     )
@@ -115,3 +116,4 @@ def test_colcon_install_has_launch_config_and_node() -> None:
         assert (share / source.relative_to(PROJECT_ROOT)).exists(), f"{source} is not installed"
     lib = PROJECT_ROOT / "install" / "superglue_ros" / "lib" / "superglue_ros"
     assert (lib / "matcher_node").exists()
+    assert (lib / "odometry_node").exists()

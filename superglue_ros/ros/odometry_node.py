@@ -1,0 +1,223 @@
+"""``odometry_node``: the reference back-end on live matcher output, a worked example of
+consuming the Correspondences messages.
+
+Subscribes ``correspondences`` (every frame; or ``keyframes`` with
+``keyframes_only: true``) and ``camera_info``; publishes ``odometry``
+(nav_msgs/Odometry, one per frame with a pose) and ``path`` (nav_msgs/Path, the
+whole trajectory with keyframes at their bundle-adjusted values). Poses are the
+camera (optical axes) in ``world_frame``; monocular, so the scale is arbitrary
+and the first pose is the identity. Lost tracking is logged with its reason and
+the back-end re-initialises by itself.
+
+Each message is processed in the subscription callback (bundle adjustment takes
+tens to hundreds of milliseconds on a CPU); messages wait in the subscription's
+queue meanwhile. A bad message is logged, counted and skipped.
+
+Exit status: 0 after SIGINT/SIGTERM, 2 for a bad parameter.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo
+
+from superglue_ros.odometry import (
+    LOST,
+    CameraIntrinsics,
+    PoseEstimate,
+    VisualOdometry,
+    default_conf,
+    observation_from_message,
+)
+from superglue_ros.odometry.backend import check_conf
+from superglue_ros.odometry.trajectory import quaternion_xyzw
+from superglue_ros.ros import qos
+
+NODE_NAME = "odometry_node"
+EXIT_BAD_PARAMETER = 2
+BACKEND_PREFIX = "backend."
+
+NODE_PARAMS: dict[str, tuple[Any, str]] = {
+    "world_frame": ("odom", "frame_id of the published poses"),
+    "keyframes_only": (
+        False,
+        "subscribe 'keyframes' (reliable, transient local) instead of 'correspondences'; "
+        "then only keyframes get a pose",
+    ),
+    "input_qos_depth": (100, "history depth of the input subscription"),
+    "max_path_poses": (10000, "the path keeps this many newest poses (0: all)"),
+}
+
+
+def _msg_class(name: str) -> type:
+    import superglue_ros_msgs.msg as msgs
+
+    return getattr(msgs, name)
+
+
+def pose_fields(pose: np.ndarray, target: Any) -> Any:
+    """Fill a geometry_msgs/Pose from a [4, 4] camera-to-world matrix; returns target."""
+    x, y, z = (float(v) for v in pose[:3, 3])
+    qx, qy, qz, qw = (float(v) for v in quaternion_xyzw(pose[:3, :3]))
+    target.position.x, target.position.y, target.position.z = x, y, z
+    target.orientation.x, target.orientation.y = qx, qy
+    target.orientation.z, target.orientation.w = qz, qw
+    return target
+
+
+def stamp_msg(stamp_ns: int) -> Any:
+    from builtin_interfaces.msg import Time
+
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+class OdometryNode(Node):
+    """See the module docstring. Raises ValueError or ParameterException from the
+    constructor for a bad parameter."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, description) in NODE_PARAMS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        for name, default in default_conf.items():
+            self.declare_parameter(
+                BACKEND_PREFIX + name,
+                default,
+                ParameterDescriptor(description="back-end setting (superglue_ros.odometry)"),
+            )
+        self._world_frame = str(self.get_parameter("world_frame").value)
+        self._max_path = int(self.get_parameter("max_path_poses").value)
+        self._conf = {
+            name: self.get_parameter(BACKEND_PREFIX + name).value for name in default_conf
+        }
+        check_conf(self._conf)
+        self._odometry: VisualOdometry | None = None
+        self._camera: CameraIntrinsics | None = None
+        self._camera_frame = "camera"
+        self._logged: set[str] = set()
+        self.skipped = 0
+
+        depth = int(self.get_parameter("input_qos_depth").value)
+        correspondences = _msg_class("Correspondences")
+        if self.get_parameter("keyframes_only").value:
+            topic, profile = "keyframes", qos.keyframes_qos(depth)
+        else:
+            topic, profile = "correspondences", qos.output_qos(depth)
+        self._sub = self.create_subscription(correspondences, topic, self._on_frame, profile)
+        self._sub_info = self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, qos.image_qos("best_effort", 5)
+        )
+        self._pub_odometry = self.create_publisher(Odometry, "odometry", qos.output_qos(100))
+        self._pub_path = self.create_publisher(Path, "path", qos.output_qos(1))
+        self.get_logger().info(f"odometry from {self.resolve_topic_name(topic)}")
+
+    def _log_once(self, kind: str, message: str) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            self.get_logger().warning(message + " (logged once)")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+        if k[0, 0] <= 0 or k[1, 1] <= 0 or msg.width == 0 or msg.height == 0:
+            self._log_once("camera_info", "camera_info has no usable K or size; ignored")
+            return
+        if any(abs(float(d)) > 1e-9 for d in msg.d):
+            self._log_once(
+                "distortion", "camera_info has distortion; keypoints are used as if undistorted"
+            )
+        self._camera = CameraIntrinsics.from_matrix(k, int(msg.width), int(msg.height))
+
+    def _on_frame(self, msg: Any) -> None:
+        if self._camera is None:
+            self.skipped += 1
+            self._log_once("no_camera", "no camera_info yet: frames are skipped until one comes")
+            return
+        try:
+            frame = observation_from_message(msg)
+            if self._odometry is None:
+                height, width = frame.image_size
+                camera = self._camera.scaled_to(width, height)
+                self._odometry = VisualOdometry(camera, self._conf)
+            estimates = self._odometry.process(frame)
+        except ValueError as error:
+            self.skipped += 1
+            self._log_once("bad_message", f"skipping a bad correspondences message: {error}")
+            return
+        self._camera_frame = msg.header.frame_id or self._camera_frame
+        self._publish(estimates)
+
+    def _publish(self, estimates: list[PoseEstimate]) -> None:
+        published = False
+        for estimate in estimates:
+            if estimate.state == LOST:
+                self.get_logger().warning(
+                    f"tracking lost at frame {estimate.frame_id}: {estimate.reason}; "
+                    "re-initialising"
+                )
+            elif estimate.reason.startswith("initialised"):
+                self.get_logger().info(estimate.reason)
+            if estimate.pose is None:
+                continue
+            odometry = Odometry()
+            odometry.header.stamp = stamp_msg(estimate.stamp_ns)
+            odometry.header.frame_id = self._world_frame
+            odometry.child_frame_id = self._camera_frame
+            pose_fields(estimate.pose, odometry.pose.pose)
+            self._pub_odometry.publish(odometry)
+            published = True
+        if published and self._odometry is not None:
+            self._publish_path(self._odometry)
+
+    def _publish_path(self, odometry: VisualOdometry) -> None:
+        trajectory = sorted(odometry.trajectory(), key=lambda item: item[1])
+        if self._max_path > 0:
+            trajectory = trajectory[-self._max_path :]
+        path = Path()
+        path.header.frame_id = self._world_frame
+        path.header.stamp = stamp_msg(trajectory[-1][1])
+        for _, stamp, pose in trajectory:
+            stamped = PoseStamped()
+            stamped.header.stamp = stamp_msg(stamp)
+            stamped.header.frame_id = self._world_frame
+            pose_fields(pose, stamped.pose)
+            path.poses.append(stamped)
+        self._pub_path.publish(path)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM; returns the process exit status."""
+    rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(f"superglue_ros.{NODE_NAME}")
+    try:
+        node = OdometryNode()
+    except (ValueError, ParameterException) as error:
+        logger.fatal(f"bad parameters: {error}")
+        rclpy.try_shutdown()
+        return EXIT_BAD_PARAMETER
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        logger.info("shutting down")
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,131 @@
+"""odometry_node over real DDS: Correspondences and CameraInfo in, nav_msgs Odometry and
+Path out. The input is pure geometry (known points seen from known poses), so the
+published trajectory must match the truth up to a similarity."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT, require_module
+from odometry_synthetic import CAMERA, make_sequence
+from ros_helpers import probe, reliable, stamp_ns, wait_until  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+FRAMES = 18
+
+
+def correspondences_fields(frame, camera_frame: str = "cam") -> dict:
+    sec, nanosec = divmod(frame.stamp_ns, 10**9)
+    header = {"stamp": {"sec": sec, "nanosec": nanosec}, "frame_id": camera_frame}
+    return {
+        "header": header,
+        "frame_id": frame.frame_id,
+        "is_keyframe": frame.is_keyframe,
+        "features": {
+            "header": header,
+            "frame_id": frame.frame_id,
+            "image_width": CAMERA.width,
+            "image_height": CAMERA.height,
+            "keypoints": frame.keypoints.astype(np.float32).reshape(-1),
+            "scores": np.ones(len(frame.track_ids), np.float32),
+            "track_ids": frame.track_ids,
+            "descriptor_dim": 0,
+            "descriptors": np.zeros(0, np.float32),
+        },
+        "matches": [
+            {
+                "keyframe_id": m.keyframe_id,
+                "keyframe_stamp": {"sec": 0, "nanosec": 0},
+                "frame_indices": m.frame_indices.astype(np.int32),
+                "keyframe_indices": m.keyframe_indices.astype(np.int32),
+                "scores": m.scores.astype(np.float32),
+            }
+            for m in frame.matches
+        ],
+        "evicted_keyframe_ids": np.zeros(0, np.uint64),
+    }
+
+
+def test_odometry_node_publishes_the_trajectory(ros_env, tmp_path, probe) -> None:  # noqa: F811
+    require_module("gtsam", "the back-end needs GTSAM (make setup installs it)")
+    require_module("nav_msgs", "needs nav_msgs (make setup installs ros-nav-msgs)")
+    require_module("evo", "trajectory errors come from evo")
+    import superglue_ros_msgs.msg as msgs
+    from nav_msgs.msg import Odometry, Path
+    from sensor_msgs.msg import CameraInfo
+
+    from superglue_ros.odometry.trajectory import (
+        evaluate,
+        rotation_from_quaternion,
+        trajectory_from_poses,
+    )
+    from superglue_ros.ros.convert import fill_message
+
+    sequence = make_sequence(FRAMES, noise_px=0.3)
+    odometry = probe.collect("odometry", Odometry, reliable(200))
+    paths = probe.collect("path", Path, reliable(10))
+    corr_pub = probe.publisher("correspondences", msgs.Correspondences, reliable(200))
+    info_pub = probe.publisher("camera_info", CameraInfo, reliable(5))
+    params = tmp_path / "odometry.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"world_frame": "map"}}}))
+    log = (tmp_path / "node.log").open("w")
+    node = subprocess.Popen(
+        [sys.executable, "-m", "superglue_ros.ros.odometry_node", "--ros-args",
+         "--params-file", str(params)],
+        env=ros_env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+
+        def output() -> str:
+            log.flush()
+            return (tmp_path / "node.log").read_text()
+
+        wait_until(lambda: corr_pub.get_subscription_count() > 0, 60, "the node to subscribe")
+        wait_until(lambda: info_pub.get_subscription_count() > 0, 10, "camera_info sub")
+        wait_until(lambda: probe.node.count_publishers("odometry") > 0, 10, "publishers")
+        info = CameraInfo(width=CAMERA.width, height=CAMERA.height, distortion_model="plumb_bob")
+        info.k = CAMERA.matrix.reshape(-1).tolist()
+        info_pub.publish(info)
+        time.sleep(1.0)  # camera_info is another topic: let it arrive first
+
+        # A broken message (fewer track ids than keypoints) is skipped, not fatal.
+        bad = correspondences_fields(sequence.frames[0])
+        bad["features"]["track_ids"] = bad["features"]["track_ids"][:-1]
+        bad["frame_id"] = 10**6
+        corr_pub.publish(fill_message(msgs.Correspondences(), bad))
+        for frame in sequence.frames:
+            corr_pub.publish(fill_message(msgs.Correspondences(), correspondences_fields(frame)))
+        wait_until(lambda: len(odometry) >= FRAMES, 60, f"odometry for {FRAMES} frames")
+        assert node.poll() is None, output()
+
+        assert sorted(stamp_ns(o.header.stamp) for o in odometry) == sequence.stamps
+        assert all(o.header.frame_id == "map" and o.child_frame_id == "cam" for o in odometry)
+        wait_until(lambda: paths and len(paths[-1].poses) == FRAMES, 10, "the full path")
+        path = paths[-1]
+        assert path.header.frame_id == "map"
+        estimate = []
+        for stamped in path.poses:
+            pose = np.eye(4)
+            p, q = stamped.pose.position, stamped.pose.orientation
+            pose[:3, :3] = rotation_from_quaternion([q.x, q.y, q.z, q.w])
+            pose[:3, 3] = [p.x, p.y, p.z]
+            estimate.append((stamp_ns(stamped.header.stamp), pose))
+        truth = trajectory_from_poses(list(zip(sequence.stamps, sequence.poses, strict=True)))
+        result = evaluate(trajectory_from_poses(estimate), truth)
+        assert result["ate_rmse_m"] < 0.01  # 0.3 px keypoint noise on a 2 m path
+        assert "skipping a bad correspondences message" in output()
+
+        node.send_signal(signal.SIGINT)
+        assert node.wait(timeout=15) == 0, output()
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait(timeout=10)
+        log.close()
