@@ -92,8 +92,11 @@ def test_odometry_node_publishes_the_trajectory(ros_env, tmp_path, probe) -> Non
         wait_until(lambda: probe.node.count_publishers("odometry") > 0, 10, "publishers")
         info = CameraInfo(width=CAMERA.width, height=CAMERA.height, distortion_model="plumb_bob")
         info.k = CAMERA.matrix.reshape(-1).tolist()
-        info_pub.publish(info)
-        time.sleep(1.0)  # camera_info is another topic: let it arrive first
+        # camera_info is another (best-effort) topic: send it until the node has it
+        wait_until(lambda: info_pub.publish(info) or "odometry from" in output(), 10, "node start")
+        for _ in range(10):
+            info_pub.publish(info)
+            time.sleep(0.1)
 
         # A broken message (fewer track ids than keypoints) is skipped, not fatal.
         bad = correspondences_fields(sequence.frames[0])
@@ -101,8 +104,12 @@ def test_odometry_node_publishes_the_trajectory(ros_env, tmp_path, probe) -> Non
         bad["frame_id"] = 10**6
         corr_pub.publish(fill_message(msgs.Correspondences(), bad))
         for frame in sequence.frames:
+            info_pub.publish(info)  # as a camera driver does, beside every image
             corr_pub.publish(fill_message(msgs.Correspondences(), correspondences_fields(frame)))
-        wait_until(lambda: len(odometry) >= FRAMES, 60, f"odometry for {FRAMES} frames")
+        try:
+            wait_until(lambda: len(odometry) >= FRAMES, 60, f"odometry for {FRAMES} frames")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {len(odometry)} received; node log:\n{output()}")
         assert node.poll() is None, output()
 
         assert sorted(stamp_ns(o.header.stamp) for o in odometry) == sequence.stamps
