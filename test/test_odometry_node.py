@@ -109,7 +109,8 @@ def test_odometry_node_publishes_the_trajectory(ros_env, tmp_path, probe) -> Non
         try:
             wait_until(lambda: len(odometry) >= FRAMES, 60, f"odometry for {FRAMES} frames")
         except AssertionError as error:
-            raise AssertionError(f"{error}; {len(odometry)} received; node log:\n{output()}")
+            log_text = output()
+            raise AssertionError(f"{error}; {len(odometry)} received; log:\n{log_text}") from None
         assert node.poll() is None, output()
 
         assert sorted(stamp_ns(o.header.stamp) for o in odometry) == sequence.stamps
