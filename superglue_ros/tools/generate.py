@@ -93,9 +93,9 @@ def generate_room(
     seed: int = 0,
 ) -> int:
     """Render the sequence into out (a new or empty folder); returns the frame count."""
+    from superglue_ros.io import image_files, images, rosbag
     from superglue_ros.odometry.trajectory import write_tum
     from superglue_ros.odometry.types import CameraIntrinsics
-    from superglue_ros.io import image_files, images, rosbag
     from superglue_ros.tools import room
 
     if width < 16 or height < 16:
