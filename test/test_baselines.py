@@ -104,6 +104,9 @@ def test_ratio_test_keeps_only_distinctive_matches():
     plain = matcher.match(frame, [keyframe])[0].matches0
     matcher.update_params({"mnn.ratio_test": 0.8, "keyframes.min_matches": 3})
     assert matcher.ratio_test == 0.8
+    with pytest.raises(ValueError, match="mnn.ratio_test"):  # checked like every matcher
+        matcher.update_params({"mnn.ratio_test": 1.5})
+    assert matcher.ratio_test == 0.8
     strict = matcher.match(frame, [keyframe])[0].matches0
     assert 0 < (strict >= 0).sum() < (plain >= 0).sum()
     distances = np.sort(l2_distances(frame.descriptors, keyframe.descriptors), axis=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from superglue_ros.models.weights import ENV_VAR, WeightsNotFoundError
-from superglue_ros.pipeline import Pipeline, build_frontend, build_matcher
+from superglue_ros.pipeline import PIPELINE_SPECS, Pipeline, build_frontend, build_matcher
 from superglue_ros.pipeline.learned import resolve_device
 from superglue_ros.pipeline.types import Features
 
@@ -119,6 +119,11 @@ def test_keyframe_tensors_are_cached(frontend, matcher, images) -> None:
     assert matcher._tensors(keyframe) is first
     copy = Features(keyframe.keypoints, keyframe.scores, keyframe.descriptors, keyframe.image_size)
     assert matcher._tensors(copy) is not first
+    # The cache holds the buffer's keyframes and as many frames, sized from the config.
+    assert matcher.cache_size == 2 * PIPELINE_SPECS["keyframes.buffer_size"].default
+    for _ in range(matcher.cache_size + 3):
+        matcher._tensors(Features(copy.keypoints, copy.scores, copy.descriptors, copy.image_size))
+    assert len(matcher._cache) == matcher.cache_size
 
 
 def test_wrong_descriptors_are_a_value_error(matcher) -> None:
@@ -135,7 +140,11 @@ def test_pipeline_runs_superpoint_superglue(weights_dir, images) -> None:
     first = pipeline.process(images[0], 0)
     second = pipeline.process(images[0], 10**8)
     assert first.is_keyframe and len(second.matches) == 1
-    pipeline.update_params({"superglue.match_threshold": 0.5})
+    assert len(second.matches[0].frame_indices) > 0  # the same image matches itself
+    pipeline.update_params({"superglue.match_threshold": 1.0})
+    assert pipeline.params["superglue.match_threshold"] == 1.0
+    third = pipeline.process(images[0], 2 * 10**8)
+    assert third.matches and all(len(m.frame_indices) == 0 for m in third.matches)
 
 
 def test_missing_weights_raise_weights_not_found(tmp_path, monkeypatch) -> None:

@@ -3,8 +3,6 @@ and on missing weights. The node runs as a separate process."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from ros_helpers import NodeProcess, env_without_weights
@@ -54,9 +52,6 @@ def test_good_values_start(ros_env, tmp_path) -> None:
 
 
 def test_missing_weights_exit_non_zero_naming_where_it_looked(ros_env, tmp_path) -> None:
-    for module in ("superglue_ros.models.weights", "superglue_ros.pipeline.learned"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} does not exist yet")
     weights_dir = tmp_path / "empty_weights"
     weights_dir.mkdir()
     env = env_without_weights(ros_env, tmp_path / "home")

@@ -94,3 +94,58 @@ def test_unreadable_and_malformed_files_are_clear_errors(tmp_path: Path) -> None
     scalar.write_text("42\n")
     with pytest.raises(ValueError, match="mapping at the top level"):
         load_params_file(scalar)
+
+
+def test_validate_returns_a_frozen_typed_config() -> None:
+    from superglue_ros.pipeline.params import Config
+
+    config = validate({"keyframes.min_matches": 12})
+    assert isinstance(config, Config)
+    with pytest.raises(TypeError):
+        config["keyframes.min_matches"] = 13  # type: ignore[index]
+    assert config.integer("keyframes.min_matches") == 12
+    assert config.number("keyframes.max_parallax_px") == 40.0
+    assert config.text("frontend") == "superpoint"
+    with pytest.raises(TypeError, match="not a float"):
+        config.number("keyframes.min_matches")  # a caller reading the wrong type is a bug
+    # Checked once: a Config passed on is not validated again, it is the same object.
+    assert validate(config) is config
+
+
+def test_validate_names_every_bad_value_at_once() -> None:
+    from superglue_ros.pipeline.params import ParameterError
+
+    with pytest.raises(ParameterError) as error:
+        validate({"frontend": "akaze", "keyframes.buffer_size": 0, "nope": 1})
+    assert len(error.value.problems) == 3
+    for name in ("frontend", "keyframes.buffer_size", "nope"):
+        assert name in str(error.value)
+
+
+def test_runtime_changes_are_checked_in_one_place() -> None:
+    from superglue_ros.pipeline.params import check_runtime_changes
+
+    config = validate({})
+    changed = config.with_changes({"keyframes.min_matches": 5})
+    assert changed["keyframes.min_matches"] == 5 and config["keyframes.min_matches"] == 80
+    assert check_runtime_changes({"mnn.ratio_test": 1}) == {"mnn.ratio_test": 1.0}
+    for changes, message in [
+        ({"keyframes.buffer_size": 8}, "read-only"),
+        ({"nope": 1}, "unknown parameter"),
+        ({"superglue.match_threshold": 2.0}, r"\[0.0, 1.0\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            config.with_changes(changes)
+        with pytest.raises(ValueError, match=message):
+            check_runtime_changes(changes)
+
+
+def test_component_defaults_come_from_the_table() -> None:
+    from superglue_ros.pipeline.keyframes import POLICY_PARAMS, KeyframePolicy
+
+    policy = KeyframePolicy()
+    for name, attribute in POLICY_PARAMS.items():
+        assert getattr(policy, attribute) == PIPELINE_SPECS[name].default
+    assert KeyframePolicy.from_config(validate({})) == policy
+    tuned = KeyframePolicy.from_config(validate({"keyframes.min_matches": 7}))
+    assert tuned.min_matches == 7

@@ -159,4 +159,4 @@ def test_buffer_clear_reports_ids_oldest_first():
     for keyframe_id in range(3):
         assert buffer.add(Keyframe(keyframe_id, 0, features_at([]), np.zeros(0))) == []
     assert buffer.clear() == [0, 1, 2]
-    assert len(buffer) == 0 and buffer.newest is None
+    assert len(buffer) == 0 and buffer.keyframes == []

@@ -7,7 +7,7 @@ when a learned component (SuperPoint, SuperGlue) is built.
 from .baselines import MutualNearestNeighbourMatcher, OrbFrontend, SiftFrontend
 from .frontend import PreprocessingFrontend, to_grayscale
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
-from .params import PIPELINE_SPECS, ParamSpec, validate
+from .params import PIPELINE_SPECS, Config, ParameterError, ParamSpec, validate
 from .pipeline import Pipeline
 from .registry import FRONTENDS, MATCHERS, build_frontend, build_matcher, check_compatible
 from .tracks import TrackIdAssigner
@@ -17,6 +17,7 @@ __all__ = [
     "FRONTENDS",
     "MATCHERS",
     "PIPELINE_SPECS",
+    "Config",
     "Features",
     "FrameResult",
     "Frontend",
@@ -28,6 +29,7 @@ __all__ = [
     "MutualNearestNeighbourMatcher",
     "OrbFrontend",
     "PairMatches",
+    "ParameterError",
     "ParamSpec",
     "Pipeline",
     "PreprocessingFrontend",

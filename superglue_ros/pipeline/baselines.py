@@ -12,10 +12,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .params import PIPELINE_SPECS, check_runtime_changes
 from .types import Features, PairMatches
 
 ORB_DESCRIPTOR_BYTES = 32
 SIFT_DESCRIPTOR_DIM = 128
+# Constructor defaults are the parameter table's (defaults live there only).
+DEFAULT_MAX_KEYPOINTS = int(PIPELINE_SPECS["classical.max_keypoints"].default)
+DEFAULT_RATIO_TEST = float(PIPELINE_SPECS["mnn.ratio_test"].default)
 
 
 def features_from_opencv(
@@ -62,7 +66,7 @@ class OrbFrontend:
 
     description = "orb"
 
-    def __init__(self, max_keypoints: int = 1000) -> None:
+    def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
         self.max_keypoints = max_keypoints
         self._orb = cv2.ORB_create(nfeatures=max_keypoints)
 
@@ -80,7 +84,7 @@ class SiftFrontend:
 
     description = "sift"
 
-    def __init__(self, max_keypoints: int = 1000) -> None:
+    def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
         self.max_keypoints = max_keypoints
         self._sift = cv2.SIFT_create(nfeatures=max_keypoints)
 
@@ -152,7 +156,7 @@ def mutual_nearest_neighbours(distances: np.ndarray, ratio: float) -> np.ndarray
 class MutualNearestNeighbourMatcher:
     """Mutual nearest neighbours: Hamming for uint8 descriptors, L2 for float ones."""
 
-    def __init__(self, ratio_test: float = 0.0) -> None:
+    def __init__(self, ratio_test: float = DEFAULT_RATIO_TEST) -> None:
         self.ratio_test = float(ratio_test)
 
     @property
@@ -160,9 +164,13 @@ class MutualNearestNeighbourMatcher:
         return f"mnn(ratio {self.ratio_test:g})" if self.ratio_test > 0 else "mnn"
 
     def update_params(self, changes: Mapping[str, Any]) -> None:
-        """Apply run-time changes; names this matcher does not use are ignored."""
-        if "mnn.ratio_test" in changes:
-            self.ratio_test = float(changes["mnn.ratio_test"])
+        """Apply run-time changes; names this matcher does not use are ignored.
+
+        ValueError (nothing applied) for a bad change, see check_runtime_changes.
+        """
+        checked = check_runtime_changes(changes)
+        if "mnn.ratio_test" in checked:
+            self.ratio_test = float(checked["mnn.ratio_test"])
 
     def match(self, frame: Features, keyframes: Sequence[Features]) -> list[PairMatches]:
         """One PairMatches per keyframe, in the order given.

@@ -8,11 +8,12 @@ too many frames have passed. Every threshold is a run-time parameter.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .params import PIPELINE_SPECS, Config, check_runtime_changes
 from .types import Features, KeyframeMatch
 
 
@@ -42,10 +43,6 @@ class KeyframeBuffer:
     def keyframes(self) -> list[Keyframe]:
         """Newest first (a copy: callers may keep it while the buffer changes)."""
         return list(self._keyframes)
-
-    @property
-    def newest(self) -> Keyframe | None:
-        return self._keyframes[0] if self._keyframes else None
 
     def __len__(self) -> int:
         return len(self._keyframes)
@@ -80,27 +77,34 @@ POLICY_PARAMS = {
 }
 
 
+def _default(name: str) -> Any:
+    """A policy field defaulting to the parameter table's value (defaults live there only)."""
+    return field(default=PIPELINE_SPECS[name].default)
+
+
 @dataclass
 class KeyframePolicy:
     """Decides whether a frame becomes a keyframe, and says why."""
 
-    min_matches: int = 80
-    min_match_ratio: float = 0.3
-    max_parallax_px: float = 40.0
-    max_frames_between: int = 20
+    min_matches: int = _default("keyframes.min_matches")
+    min_match_ratio: float = _default("keyframes.min_match_ratio")
+    max_parallax_px: float = _default("keyframes.max_parallax_px")
+    max_frames_between: int = _default("keyframes.max_frames_between")
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> KeyframePolicy:
-        """From validated dotted parameters (keyframes.*)."""
-        policy = cls()
-        policy.update_params(params)
-        return policy
+    def from_config(cls, config: Config) -> KeyframePolicy:
+        """From the pipeline's validated Config (keyframes.*)."""
+        return cls(**{attribute: config[name] for name, attribute in POLICY_PARAMS.items()})
 
     def update_params(self, changes: Mapping[str, Any]) -> None:
-        """Apply the keyframes.* entries of changes (already validated); ignore the rest."""
+        """Apply the keyframes.* entries of changes; ignore the rest.
+
+        ValueError (nothing applied) for a bad change, see check_runtime_changes.
+        """
+        checked = check_runtime_changes(changes)
         for name, attribute in POLICY_PARAMS.items():
-            if name in changes:
-                setattr(self, attribute, changes[name])
+            if name in checked:
+                setattr(self, attribute, checked[name])
 
     def decide(
         self,

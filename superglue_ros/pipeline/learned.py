@@ -1,6 +1,6 @@
 """SuperPoint frontend and SuperGlue matcher behind the pipeline's protocols.
 
-Built from the pipeline's dotted parameters (``device``, ``precision``,
+Built from the pipeline's validated Config (``device``, ``precision``,
 ``weights_dir``, ``superpoint.*``, ``superglue.*``). Weights are looked up as
 described in ``superglue_ros.models.weights`` (``weights_dir`` first); a missing
 file raises ``WeightsNotFoundError`` naming every place looked. torch is
@@ -20,10 +20,14 @@ from superglue_ros.models.superglue import SuperGlue
 from superglue_ros.models.superpoint import SuperPoint
 from superglue_ros.models.weights import load_superglue, load_superpoint
 
-from .params import PIPELINE_SPECS, check_value, defaults
+from .params import Config, check_runtime_changes
 from .types import Features, PairMatches
 
-CACHE_SIZE = 64  # per-keyframe device tensors kept (the buffer holds at most 32 keyframes)
+
+def cache_size_for(config: Config) -> int:
+    """Device tensors kept per matcher: every buffered keyframe plus as many recent
+    frames (a frame is cached when matched, and reused if it becomes a keyframe)."""
+    return 2 * config.integer("keyframes.buffer_size")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,14 +52,6 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ValueError(f"parameter 'device' must be auto, cpu, cuda or cuda:N; got {name!r}")
     return device
-
-
-def _param(params: Mapping[str, Any], name: str) -> Any:
-    return check_value(PIPELINE_SPECS[name], params.get(name, PIPELINE_SPECS[name].default))
-
-
-def _complete(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {**defaults(), **params}
 
 
 class SuperPointFrontend:
@@ -100,27 +96,27 @@ class SuperPointFrontend:
 class SuperGlueMatcher:
     """Matcher: one frame against K keyframes in one padded, masked SuperGlue batch."""
 
-    def __init__(self, model: SuperGlue, device: torch.device, weights: str = "indoor") -> None:
+    def __init__(
+        self, model: SuperGlue, device: torch.device, weights: str, cache_size: int
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.weights = weights
+        self.cache_size = cache_size
         self._cache: OrderedDict[int, tuple[Features, dict[str, torch.Tensor]]] = OrderedDict()
 
     @property
     def description(self) -> str:
         return f"superglue({self.weights}) on {self.device} {self.model.conf['precision']}"
 
-    @property
-    def match_threshold(self) -> float:
-        return float(self.model.conf["match_threshold"])
-
     def update_params(self, changes: Mapping[str, Any]) -> None:
-        """Apply run-time changes (superglue.match_threshold); other names are ignored."""
-        name = "superglue.match_threshold"
-        if name in changes:
-            self.model.conf["match_threshold"] = float(
-                check_value(PIPELINE_SPECS[name], changes[name])
-            )
+        """Apply run-time changes (superglue.match_threshold); other names are ignored.
+
+        ValueError (nothing applied) for a bad change, see check_runtime_changes.
+        """
+        checked = check_runtime_changes(changes)
+        if "superglue.match_threshold" in checked:
+            self.model.conf["match_threshold"] = float(checked["superglue.match_threshold"])
 
     def _tensors(self, features: Features) -> dict[str, torch.Tensor]:
         """Device tensors of one Features, cached while the same object is in use."""
@@ -144,7 +140,7 @@ class SuperGlueMatcher:
         }
         tensors = {k: v.to(self.device) for k, v in tensors.items()}
         self._cache[key] = (features, tensors)  # holding the object keeps its id unique
-        while len(self._cache) > CACHE_SIZE:
+        while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return tensors
 
@@ -201,30 +197,28 @@ def _unmatched(num: int) -> PairMatches:
     )
 
 
-def build_superpoint_frontend(params: Mapping[str, Any]) -> SuperPointFrontend:
+def build_superpoint_frontend(config: Config) -> SuperPointFrontend:
     """SuperPoint from superpoint_v1.pth (WeightsNotFoundError when it cannot be found)."""
-    params = _complete(params)
-    device = resolve_device(_param(params, "device"))
+    device = resolve_device(config.text("device"))
     conf = {
-        "nms_radius": _param(params, "superpoint.nms_radius"),
-        "keypoint_threshold": _param(params, "superpoint.keypoint_threshold"),
-        "max_keypoints": _param(params, "superpoint.max_keypoints"),
-        "remove_borders": _param(params, "superpoint.remove_borders"),
-        "precision": _param(params, "precision"),
+        "nms_radius": config.integer("superpoint.nms_radius"),
+        "keypoint_threshold": config.number("superpoint.keypoint_threshold"),
+        "max_keypoints": config.integer("superpoint.max_keypoints"),
+        "remove_borders": config.integer("superpoint.remove_borders"),
+        "precision": config.text("precision"),
     }
-    model = load_superpoint(_param(params, "weights_dir") or None, conf)
+    model = load_superpoint(config.text("weights_dir") or None, conf)
     return SuperPointFrontend(model, device)
 
 
-def build_superglue_matcher(params: Mapping[str, Any]) -> SuperGlueMatcher:
+def build_superglue_matcher(config: Config) -> SuperGlueMatcher:
     """SuperGlue from superglue_<superglue.weights>.pth (WeightsNotFoundError when missing)."""
-    params = _complete(params)
-    device = resolve_device(_param(params, "device"))
-    which = _param(params, "superglue.weights")
+    device = resolve_device(config.text("device"))
+    which = config.text("superglue.weights")
     conf = {
-        "sinkhorn_iterations": _param(params, "superglue.sinkhorn_iterations"),
-        "match_threshold": _param(params, "superglue.match_threshold"),
-        "precision": _param(params, "precision"),
+        "sinkhorn_iterations": config.integer("superglue.sinkhorn_iterations"),
+        "match_threshold": config.number("superglue.match_threshold"),
+        "precision": config.text("precision"),
     }
-    model = load_superglue(which, _param(params, "weights_dir") or None, conf)
-    return SuperGlueMatcher(model, device, which)
+    model = load_superglue(which, config.text("weights_dir") or None, conf)
+    return SuperGlueMatcher(model, device, which, cache_size_for(config))

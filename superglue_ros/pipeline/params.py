@@ -2,13 +2,21 @@
 
 Names are dotted (``keyframes.min_matches``), which is how ROS 2 flattens a
 nested ``ros__parameters`` block, so one YAML file configures both shells.
+
+The ``ParamSpec`` tables are the one place a parameter is defined: its default,
+its range and whether it may change at run time. Values are checked once, at
+the boundary (a params file, the node's declared parameters, a caller's dict),
+by :func:`validate`, into a frozen :class:`Config` that components receive and
+read without checking again. Run-time changes are checked by
+:func:`check_runtime_changes`, whoever applies them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -179,6 +187,19 @@ def defaults(specs: Mapping[str, ParamSpec] = PIPELINE_SPECS) -> dict[str, Param
     return {name: spec.default for name, spec in specs.items()}
 
 
+class ParameterError(ValueError):
+    """Bad parameter values; ``problems`` holds one line per offending parameter."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        text = (
+            problems[0]
+            if len(problems) == 1
+            else "bad parameter values:\n  " + "\n  ".join(problems)
+        )
+        super().__init__(text)
+
+
 def check_value(spec: ParamSpec, value: Any) -> ParamValue:
     """Return value converted to the spec's type, or raise ValueError naming the parameter."""
     kind = type(spec.default)
@@ -212,17 +233,105 @@ def check_value(spec: ParamSpec, value: Any) -> ParamValue:
     return value
 
 
-def validate(
-    values: Mapping[str, Any], specs: Mapping[str, ParamSpec] = PIPELINE_SPECS
-) -> dict[str, ParamValue]:
-    """Defaults overlaid with values, every value checked. Unknown names are errors."""
+class Config(Mapping[str, ParamValue]):
+    """Checked values of every parameter of a spec table, frozen.
+
+    Made by :func:`validate` (or :meth:`with_changes`); components read it
+    without checking again. ``config["name"]`` gives the value; ``integer``,
+    ``number``, ``text`` and ``flag`` give it with its static type.
+    """
+
+    __slots__ = ("_specs", "_values")
+
+    def __init__(self, values: Mapping[str, ParamValue], specs: Mapping[str, ParamSpec]) -> None:
+        """Internal: values must be complete and checked. Use validate()."""
+        self._specs = specs
+        self._values = MappingProxyType(dict(values))
+
+    def __getitem__(self, name: str) -> ParamValue:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Config({dict(self._values)!r})"
+
+    @property
+    def specs(self) -> Mapping[str, ParamSpec]:
+        return self._specs
+
+    def _typed(self, name: str, kind: type) -> Any:
+        if type(self._specs[name].default) is not kind:
+            raise TypeError(f"parameter '{name}' is not a {kind.__name__}")
+        return self._values[name]
+
+    def integer(self, name: str) -> int:
+        return int(self._typed(name, int))
+
+    def number(self, name: str) -> float:
+        return float(self._typed(name, float))
+
+    def text(self, name: str) -> str:
+        return str(self._typed(name, str))
+
+    def flag(self, name: str) -> bool:
+        return bool(self._typed(name, bool))
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Config:
+        """A new Config with run-time changes applied; ValueError if any is bad."""
+        checked = check_runtime_changes(changes, self._specs)
+        return Config({**self._values, **checked}, self._specs)
+
+
+def validate(values: Mapping[str, Any], specs: Mapping[str, ParamSpec] = PIPELINE_SPECS) -> Config:
+    """Defaults overlaid with values, every value checked: the one boundary check.
+
+    A Config of the same specs is returned as it is. Raises ParameterError (a
+    ValueError) naming every unknown name and every bad value.
+    """
+    if isinstance(values, Config) and values.specs is specs:
+        return values
     unknown = sorted(set(values) - set(specs))
-    if unknown:
-        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
+    problems = [f"unknown parameter(s): {', '.join(unknown)}"] if unknown else []
     merged = defaults(specs)
     for name, value in values.items():
-        merged[name] = check_value(specs[name], value)
-    return merged
+        if name not in specs:
+            continue
+        try:
+            merged[name] = check_value(specs[name], value)
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ParameterError(problems)
+    return Config(merged, specs)
+
+
+def check_runtime_changes(
+    changes: Mapping[str, Any], specs: Mapping[str, ParamSpec] = PIPELINE_SPECS
+) -> dict[str, ParamValue]:
+    """The checked values of run-time changes; ValueError for any unknown or read-only
+    name or bad value (all are checked before any is used, so a caller applies all or none).
+
+    Every component that takes run-time changes (pipeline, matchers, keyframe
+    policy, the node) checks them here and nowhere else.
+    """
+    checked: dict[str, ParamValue] = {}
+    for name, value in changes.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ValueError(f"unknown parameter {name!r}")
+        if not spec.runtime:
+            runtime = ", ".join(s.name for s in specs.values() if s.runtime)
+            raise ValueError(
+                f"parameter {name!r} is read-only: it cannot be changed at run time (restart "
+                f"to change it); run-time parameters: {runtime}"
+            )
+        checked[name] = check_value(spec, value)
+    return checked
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

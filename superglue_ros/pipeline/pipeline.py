@@ -14,8 +14,8 @@ import numpy as np
 
 from .frontend import PreprocessingFrontend
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
-from .params import PIPELINE_SPECS, check_value, validate
-from .registry import build_frontend, build_matcher, check_compatible
+from .params import Config, check_runtime_changes, validate
+from .registry import build_frontend, build_matcher
 from .tracks import TrackIdAssigner
 from .types import Features, FrameResult, Frontend, KeyframeMatch, Matcher, PairMatches
 
@@ -50,12 +50,13 @@ class Pipeline:
     def __init__(
         self, frontend: Frontend, matcher: Matcher, params: Mapping[str, Any] | None = None
     ) -> None:
-        self._params = validate(params or {})
-        self.frontend = PreprocessingFrontend(frontend, self._params["max_image_side"])
+        """params: a Config (used as it is) or plain values (validated here)."""
+        self._config = validate(params or {})
+        self.frontend = PreprocessingFrontend(frontend, self._config.integer("max_image_side"))
         self.matcher = matcher
-        self.policy = KeyframePolicy.from_params(self._params)
+        self.policy = KeyframePolicy.from_config(self._config)
         self.tracks = TrackIdAssigner()
-        self._buffer = KeyframeBuffer(self._params["keyframes.buffer_size"])
+        self._buffer = KeyframeBuffer(self._config.integer("keyframes.buffer_size"))
         self._next_frame_id = 0
         self._last_stamp_ns: int | None = None
         # Why the next frame is a keyframe when the buffer was emptied on purpose.
@@ -63,19 +64,23 @@ class Pipeline:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Pipeline:
-        """Validate params, then build the named frontend and matcher.
+        """Validate params (unless already a Config), then build the named frontend and matcher.
 
         Raises ValueError on a bad value or combination and
         WeightsNotFoundError when a learned component's weights are missing.
         """
-        values = validate(params or {})
-        check_compatible(values["frontend"], values["matcher"])
-        return cls(build_frontend(values), build_matcher(values), values)
+        config = validate(params or {})
+        return cls(build_frontend(config), build_matcher(config), config)
+
+    @property
+    def config(self) -> Config:
+        """The current validated values (frozen; run-time changes replace it)."""
+        return self._config
 
     @property
     def params(self) -> dict[str, Any]:
-        """The current validated values (a copy)."""
-        return dict(self._params)
+        """The current validated values as a plain dict (a copy)."""
+        return dict(self._config)
 
     @property
     def description(self) -> str:
@@ -165,27 +170,16 @@ class Pipeline:
     def update_params(self, changes: Mapping[str, Any]) -> None:
         """Change run-time parameters (thresholds). ValueError for anything else.
 
-        All changes are checked before any is applied. Every change is forwarded
-        to the matcher's update_params when it has one (it ignores names it does
-        not use), keyframe thresholds to the policy.
+        All changes are checked (check_runtime_changes) before any is applied.
+        Every change is forwarded to the matcher's update_params when it has one
+        (it ignores names it does not use), keyframe thresholds to the policy.
         """
-        checked: dict[str, Any] = {}
-        for name, value in changes.items():
-            spec = PIPELINE_SPECS.get(name)
-            if spec is None:
-                raise ValueError(f"unknown parameter {name!r}")
-            if not spec.runtime:
-                runtime = ", ".join(s.name for s in PIPELINE_SPECS.values() if s.runtime)
-                raise ValueError(
-                    f"parameter {name!r} cannot be changed at run time; "
-                    f"run-time parameters: {runtime}"
-                )
-            checked[name] = check_value(spec, value)
+        checked = check_runtime_changes(changes)
         update_matcher = getattr(self.matcher, "update_params", None)
         if update_matcher is not None:
             update_matcher(checked)
         self.policy.update_params(checked)
-        self._params.update(checked)
+        self._config = self._config.with_changes(checked)
 
     def reset(self) -> None:
         """Forget every keyframe. Frame ids and track ids keep counting."""

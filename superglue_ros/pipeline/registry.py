@@ -1,6 +1,6 @@
 """Named frontends and matchers: an explicit registry that fails loudly.
 
-Each factory takes the pipeline's dotted parameters. The learned components are
+Each factory takes the pipeline's validated Config. The learned components are
 imported inside their factories, so the classical baselines (and
 ``import superglue_ros.pipeline``) work without torch or the model code.
 """
@@ -11,41 +11,41 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .baselines import MutualNearestNeighbourMatcher, OrbFrontend, SiftFrontend
-from .params import defaults
+from .params import PIPELINE_SPECS, Config, validate
 from .types import Frontend, Matcher
 
 
-def _superpoint(params: Mapping[str, Any]) -> Frontend:
+def _superpoint(config: Config) -> Frontend:
     from .learned import build_superpoint_frontend
 
-    return build_superpoint_frontend(params)
+    return build_superpoint_frontend(config)
 
 
-def _superglue(params: Mapping[str, Any]) -> Matcher:
+def _superglue(config: Config) -> Matcher:
     from .learned import build_superglue_matcher
 
-    return build_superglue_matcher(params)
+    return build_superglue_matcher(config)
 
 
-def _orb(params: Mapping[str, Any]) -> Frontend:
-    return OrbFrontend(max_keypoints=params["classical.max_keypoints"])
+def _orb(config: Config) -> Frontend:
+    return OrbFrontend(max_keypoints=config.integer("classical.max_keypoints"))
 
 
-def _sift(params: Mapping[str, Any]) -> Frontend:
-    return SiftFrontend(max_keypoints=params["classical.max_keypoints"])
+def _sift(config: Config) -> Frontend:
+    return SiftFrontend(max_keypoints=config.integer("classical.max_keypoints"))
 
 
-def _mnn(params: Mapping[str, Any]) -> Matcher:
-    return MutualNearestNeighbourMatcher(ratio_test=params["mnn.ratio_test"])
+def _mnn(config: Config) -> Matcher:
+    return MutualNearestNeighbourMatcher(ratio_test=config.number("mnn.ratio_test"))
 
 
-FRONTENDS: dict[str, Callable[[Mapping[str, Any]], Frontend]] = {
+FRONTENDS: dict[str, Callable[[Config], Frontend]] = {
     "superpoint": _superpoint,
     "orb": _orb,
     "sift": _sift,
 }
 
-MATCHERS: dict[str, Callable[[Mapping[str, Any]], Matcher]] = {
+MATCHERS: dict[str, Callable[[Config], Matcher]] = {
     "superglue": _superglue,
     "mnn": _mnn,
 }
@@ -61,9 +61,10 @@ def _lookup(registry: Mapping[str, Callable], kind: str, name: Any) -> Callable:
     return registry[name]
 
 
-def _complete(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults overlaid with params, so factories can read any name."""
-    return {**defaults(), **(params or {})}
+def _name(params: Mapping[str, Any] | None, kind: str) -> Any:
+    """params[kind] or its default, looked up before validation so an unknown name
+    is reported with the registry's list of known ones."""
+    return (params or {}).get(kind, PIPELINE_SPECS[kind].default)
 
 
 def check_compatible(frontend: str, matcher: str) -> None:
@@ -77,15 +78,17 @@ def check_compatible(frontend: str, matcher: str) -> None:
 
 
 def build_frontend(params: Mapping[str, Any] | None = None) -> Frontend:
-    """The frontend named by params['frontend'], configured from params."""
-    params = _complete(params)
-    return _lookup(FRONTENDS, "frontend", params["frontend"])(params)
+    """The frontend named by params['frontend'], configured from params (a Config or
+    plain values, validated here when plain)."""
+    factory = _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
+    return factory(validate(params or {}))
 
 
 def build_matcher(params: Mapping[str, Any] | None = None) -> Matcher:
-    """The matcher named by params['matcher']; checks it fits params['frontend']."""
-    params = _complete(params)
-    factory = _lookup(MATCHERS, "matcher", params["matcher"])
-    _lookup(FRONTENDS, "frontend", params["frontend"])
-    check_compatible(params["frontend"], params["matcher"])
-    return factory(params)
+    """The matcher named by params['matcher'], configured from params; the one place
+    that checks it fits params['frontend']."""
+    factory = _lookup(MATCHERS, "matcher", _name(params, "matcher"))
+    _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
+    config = validate(params or {})
+    check_compatible(config.text("frontend"), config.text("matcher"))
+    return factory(config)

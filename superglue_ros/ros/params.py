@@ -12,9 +12,13 @@ from typing import Any
 
 from superglue_ros.pipeline.params import (
     PIPELINE_PARAMS,
+    PIPELINE_SPECS,
+    Config,
+    ParameterError,
     ParamSpec,
     ParamValue,
-    check_value,
+    check_runtime_changes,
+    validate,
 )
 
 NODE_PARAMS: tuple[ParamSpec, ...] = (
@@ -77,22 +81,32 @@ PIPELINE_NAMES = frozenset(spec.name for spec in PIPELINE_PARAMS)
 ALL_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in (*PIPELINE_PARAMS, *NODE_PARAMS)}
 
 
-class ParameterError(ValueError):
-    """Bad parameter values at start-up; the message names every offending parameter."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    pipeline: dict[str, ParamValue]
-    node: dict[str, ParamValue]
+    """The node's validated parameters: the pipeline's and its own."""
+
+    pipeline: Config
+    node: Config
 
 
 def split(values: dict[str, Any]) -> Settings:
-    """Divide checked values into pipeline and node settings."""
-    return Settings(
-        pipeline={k: v for k, v in values.items() if k in PIPELINE_NAMES},
-        node={k: v for k, v in values.items() if k in NODE_SPECS},
-    )
+    """Validate values (defaults filled in) into pipeline and node settings.
+
+    Raises ParameterError naming every unknown name and bad value.
+    """
+    problems: list[str] = []
+    configs = []
+    for specs in (PIPELINE_SPECS, NODE_SPECS):
+        try:
+            configs.append(validate({k: v for k, v in values.items() if k in specs}, specs))
+        except ParameterError as error:
+            problems += error.problems
+    unknown = sorted(set(values) - set(ALL_SPECS))
+    if unknown:
+        problems.insert(0, f"unknown parameter(s): {', '.join(unknown)}")
+    if problems:
+        raise ParameterError(problems)
+    return Settings(*configs)
 
 
 def type_name(spec: ParamSpec) -> str:
@@ -177,13 +191,14 @@ def declare_all(node: Any) -> Settings:
                 f"parameter '{spec.name}' must be in [{spec.min_value}, {spec.max_value}]{extra}"
             )
             continue
-        try:
-            values[spec.name] = check_value(spec, value)
-        except ValueError as error:
-            errors.append(str(error))
+        values[spec.name] = value
+    try:
+        settings = split(values)
+    except ParameterError as error:
+        errors += error.problems
     if errors:
-        raise ParameterError("bad parameter values:\n  " + "\n  ".join(errors))
-    return split(values)
+        raise ParameterError(errors)
+    return settings
 
 
 def undeclared_overrides(node: Any) -> list[str]:
@@ -200,12 +215,9 @@ def check_runtime_change(name: str, value: Any) -> tuple[ParamValue | None, str]
 
     Parameters the node does not own (use_sim_time, ...) are accepted unchanged.
     """
-    spec = ALL_SPECS.get(name)
-    if spec is None:
+    if name not in ALL_SPECS:
         return value, ""
-    if not spec.runtime:
-        return None, f"parameter '{name}' is read-only while running; restart the node to change it"
     try:
-        return check_value(spec, value), ""
+        return check_runtime_changes({name: value}, ALL_SPECS)[name], ""
     except ValueError as error:
         return None, str(error)

@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from superglue_ros.pipeline.params import Config
+    from superglue_ros.pipeline.pipeline import Pipeline
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
@@ -39,7 +43,7 @@ def config_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def load_configs(paths: list[Path], command: str = "replay") -> list[tuple[str, dict[str, Any]]]:
+def load_configs(paths: list[Path], command: str = "replay") -> list[tuple[str, Config]]:
     """(name, validated pipeline params) per file; the defaults when no file is given.
 
     Parameters the pipeline does not know (node-only ones in a node's file) are
@@ -49,7 +53,7 @@ def load_configs(paths: list[Path], command: str = "replay") -> list[tuple[str, 
 
     if not paths:
         return [("default", validate({}))]
-    configs: list[tuple[str, dict[str, Any]]] = []
+    configs: list[tuple[str, Config]] = []
     for path in paths:
         values = load_params_file(path)
         ignored = sorted(set(values) - set(PIPELINE_SPECS))
@@ -64,7 +68,7 @@ def load_configs(paths: list[Path], command: str = "replay") -> list[tuple[str, 
     return configs
 
 
-def build_pipelines(configs: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+def build_pipelines(configs: list[tuple[str, Config]]) -> list[Pipeline]:
     """Pipeline.from_params per configuration; bad values and missing weights are user errors."""
     from superglue_ros.pipeline.pipeline import Pipeline
 
