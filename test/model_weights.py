@@ -42,3 +42,18 @@ def write_test_checkpoints(directory: Path, fixtures_dir: Path) -> Path:
         synthetic_superglue_state(seed=2, projection_gain=64.0), directory / "superglue_outdoor.pth"
     )
     return directory
+
+
+SMALL_SUPERGLUE = {"keypoint_encoder": [32, 64], "GNN_layers": ["self", "cross"]}
+
+
+def write_small_checkpoints(directory: Path, fixtures_dir: Path) -> Path:
+    """Like write_test_checkpoints, with a 2-layer SuperGlue (still D = 256, so it takes
+    SuperPoint's descriptors): quick to export to ONNX and to run."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(superpoint_fixture_state(Path(fixtures_dir)), directory / "superpoint_v1.pth")
+    for seed, which in ((1, "indoor"), (2, "outdoor")):
+        state = synthetic_superglue_state(seed, SMALL_SUPERGLUE, projection_gain=64.0)
+        torch.save(state, directory / f"superglue_{which}.pth")
+    return directory

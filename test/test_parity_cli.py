@@ -91,9 +91,31 @@ def test_needs_a_fixture(capsys) -> None:
     assert "--superpoint" in capsys.readouterr().err
 
 
-def test_any_configuration_of_the_fixture_format(fixtures_dir, tmp_path, capsys) -> None:
+def test_shipped_fixtures_pass_through_onnxruntime(fixtures_dir, capsys) -> None:
+    pytest.importorskip("onnxruntime", reason="--runtime onnxruntime needs onnxruntime")
+    fixtures = (
+        ["--superpoint", str(fixtures_dir / "superpoint_parity_small.npz")],
+        ["--superglue", str(fixtures_dir / "superglue_parity_small.npz")],
+    )
+    assert main(["parity", "--runtime", "onnxruntime", *fixtures[0], *fixtures[1]]) == 0
+    out = capsys.readouterr().out
+    assert "runtime: onnxruntime" in out
+    for image in ("image0", "image1"):
+        line = next(row for row in out.splitlines() if row.startswith(f"superpoint {image}"))
+        assert number(r"common \d+ \(([\d.]+)%\)", line) >= 99.5
+        assert number(r"max score diff ([\d.e+-]+)", line) <= 1e-5
+    assert number(r"max log_assignment diff ([\d.e+-]+)", out) <= 1e-3
+    assert "matches0 agree 300/300" in out and "matches1 agree 300/300" in out
+    assert out.rstrip().endswith("parity: PASS")
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_any_configuration_of_the_fixture_format(fixtures_dir, tmp_path, capsys, runtime) -> None:
     """Fixtures written by our own models with other settings: the command must build
-    models from each fixture's config and weights (self-consistency, not reference parity)."""
+    models from each fixture's config and weights (self-consistency, not reference parity),
+    and export them with those settings for --runtime onnxruntime."""
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="--runtime onnxruntime needs onnxruntime")
     with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
         sp_weights = {k: npz[k] for k in npz.files if k.startswith("weights/")}
         image = npz["image0"][:101, :157].copy()  # sides not multiples of 8
@@ -146,7 +168,8 @@ def test_any_configuration_of_the_fixture_format(fixtures_dir, tmp_path, capsys)
         **{f"in/{k}": v[0].numpy() for k, v in inputs.items()},
         **{k: v[0].numpy() for k, v in result.items()},
     )
-    assert main(["parity", "--superpoint", str(sp_file), "--superglue", str(sg_file)]) == 0
+    fixtures = ["--superpoint", str(sp_file), "--superglue", str(sg_file)]
+    assert main(["parity", "--runtime", runtime, *fixtures]) == 0
     text = capsys.readouterr().out
     assert "parity: PASS" in text
     assert f"keypoints ref {len(out['keypoints'][0])}" in text

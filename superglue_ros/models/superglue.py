@@ -254,7 +254,7 @@ def log_optimal_transport(
 
 def extract_matches(
     log_assignment: torch.Tensor,
-    threshold: float,
+    threshold: float | torch.Tensor,
     valid0: torch.Tensor,
     valid1: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
@@ -263,6 +263,7 @@ def extract_matches(
     log_assignment: [B, N+1, M+1]; valid0: [B, N], valid1: [B, M]. Returns
     matches0 [B, N] / matches1 [B, M] int64 (-1 = unmatched) and
     matching_scores0 / matching_scores1 (exp of the log assignment where mutual, else 0).
+    threshold may be a 0-d tensor (an input of the exported ONNX graph).
     """
     core = log_assignment[:, :-1, :-1]
     b, n, m = core.shape
@@ -277,8 +278,8 @@ def extract_matches(
     best0, best1 = max0.indices, max1.indices
     mutual0 = torch.arange(n, device=core.device)[None] == best1.gather(1, best0)
     mutual1 = torch.arange(m, device=core.device)[None] == best0.gather(1, best1)
-    mutual0 &= valid0
-    mutual1 &= valid1
+    mutual0 = mutual0 & valid0
+    mutual1 = mutual1 & valid1
     zero = core.new_zeros(())
     scores0 = torch.where(mutual0, max0.values.exp(), zero)
     scores1 = torch.where(mutual1, scores0.gather(1, best1), zero)

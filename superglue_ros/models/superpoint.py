@@ -71,10 +71,11 @@ def separable_window_max(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Maximum over each (2r+1)^2 window as a row pass then a column pass.
 
     Same result as one square max-pool, and faster. x: [B, H, W] -> [B, H, W].
+    The pools run on [B, 1, H, W]: a 4-D input is what ONNX's MaxPool takes.
     """
     size = 2 * radius + 1
-    x = F.max_pool2d(x, kernel_size=(1, size), stride=1, padding=(0, radius))
-    return F.max_pool2d(x, kernel_size=(size, 1), stride=1, padding=(radius, 0))
+    x = F.max_pool2d(x[:, None], kernel_size=(1, size), stride=1, padding=(0, radius))
+    return F.max_pool2d(x, kernel_size=(size, 1), stride=1, padding=(radius, 0))[:, 0]
 
 
 def simple_nms(

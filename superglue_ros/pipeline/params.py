@@ -53,6 +53,19 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("device", "auto", "Torch device: auto (cuda when available), cpu, cuda or cuda:N."),
     ParamSpec(
+        "runtime",
+        "torch",
+        "What runs the learned models: torch, or onnxruntime on their exported ONNX graphs "
+        "(float32; CPU, CUDA or TensorRT provider by device).",
+        choices=("torch", "onnxruntime"),
+    ),
+    ParamSpec(
+        "onnx_dir",
+        "",
+        "runtime onnxruntime: directory of superpoint.onnx and superglue_<weights>.onnx "
+        "(superglue-ros export onnx); empty: exported on first use into the user cache.",
+    ),
+    ParamSpec(
         "precision",
         "fp32",
         "Network precision; fp16/bf16 use autocast on the device.",

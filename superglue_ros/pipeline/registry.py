@@ -16,12 +16,20 @@ from .types import Frontend, Matcher
 
 
 def _superpoint(config: Config) -> Frontend:
+    if config.text("runtime") == "onnxruntime":
+        from .onnx_runtime import build_onnx_superpoint_frontend
+
+        return build_onnx_superpoint_frontend(config)
     from .learned import build_superpoint_frontend
 
     return build_superpoint_frontend(config)
 
 
 def _superglue(config: Config) -> Matcher:
+    if config.text("runtime") == "onnxruntime":
+        from .onnx_runtime import build_onnx_superglue_matcher
+
+        return build_onnx_superglue_matcher(config)
     from .learned import build_superglue_matcher
 
     return build_superglue_matcher(config)

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "parity": ("superglue_ros.tools.parity", "check the models against reference fixtures"),
     "weights": ("superglue_ros.tools.weights_cli", "find, verify or download the released weights"),
     "bench": ("superglue_ros.tools.bench", "time SuperPoint and SuperGlue per stage"),
+    "export": ("superglue_ros.tools.export", "export the learned models as ONNX graphs"),
     "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
     "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),

@@ -10,12 +10,18 @@ and compared. Exit status 0 only when every number is within the tolerances:
   1e-6 of the top-k cut-off or of the threshold); scores: max abs diff <= 1e-5;
   descriptors: cosine >= 0.9999; log assignment: max abs diff <= 1e-3;
   matches: identical except where the reference score is within 1e-4 of the threshold.
+
+With --runtime onnxruntime the models are exported to ONNX (a temporary folder)
+and the exported graphs run through the pipeline's onnxruntime runtime
+(pipeline/onnx_runtime.py: the graphs plus its keypoint selection and descriptor
+sampling) are compared, with the same tolerances.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +38,101 @@ MATCH_SCORE_MARGIN = 1e-4
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--superpoint", type=Path, help="SuperPoint fixture (.npz)")
     parser.add_argument("--superglue", type=Path, help="SuperGlue fixture (.npz)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument(
+        "--runtime",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="run the torch models, or their exported ONNX graphs with onnxruntime",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.superpoint is None and args.superglue is None:
         raise CliError("give --superpoint FILE, --superglue FILE or both")
+    import tempfile
+
     import torch
 
-    device = torch.device(args.device)
+    device = torch.device(args.device) if args.runtime == "torch" else args.device
+    print(f"runtime: {args.runtime} on {args.device}")
     ok = True
-    if args.superpoint is not None:
-        ok &= check_superpoint(load_fixture(args.superpoint), device)
-    if args.superglue is not None:
-        ok &= check_superglue(load_fixture(args.superglue), device)
+    with tempfile.TemporaryDirectory(prefix="superglue-ros-parity-") as workdir:
+        runtime = Runtime(args.runtime, device, Path(workdir))
+        if args.superpoint is not None:
+            ok &= check_superpoint(load_fixture(args.superpoint), runtime)
+        if args.superglue is not None:
+            ok &= check_superglue(load_fixture(args.superglue), runtime)
     print(f"parity: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+class Runtime:
+    """Runs a fixture's model with torch on a device, or exported with onnxruntime."""
+
+    def __init__(self, name: str, device: Any, workdir: Path) -> None:
+        self.name, self.device, self.workdir = name, device, workdir
+
+    def superpoint(self, model: Any) -> Callable[[Any], dict[str, Any]]:
+        """image [H, W] uint8 -> keypoints [N, 2], scores [N], descriptors [D, N] (numpy)."""
+        if self.name == "torch":
+            import torch
+
+            model = model.to(self.device)
+
+            def run_torch(image: Any) -> dict[str, Any]:
+                tensor = torch.from_numpy(image)[None, None].to(self.device).float() / 255.0
+                return {k: v[0].cpu().numpy() for k, v in model.extract(tensor).items()}
+
+            return run_torch
+        from superglue_ros.models.onnx_export import export_superpoint
+        from superglue_ros.pipeline.onnx_runtime import OnnxSuperPointFrontend, open_session
+
+        path = export_superpoint(model, self.workdir / "superpoint.onnx")
+        session, _ = open_session(path, "superpoint", {}, str(self.device))
+        frontend = OnnxSuperPointFrontend(session, model.conf)
+
+        def run_onnx(image: Any) -> dict[str, Any]:
+            features = frontend.extract(image)
+            return {
+                "keypoints": features.keypoints,
+                "scores": features.scores,
+                "descriptors": features.descriptors.T,
+            }
+
+        return run_onnx
+
+    def superglue(self, model: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """One pair (B = 1, numpy inputs) -> SuperGlue.match's outputs for it (numpy)."""
+        import numpy as np
+        import torch
+
+        if self.name == "torch":
+            model = model.to(self.device)
+            tensors = {
+                k: torch.from_numpy(v)[None].to(self.device)
+                if k.startswith(("key", "sco", "des"))
+                else v
+                for k, v in data.items()
+            }
+            return {k: v[0].cpu().numpy() for k, v in model.match(tensors).items()}
+        from superglue_ros.models.onnx_export import export_superglue
+        from superglue_ros.models.onnx_format import SUPERGLUE_OUTPUTS
+        from superglue_ros.pipeline.onnx_runtime import open_session
+
+        path = export_superglue(model, self.workdir / "superglue.onnx")
+        session, _ = open_session(path, "superglue", {}, str(self.device))
+        feeds = {}
+        for i in (0, 1):
+            count = len(data[f"scores{i}"])
+            feeds[f"keypoints{i}"] = data[f"keypoints{i}"][None]
+            feeds[f"scores{i}"] = data[f"scores{i}"][None]
+            feeds[f"descriptors{i}"] = data[f"descriptors{i}"][None]
+            feeds[f"image_size{i}"] = np.array([data[f"image_size{i}"]], np.float32)
+            feeds[f"mask{i}"] = np.ones((1, count), bool)
+        feeds["match_threshold"] = np.array(model.conf["match_threshold"], np.float32)
+        outputs = session.run(list(SUPERGLUE_OUTPUTS), feeds)
+        return {name: value[0] for name, value in zip(SUPERGLUE_OUTPUTS, outputs, strict=True)}
 
 
 def load_fixture(path: Path) -> dict[str, Any]:
@@ -91,15 +176,15 @@ def _known(config: dict[str, Any], defaults: dict[str, Any], what: str) -> dict[
 # --------------------------------------------------------------------------- SuperPoint
 
 
-def check_superpoint(fixture: dict[str, Any], device: Any) -> bool:
+def check_superpoint(fixture: dict[str, Any], runtime: Runtime) -> bool:
     import numpy as np
-    import torch
 
     from superglue_ros.models.superpoint import SuperPoint
     from superglue_ros.models.weights import build_superpoint
 
     conf = _known(fixture["config"], SuperPoint.default_conf, "superpoint")
-    model = build_superpoint(fixture_weights(fixture), conf, str(fixture["path"])).to(device)
+    model = build_superpoint(fixture_weights(fixture), conf, str(fixture["path"]))
+    extract = runtime.superpoint(model)
     images = sorted(
         (int(key[5:]), key) for key in fixture if key.startswith("image") and key[5:].isdigit()
     )
@@ -107,16 +192,14 @@ def check_superpoint(fixture: dict[str, Any], device: Any) -> bool:
         raise CliError(f"{fixture['path']} holds no image<i> entries")
     ok = True
     for index, key in images:
-        image = torch.from_numpy(np.ascontiguousarray(fixture[key]))[None, None].to(device)
-        image = image.float() / 255.0
-        out = model.extract(image)
+        ours = extract(np.ascontiguousarray(fixture[key], dtype=np.uint8))
         result = compare_keypoints(
             reference={
                 "keypoints": fixture[f"out{index}/keypoints"],
                 "scores": fixture[f"out{index}/scores"],
                 "descriptors": fixture[f"out{index}/descriptors"],
             },
-            ours={k: v[0].cpu().numpy() for k, v in out.items()},
+            ours=ours,
             threshold=float(model.conf["keypoint_threshold"]),
             limit=int(model.conf["max_keypoints"]),
         )
@@ -187,26 +270,25 @@ def compare_keypoints(
 # --------------------------------------------------------------------------- SuperGlue
 
 
-def check_superglue(fixture: dict[str, Any], device: Any) -> bool:
+def check_superglue(fixture: dict[str, Any], runtime: Runtime) -> bool:
     import numpy as np
-    import torch
 
     from superglue_ros.models.superglue import SuperGlue
     from superglue_ros.models.weights import build_superglue
 
     conf = _known(fixture["config"], SuperGlue.default_conf, "superglue")
-    model = build_superglue(fixture_weights(fixture), conf, str(fixture["path"])).to(device)
+    model = build_superglue(fixture_weights(fixture), conf, str(fixture["path"]))
 
-    def tensor(key: str) -> Any:
-        return torch.from_numpy(np.asarray(fixture[key], dtype=np.float32))[None].to(device)
+    def array(key: str) -> Any:
+        return np.ascontiguousarray(fixture[key], dtype=np.float32)
 
     data = {}
     for i in (0, 1):
-        data[f"keypoints{i}"] = tensor(f"in/keypoints{i}")
-        data[f"scores{i}"] = tensor(f"in/scores{i}")
-        data[f"descriptors{i}"] = tensor(f"in/descriptors{i}")
+        data[f"keypoints{i}"] = array(f"in/keypoints{i}")
+        data[f"scores{i}"] = array(f"in/scores{i}")
+        data[f"descriptors{i}"] = array(f"in/descriptors{i}")
         data[f"image_size{i}"] = tuple(int(v) for v in fixture[f"image_size{i}"])
-    out = {k: v[0].cpu().numpy() for k, v in model.match(data).items()}
+    out = runtime.superglue(model, data)
     threshold = float(model.conf["match_threshold"])
 
     la_diff = max_abs_diff(out["log_assignment"], fixture["log_assignment"])
