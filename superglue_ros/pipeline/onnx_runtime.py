@@ -180,14 +180,23 @@ def read_graph(path: Path, model: str, expected: Mapping[str, Any]) -> tuple[byt
     return data, baked
 
 
-def open_session(path: Path, model: str, expected: Mapping[str, Any], device: str) -> Any:
-    """An onnxruntime InferenceSession of a checked graph (see read_graph), and its options."""
+def open_session(
+    path: Path, model: str, expected: Mapping[str, Any], device: str, threads: int = 0
+) -> Any:
+    """An onnxruntime InferenceSession of a checked graph (see read_graph), and its options.
+
+    threads: CPU threads per operator (0: onnxruntime's default, one per core). Idle
+    worker threads sleep instead of spinning, so that between frames they leave the
+    cores to the node's other threads and to other processes.
+    """
     import onnxruntime as ort
 
     data, baked = read_graph(path, model, expected)
     providers = select_providers(device, ort.get_available_providers())
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the CPU fallback notices are expected
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(
             data,

@@ -1,4 +1,12 @@
-"""Time SuperPoint and SuperGlue per stage (median milliseconds).
+"""Time SuperPoint and SuperGlue per stage, the pipeline per frame, and the node's ROS work.
+
+Parts (--parts, default all): ``models`` (below), ``frames`` (end-to-end frame time
+and frames/s of the pipeline per runtime, precision and keyframe count:
+tools/bench_frames.py) and ``ros`` (the node's per-frame ROS work on its own:
+ros/overhead.py; skipped where rclpy is not importable). --json alone prints the
+results as JSON instead of the tables; --json FILE also writes them to FILE.
+
+Part ``models``: median milliseconds per stage.
 
 Stages: SuperPoint on one H x W image; SuperGlue on one pair; SuperGlue between
 one frame and K keyframes (K = 1, 2, 4, 8 by default) as one padded batch and
@@ -44,6 +52,10 @@ from typing import Any
 
 from superglue_ros.tools.common import CliError
 
+PARTS = ("models", "frames", "ros")
+RUNTIMES = ("torch", "onnxruntime")
+STDOUT = Path("-")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=480, help="image height (default 480)")
@@ -65,7 +77,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights-dir", default=None, help="directory of the released weights")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        nargs="?",
+        const=STDOUT,
+        default=None,
+        metavar="FILE",
+        help="write the results as JSON to FILE (no FILE: print JSON instead of the tables)",
+    )
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"what to time (default {','.join(PARTS)})"
+    )
+    parser.add_argument(
+        "--runtime",
+        default="torch,onnxruntime",
+        help="runtimes of the frames part: torch, onnxruntime or both (default both)",
+    )
+    parser.add_argument(
+        "--ros-frames", type=int, default=200, help="frames timed by the ros part (default 200)"
+    )
 
 
 def parse_list(text: str, kind: Callable[[str], Any], what: str) -> list[Any]:
@@ -88,6 +119,17 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--keyframes, --repeats and --keypoints must be positive")
     if args.height < 8 or args.width < 8:
         raise CliError("--height and --width must be at least 8")
+    parts = parse_list(args.parts, str, "parts")
+    runtimes = parse_list(args.runtime, str, "runtime")
+    for name, given, known in (("parts", parts, PARTS), ("runtime", runtimes, RUNTIMES)):
+        unknown = [value for value in given if value not in known]
+        if unknown:
+            raise CliError(f"--{name}: unknown {', '.join(unknown)} ({', '.join(known)})")
+    if "frames" in parts and "onnxruntime" in runtimes:
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise CliError("--runtime onnxruntime: onnxruntime is not installed")
 
     import torch
 
@@ -100,13 +142,64 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"device {args.device!r} is not usable: {error}") from error
 
     bench = Bench(args, device)
-    results = bench.run_all(keyframe_counts, precisions)
-    print_table(results)
-    if args.json:
+    tables = args.json != STDOUT
+    results = bench.summary()
+    if "models" in parts:
+        results = bench.run_all(keyframe_counts, precisions)
+        if tables:
+            print_table(results)
+    if "frames" in parts:
+        import tempfile
+
+        from superglue_ros.tools.bench_frames import FrameBench, print_rows
+
+        with tempfile.TemporaryDirectory(prefix="superglue-ros-bench-") as workdir:
+            frames = FrameBench(bench, Path(workdir)).run(keyframe_counts, precisions, runtimes)
+        results["frames"] = frames
+        if tables:
+            height, width = args.height, args.width
+            print_rows(
+                frames, f"\nend to end per frame ({width}x{height} image in, FrameResult out)"
+            )
+    if "ros" in parts:
+        results["ros_overhead"] = ros_overhead(args)
+        if tables:
+            print_ros(results["ros_overhead"])
+    if args.json == STDOUT:
+        print(json.dumps(results, indent=2))
+    elif args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def ros_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """The ros part's medians, or why it was skipped."""
+    import importlib.util
+
+    for module in ("rclpy", "superglue_ros_msgs"):
+        if importlib.util.find_spec(module) is None:
+            return {"skipped": f"{module} is not importable (needs ROS 2: make setup)"}
+    from superglue_ros.ros.overhead import measure
+
+    return measure(args.ros_frames, args.keypoints, 4, args.height, args.width)
+
+
+def print_ros(overhead: dict[str, Any]) -> None:
+    print()
+    if "skipped" in overhead:
+        print(f"ROS overhead: skipped, {overhead['skipped']}")
+        return
+    print(
+        f"ROS overhead per frame (median of {overhead['frames']}; {overhead['image']} image, "
+        f"{overhead['keypoints']} keypoints with descriptors, {overhead['keyframes']} keyframes, "
+        f"Correspondences {overhead['message_bytes'] / 1e6:.2f} MB)"
+    )
+    for step in ("image_conversion", "message_building", "publish", "features_vins"):
+        print(f"  {step:<28}{overhead[f'{step}_ms']:>8.3f} ms")
+    print(f"  {'total without features_vins':<28}{overhead['total_without_vins_ms']:>8.3f} ms")
+    print(f"  {'total':<28}{overhead['total_ms']:>8.3f} ms")
 
 
 def median_ms(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None]) -> float:
@@ -376,7 +469,8 @@ class Bench:
                 k: torch.randn(v.shape, generator=generator) * 0.05
                 for k, v in w.SuperPoint().state_dict().items()
             }
-            sg_state = w.synthetic_superglue_state(0)
+            # gain 64: random descriptors of nearby frames match (timings do not depend on it)
+            sg_state = w.synthetic_superglue_state(0, projection_gain=64.0)
         self.sp_state, self.sg_state = sp_state, sg_state
         self.image = self._image()
         self.frame, self.keyframes = self._points(8)
@@ -489,10 +583,11 @@ class Bench:
         )
         return round(mine, 2), round(theirs, 2), round(mine / theirs, 3)
 
-    def run_all(self, keyframe_counts: list[int], precisions: list[str]) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """What was measured where: command, device, versions, weights, sizes."""
         torch = self.torch
         args = self.args
-        results: dict[str, Any] = {
+        return {
             "command": "superglue-ros bench " + " ".join(_argv(args)),
             "device": str(self.device),
             "device_name": _device_name(self.device),
@@ -503,7 +598,11 @@ class Bench:
             "keypoints": args.keypoints,
             "sinkhorn_iterations": args.sinkhorn_iterations,
             "repeats": args.repeats,
+            "onnxruntime": _version("onnxruntime"),
         }
+
+    def run_all(self, keyframe_counts: list[int], precisions: list[str]) -> dict[str, Any]:
+        results = self.summary()
         results["baseline"] = BASELINE
         superpoint = self.superpoint("fp32")
         baseline_sp = contiguous_superpoint(superpoint)
@@ -596,7 +695,18 @@ def _argv(args: argparse.Namespace) -> list[str]:
     for key in ("height", "width", "keypoints", "device", "repeats", "sinkhorn_iterations"):
         out += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out += ["--keyframes", args.keyframes, "--precisions", args.precisions]
-    return out
+    return out + ["--parts", args.parts, "--runtime", args.runtime]
+
+
+def _version(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in (module, f"{module}-gpu"):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def _device_name(device: Any) -> str:
