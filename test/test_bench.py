@@ -109,3 +109,41 @@ def test_superglue_baseline_refuses_padded_pairs(tiny) -> None:
     model, pairs = tiny.superglue(), tiny.batch(2)
     with pytest.raises(ValueError, match="one unpadded pair"):
         bench.reference_superglue(model, pairs)
+
+
+def test_frames_and_ros_parts_print_json(tmp_path, fixtures_dir, capsys, monkeypatch) -> None:
+    """End-to-end frames on both runtimes (alternating, with their ratio) and the ROS
+    overhead, as one JSON document on stdout; 2-layer SuperGlue weights keep it quick."""
+    pytest.importorskip("onnxruntime", reason="--runtime onnxruntime needs onnxruntime")
+    from model_weights import write_small_checkpoints
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    weights = write_small_checkpoints(tmp_path / "weights", fixtures_dir)
+    argv = ["bench", *TINY, "--keyframes", "1,2", "--precisions", "fp32", "--repeats", "2"]
+    argv += ["--parts", "frames,ros", "--ros-frames", "20", "--weights-dir", str(weights)]
+    assert main([*argv, "--runtime", "torch,onnxruntime", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)  # nothing but the JSON document
+    assert results["weights"] == "released" and results["onnxruntime"]
+    rows = {(row["runtime"], row["keyframes"]): row for row in results["frames"]}
+    assert set(rows) == {(r, k) for r in ("torch", "onnxruntime") for k in (1, 2)}
+    for (runtime, _), row in rows.items():
+        assert row["fps"] == pytest.approx(1e3 / row["frame_ms"], rel=1e-2)
+        assert 0 < row["frontend_ms"] + row["matcher_ms"] <= row["frame_ms"]
+        if runtime == "onnxruntime":
+            torch_row = rows[("torch", row["keyframes"])]
+            ratio = row["frame_ms"] / torch_row["frame_ms"]
+            assert row["ratio_to_torch"] == pytest.approx(ratio, rel=1e-2)
+            assert row["fp32_torch_matches_kept"] >= 0.95
+    overhead = results["ros_overhead"]
+    if "skipped" not in overhead:
+        steps = ("image_conversion", "message_building", "publish", "features_vins")
+        assert all(overhead[f"{step}_ms"] > 0 for step in steps)
+        assert overhead["total_ms"] == pytest.approx(sum(overhead[f"{s}_ms"] for s in steps), 1e-2)
+        assert overhead["message_bytes"] > 32 * 256 * 4  # descriptors are sent
+
+
+def test_unknown_part_or_runtime_is_a_user_error(capsys) -> None:
+    assert main(["bench", "--parts", "models,gpu"]) == 2
+    assert "--parts: unknown gpu" in capsys.readouterr().err
+    assert main(["bench", "--runtime", "tensorrt"]) == 2
+    assert "--runtime: unknown tensorrt" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 """The node's per-frame ROS work, timed on its own (part ``ros`` of ``superglue-ros bench``).
 
 What matcher_node does around the pipeline for every frame, with the functions it
-uses: the sensor_msgs/Image -> numpy conversion (``convert.image_to_array``), the
-Correspondences message built from a FrameResult (``messages.correspondences_fields``
+uses: the sensor_msgs/Image -> numpy conversion (``io.images.decode_image``), the
+Correspondences message built from a FrameResult (``io.messages.correspondences_fields``
 + ``convert.fill_message``), publishing it over DDS to a subscriber in another
 process on this machine, and the features_vins PointCloud (tracker update, message,
 publish; only sent when camera_info is known). The FrameResult is a typical one:
@@ -75,11 +75,12 @@ def typical_result(frame: int, keypoints: int, keyframes: int, seed: int = 0) ->
 def image_message(height: int, width: int, encoding: str = "rgb8") -> Any:
     from sensor_msgs.msg import Image
 
+    from superglue_ros.io.images import array_to_image_fields
     from superglue_ros.ros import convert
 
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    message = convert.fill_message(Image(), convert.array_to_image_fields(pixels, encoding))
+    message = convert.fill_message(Image(), array_to_image_fields(pixels, encoding))
     message.header.frame_id = "cam"
     return message
 
@@ -105,7 +106,8 @@ def measure(
     from geometry_msgs.msg import Point32
     from sensor_msgs.msg import ChannelFloat32, PointCloud
 
-    from superglue_ros.pipeline.messages import correspondences_fields
+    from superglue_ros.io.images import decode_image
+    from superglue_ros.io.messages import correspondences_fields
     from superglue_ros.ros import convert, qos
     from superglue_ros.ros.vins import VinsTracker
 
@@ -131,7 +133,7 @@ def measure(
         state: dict[str, Any] = {}
 
         def convert_image() -> None:
-            state["array"] = convert.image_to_array(image)
+            state["array"] = decode_image(image)
 
         def build_message() -> None:
             fields = correspondences_fields(state["result"], "cam", True)

@@ -469,8 +469,7 @@ class Bench:
                 k: torch.randn(v.shape, generator=generator) * 0.05
                 for k, v in w.SuperPoint().state_dict().items()
             }
-            # gain 64: random descriptors of nearby frames match (timings do not depend on it)
-            sg_state = w.synthetic_superglue_state(0, projection_gain=64.0)
+            sg_state = w.synthetic_superglue_state(0)
         self.sp_state, self.sg_state = sp_state, sg_state
         self.image = self._image()
         self.frame, self.keyframes = self._points(8)

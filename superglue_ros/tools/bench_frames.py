@@ -89,11 +89,26 @@ class FrameBench:
         self.images = [np.roll(base, 4 * i, axis=1) for i in range(8)]
         self._graphs: dict[str, Path] = {}
 
+    def superglue(self, precision: str) -> Any:
+        """The bench's SuperGlue; random weights sharpened so that nearby frames match
+        (gain 64, as the tests' weights: the timings do not depend on it, the match
+        counts and the share kept at other precisions need matches)."""
+        if self.bench.weights_source == "released":
+            return self.bench.superglue(precision)
+        from superglue_ros.models.weights import build_superglue, synthetic_superglue_state
+
+        conf = {
+            "sinkhorn_iterations": self.bench.args.sinkhorn_iterations,
+            "precision": precision,
+        }
+        state = synthetic_superglue_state(0, projection_gain=64.0)
+        return build_superglue(state, conf).to(self.bench.device)
+
     def components(self, runtime: str, precision: str) -> tuple[Any, Any]:
         """(frontend, matcher) of runtime at precision (onnxruntime: fp32 only)."""
-        superpoint = self.bench.superpoint(precision)
-        superglue = self.bench.superglue(precision)
-        if runtime == "torch":  # the bench's own models: --keypoints kept, threshold 0
+        superpoint = self.bench.superpoint(precision)  # --keypoints kept, threshold 0
+        superglue = self.superglue(precision)
+        if runtime == "torch":
             from superglue_ros.pipeline.learned import SuperGlueMatcher, SuperPointFrontend
 
             device = self.bench.device

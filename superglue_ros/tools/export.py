@@ -31,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from superglue_ros.models.onnx_format import DEFAULT_OPSET, SUPERPOINT_FILE, superglue_file
-    from superglue_ros.tools.replay import load_configs
+    from superglue_ros.tools.common import load_configs
 
-    _, params = load_configs([args.params] if args.params else [])[0]
+    _, params = load_configs([args.params] if args.params else [], "export")[0]
     opset = DEFAULT_OPSET if args.opset is None else args.opset
 
     from superglue_ros.models.onnx_export import (
