@@ -6,7 +6,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 ENV := source scripts/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench bench-gpu gpu-wheels clean
 
 setup:
 	@mkdir -p log && bash scripts/setup_env.sh
@@ -25,6 +25,16 @@ format: setup
 
 bench: setup
 	@$(ENV) && superglue-ros bench
+
+# The GPU figures of docs/models.md in one call (on the GPU machine; see the script).
+bench-gpu:
+	@bash scripts/bench_gpu.sh
+
+# Wheels (Python 3.12, x86_64) of what the GPU machine may lack, for it has no network.
+gpu-wheels:
+	@$(ENV) && pip download -q --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .gpu-wheels pyyaml==6.0.3 onnx==1.23.2 numpy
 
 clean:
 	rm -rf build install log .venv

@@ -147,3 +147,31 @@ def test_unknown_part_or_runtime_is_a_user_error(capsys) -> None:
     assert "--parts: unknown gpu" in capsys.readouterr().err
     assert main(["bench", "--runtime", "tensorrt"]) == 2
     assert "--runtime: unknown tensorrt" in capsys.readouterr().err
+
+
+def test_frames_part_runs_without_ros_or_opencv(tmp_path, fixtures_dir) -> None:
+    """As on a GPU machine with torch and onnxruntime only: rclpy, OpenCV and the
+    interfaces cannot be imported, the frames part runs and the ros part says why not."""
+    import subprocess
+    import sys
+
+    from model_weights import write_small_checkpoints
+
+    weights = write_small_checkpoints(tmp_path / "weights", fixtures_dir)
+    argv = ["bench", *TINY, "--keyframes", "1", "--precisions", "fp32", "--runtime", "torch"]
+    argv += ["--parts", "frames,ros", "--weights-dir", str(weights), "--json"]
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('rclpy', 'cv2', 'superglue_ros_msgs'):\n"
+        "            raise ImportError(name + ' blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from superglue_ros.tools.cli import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr + run.stdout
+    results = json.loads(run.stdout)
+    assert results["frames"][0]["fps"] > 0
+    assert "not importable" in results["ros_overhead"]["skipped"]

@@ -1,19 +1,22 @@
 """Classical baselines: ORB and SIFT frontends and a mutual nearest neighbour matcher.
 
 They need no weights and no GPU, which makes them the reference the learned
-pipeline is compared against and the fast path for tests.
+pipeline is compared against and the fast path for tests. OpenCV is imported when
+one is built, so the learned pipeline also runs where OpenCV is not installed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from .params import PIPELINE_SPECS, check_runtime_changes
 from .types import Features, PairMatches
+
+if TYPE_CHECKING:
+    import cv2
 
 ORB_DESCRIPTOR_BYTES = 32
 SIFT_DESCRIPTOR_DIM = 128
@@ -67,6 +70,8 @@ class OrbFrontend:
     description = "orb"
 
     def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
+        import cv2
+
         self.max_keypoints = max_keypoints
         self._orb = cv2.ORB_create(nfeatures=max_keypoints)
 
@@ -85,6 +90,8 @@ class SiftFrontend:
     description = "sift"
 
     def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
+        import cv2
+
         self.max_keypoints = max_keypoints
         self._sift = cv2.SIFT_create(nfeatures=max_keypoints)
 

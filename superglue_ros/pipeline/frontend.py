@@ -3,12 +3,12 @@
 Images arrive from two shells (ROS messages, bag replay) in a few layouts. They
 are checked and converted to one form here, so each detector only ever sees an
 [H, W] uint8 grayscale array and a bad image fails with a message that says what
-is wrong instead of a shape error deep inside OpenCV or torch.
+is wrong instead of a shape error deep inside OpenCV or torch. OpenCV is imported
+only for colour conversion and downscaling, so gray images at full size need none.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .types import Features, Frontend
@@ -33,6 +33,8 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty, shape {image.shape}")
     if image.ndim == 3:
+        import cv2
+
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     return np.ascontiguousarray(image)
 
@@ -82,6 +84,8 @@ class PreprocessingFrontend:
         original_size = (gray.shape[0], gray.shape[1])
         detect_size = downscaled_size(*original_size, self.max_image_side)
         if detect_size != original_size:
+            import cv2
+
             # INTER_AREA averages pixels, which avoids aliasing when shrinking.
             gray = cv2.resize(gray, (detect_size[1], detect_size[0]), interpolation=cv2.INTER_AREA)
         features = self.frontend.extract(gray)

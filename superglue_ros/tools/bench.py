@@ -125,11 +125,8 @@ def run(args: argparse.Namespace) -> int:
         unknown = [value for value in given if value not in known]
         if unknown:
             raise CliError(f"--{name}: unknown {', '.join(unknown)} ({', '.join(known)})")
-    if "frames" in parts and "onnxruntime" in runtimes:
-        import importlib.util
-
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise CliError("--runtime onnxruntime: onnxruntime is not installed")
+    if "frames" in parts and "onnxruntime" in runtimes and not _importable("onnxruntime"):
+        raise CliError("--runtime onnxruntime: onnxruntime is not installed")
 
     import torch
 
@@ -176,10 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
 def ros_overhead(args: argparse.Namespace) -> dict[str, Any]:
     """The ros part's medians, or why it was skipped."""
-    import importlib.util
-
     for module in ("rclpy", "superglue_ros_msgs"):
-        if importlib.util.find_spec(module) is None:
+        if not _importable(module):
             return {"skipped": f"{module} is not importable (needs ROS 2: make setup)"}
     from superglue_ros.ros.overhead import measure
 
@@ -695,6 +690,15 @@ def _argv(args: argparse.Namespace) -> list[str]:
         out += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     out += ["--keyframes", args.keyframes, "--precisions", args.precisions]
     return out + ["--parts", args.parts, "--runtime", args.runtime]
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a broken or blocked package
+        return False
 
 
 def _version(module: str) -> str | None:
