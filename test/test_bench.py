@@ -133,12 +133,13 @@ def test_frames_and_ros_parts_print_json(tmp_path, fixtures_dir, capsys, monkeyp
             torch_row = rows[("torch", row["keyframes"])]
             ratio = row["frame_ms"] / torch_row["frame_ms"]
             assert row["ratio_to_torch"] == pytest.approx(ratio, rel=1e-2)
-            assert row["fp32_torch_matches_kept"] >= 0.95
+            assert row["fp32_torch_matches_kept"] >= 0.9, row
     overhead = results["ros_overhead"]
     if "skipped" not in overhead:
         steps = ("image_conversion", "message_building", "publish", "features_vins")
         assert all(overhead[f"{step}_ms"] > 0 for step in steps)
         assert overhead["total_ms"] == pytest.approx(sum(overhead[f"{s}_ms"] for s in steps), 1e-2)
+        assert overhead["building_and_publish_without_descriptors_ms"] > 0
         assert overhead["message_bytes"] > 32 * 256 * 4  # descriptors are sent
 
 

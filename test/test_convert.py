@@ -275,3 +275,34 @@ def test_camera_without_intrinsics_is_ignored() -> None:
 
     info = SimpleNamespace(k=[0.0] * 9, d=[], distortion_model="", width=0, height=0)
     assert CameraModel.from_msg(info) is None
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera", "optical_frame_left"])
+@pytest.mark.parametrize("count", [0, 3])
+def test_vins_cloud_bytes_equal_the_message(frame_id, count) -> None:
+    """point_cloud_bytes is what rclpy would serialize from the PointCloud built field by field."""
+    pytest.importorskip("rclpy", reason="needs ROS 2 (make test installs it)")
+    from geometry_msgs.msg import Point32
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import ChannelFloat32, PointCloud
+
+    from superglue_ros.ros.vins import VinsFeatures, point_cloud_bytes
+
+    rng = np.random.default_rng(count)
+    features = VinsFeatures(
+        ids=np.arange(count, dtype=np.int64) + 7,
+        pixels=rng.random((count, 2)) * 600,
+        normalised=rng.random((count, 2)) - 0.5,
+        velocity=rng.random((count, 2)),
+    )
+    expected = PointCloud()
+    expected.header.stamp.sec, expected.header.stamp.nanosec = 12, 345_678_901
+    expected.header.frame_id = frame_id
+    points = features.normalised.astype(np.float32).tolist()  # Point32 holds float32
+    expected.points = [Point32(x=x, y=y, z=1.0) for x, y in points]
+    expected.channels = [
+        ChannelFloat32(name=name, values=values.tolist())
+        for name, values in features.channels().items()
+    ]
+    data = point_cloud_bytes(12_345_678_901, frame_id, features)
+    assert deserialize_message(data, PointCloud) == expected

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import Point32
 from rclpy.node import Node
-from sensor_msgs.msg import ChannelFloat32, Image, PointCloud
+from sensor_msgs.msg import Image, PointCloud
 
 from superglue_ros.io.images import array_to_image_fields
 from superglue_ros.io.messages import correspondences_fields
+from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.pipeline.types import FrameResult
 from superglue_ros.ros import convert, qos
 from superglue_ros.ros.draw import draw_matches
-from superglue_ros.ros.vins import CameraModel, VinsTracker
+from superglue_ros.ros.vins import CameraModel, VinsTracker, point_cloud_bytes
 
 
 def correspondences_class() -> type:
@@ -76,15 +76,8 @@ class Outputs:
 
     def _publish_vins(self, result: FrameResult, camera: CameraModel, header: Any) -> None:
         features = self.vins.update(result, camera)
-        cloud = PointCloud()
-        cloud.header = header
-        cloud.points = [
-            Point32(x=float(x), y=float(y), z=1.0) for x, y in features.normalised.tolist()
-        ]
-        cloud.channels = [
-            ChannelFloat32(name=name, values=convert.typed_array(values, "float"))
-            for name, values in features.channels().items()
-        ]
+        # serialized directly: a list of Point32 messages costs ~10 ms per frame
+        cloud = point_cloud_bytes(stamp_to_ns(header.stamp), header.frame_id, features)
         self._vins_pub.publish(cloud)
 
     def keyframe_for_drawing(self, result: FrameResult) -> KeyframeView | None:

@@ -4,9 +4,9 @@ What matcher_node does around the pipeline for every frame, with the functions i
 uses: the sensor_msgs/Image -> numpy conversion (``io.images.decode_image``), the
 Correspondences message built from a FrameResult (``io.messages.correspondences_fields``
 + ``convert.fill_message``), publishing it over DDS to a subscriber in another
-process on this machine, and the features_vins PointCloud (tracker update, message,
-publish; only sent when camera_info is known). The FrameResult is a typical one:
-``keypoints`` points with 256-d descriptors (sent, as ``publish_descriptors``
+process on this machine, and the features_vins PointCloud (tracker update, message
+as serialized bytes, publish; only sent when camera_info is known). The FrameResult
+is a typical one: ``keypoints`` points with 256-d descriptors (sent, as ``publish_descriptors``
 defaults to true) matched against ``keyframes`` keyframes.
 """
 
@@ -22,17 +22,25 @@ from typing import Any
 
 import numpy as np
 
+#: What the node does per frame with its default parameters (descriptors sent) and a
+#: camera_info; building_and_publish_without_descriptors is timed on its own beside them.
+DEFAULT_STEPS = ("image_conversion", "message_building", "publish", "features_vins")
+
 SINK = """
 import rclpy, sys
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import PointCloud
 import superglue_ros_msgs.msg as msgs
+from rclpy.executors import ExternalShutdownException
 rclpy.init()
 node = rclpy.create_node("superglue_ros_bench_sink")
 prefix = sys.argv[1]
 node.create_subscription(msgs.Correspondences, prefix + "/correspondences", lambda m: None, 10)
 node.create_subscription(PointCloud, prefix + "/features_vins", lambda m: None, 10)
-rclpy.spin(node)
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
 """
 
 
@@ -103,13 +111,12 @@ def measure(
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
     import superglue_ros_msgs.msg as msgs
-    from geometry_msgs.msg import Point32
-    from sensor_msgs.msg import ChannelFloat32, PointCloud
+    from sensor_msgs.msg import PointCloud
 
     from superglue_ros.io.images import decode_image
     from superglue_ros.io.messages import correspondences_fields
     from superglue_ros.ros import convert, qos
-    from superglue_ros.ros.vins import VinsTracker
+    from superglue_ros.ros.vins import VinsTracker, point_cloud_bytes
 
     results = [typical_result(i + keyframes, keypoints, keyframes) for i in range(8)]
     image = image_message(height, width)
@@ -142,24 +149,21 @@ def measure(
         def publish() -> None:
             pub_corr.publish(state["message"])
 
+        def without_descriptors() -> None:  # publish_descriptors: false
+            fields = correspondences_fields(state["result"], "cam", False)
+            pub_corr.publish(convert.fill_message(msgs.Correspondences(), fields))
+
         def vins() -> None:
             features = tracker.update(state["result"], camera)
-            cloud = PointCloud()
-            cloud.header = image.header
-            cloud.points = [
-                Point32(x=float(x), y=float(y), z=1.0) for x, y in features.normalised.tolist()
-            ]
-            cloud.channels = [
-                ChannelFloat32(name=name, values=convert.typed_array(values, "float"))
-                for name, values in features.channels().items()
-            ]
-            pub_vins.publish(cloud)
+            stamp_ns = state["result"].stamp_ns
+            pub_vins.publish(point_cloud_bytes(stamp_ns, image.header.frame_id, features))
 
         steps: dict[str, Callable[[], None]] = {
             "image_conversion": convert_image,
             "message_building": build_message,
             "publish": publish,
             "features_vins": vins,
+            "building_and_publish_without_descriptors": without_descriptors,
         }
         times: dict[str, list[float]] = {name: [] for name in steps}
         for frame in range(frames + 10):  # the first 10 frames are not timed
@@ -176,10 +180,11 @@ def measure(
         sink.terminate()
         sink.wait(timeout=10)
     medians = {f"{name}_ms": round(statistics.median(values), 3) for name, values in times.items()}
+    default = sum(medians[f"{name}_ms"] for name in DEFAULT_STEPS)
     return {
         **medians,
-        "total_ms": round(sum(medians.values()), 3),
-        "total_without_vins_ms": round(sum(medians.values()) - medians["features_vins_ms"], 3),
+        "total_ms": round(default, 3),
+        "total_without_vins_ms": round(default - medians["features_vins_ms"], 3),
         "frames": frames,
         "keypoints": keypoints,
         "keyframes": keyframes,
