@@ -112,7 +112,8 @@ class FrameBench:
             from superglue_ros.pipeline.learned import SuperGlueMatcher, SuperPointFrontend
 
             device = self.bench.device
-            return SuperPointFrontend(superpoint, device), SuperGlueMatcher(superglue, device)
+            matcher = SuperGlueMatcher(superglue, device, "bench", cache_size=64)
+            return SuperPointFrontend(superpoint, device), matcher
         from superglue_ros.models.onnx_export import export_superglue, export_superpoint
         from superglue_ros.pipeline.onnx_runtime import (
             OnnxSuperGlueMatcher,
