@@ -173,3 +173,30 @@ def test_tum_quaternions_round_trip() -> None:
         q = quaternion_xyzw(rotation)
         assert q[3] >= 0 and np.linalg.norm(q) == pytest.approx(1.0)
         np.testing.assert_allclose(rotation_from_quaternion(q), rotation, atol=1e-12)
+
+
+def test_evaluate_undoes_a_similarity_and_measures_what_is_left() -> None:
+    require_module("evo", "trajectory errors come from evo")
+    from odometry_synthetic import path_poses
+
+    poses = path_poses(20)
+    stamps = [10**9 + i * 10**8 for i in range(20)]
+    truth = trajectory_from_poses(list(zip(stamps, poses, strict=True)))
+    similarity = np.eye(4)
+    similarity[:3, :3] = rotation_from_quaternion([0.2, -0.4, 0.1, 0.9])
+    similarity[:3, 3] = [3.0, -1.0, 0.5]
+    scale = 0.37
+    moved = []
+    for pose in poses:
+        out = similarity @ pose
+        out[:3, 3] = scale * (similarity[:3, :3] @ pose[:3, 3]) + similarity[:3, 3]
+        moved.append(out)
+    result = evaluate(trajectory_from_poses(list(zip(stamps, moved, strict=True))), truth)
+    assert result["ate_rmse_m"] < 1e-9 and result["rpe_rotation_rmse_deg"] < 1e-6
+    assert result["scale"] == pytest.approx(1 / scale)
+    assert result["associated"] == 20
+    # one pose 10 cm off (in ground-truth units) shows up in the ATE
+    moved[10] = moved[10].copy()
+    moved[10][:3, 3] += scale * np.array([0.1, 0.0, 0.0])
+    result = evaluate(trajectory_from_poses(list(zip(stamps, moved, strict=True))), truth)
+    assert 0.1 / np.sqrt(20) * 0.8 < result["ate_rmse_m"] < 0.1 / np.sqrt(20) * 1.2
