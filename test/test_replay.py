@@ -26,7 +26,7 @@ ORB_MNN = PROJECT_ROOT / "config" / "eval" / "orb_mnn.yaml"
 REPORT_CONFIG_KEYS = {
     "name", "description", "params", "output_bag", "frames", "keyframes", "keyframe_reasons",
     "keypoints_per_frame", "matches_per_frame", "inlier_ratio", "track_length", "latency_ms",
-    "fps", "per_frame",
+    "fps", "per_frame_file",
 }  # fmt: skip
 
 
@@ -125,7 +125,9 @@ def test_report_files_and_fields(replayed: Path) -> None:
     assert [c["name"] for c in report["configs"]] == ["orb_mnn", "orb_small"]
     for config in report["configs"]:
         assert config.keys() >= REPORT_CONFIG_KEYS
-        assert config["frames"] == 17 and len(config["per_frame"]) == 17
+        assert config["frames"] == 17
+        per_frame = (replayed / config["per_frame_file"]).read_text().splitlines()
+        assert [json.loads(line)["frame_id"] for line in per_frame] == list(range(17))
         assert config["output_bag"] == f"{config['name']}/correspondences"
         assert config["inlier_ratio"]["method"] == "essential"
         assert 0.0 < config["inlier_ratio"]["median"] <= 1.0

@@ -6,6 +6,7 @@ CompressedImage. Every frame is processed in bag order, none dropped. Each
 when none is given); all run over the same decoded frames. Output in DIR:
 
   report.json, report.md, plots/*.png     the comparison of all configurations
+  <name>/frames.jsonl                     one JSON line per processed frame
   <name>/correspondences/                 rosbag2 (mcap) per configuration:
                                           /correspondences (every frame) and
                                           /keyframes (keyframes only), type
@@ -44,6 +45,7 @@ from superglue_ros.tools.common import (
 CORRESPONDENCES_TOPIC = "/correspondences"
 KEYFRAMES_TOPIC = "/keyframes"
 BAG_NAME = "correspondences"
+LISTED_SKIPS = 100  # report.json lists the first skipped frames; skipped_count counts them all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +175,7 @@ def replay_frames(
 
     progress = Progress(source.stream.count)
     skipped: list[dict[str, Any]] = []
+    skipped_count = 0
     warned: set[str] = set()
     read = 0
     interrupted = False
@@ -197,7 +200,9 @@ def replay_frames(
                 if reason not in warned:
                     warned.add(reason)
                     print(f"\nreplay: skipping frame {index}: {reason}", file=sys.stderr)
-                skipped.append({"index": index, "stamp_ns": stamp, "reason": reason})
+                skipped_count += 1
+                if len(skipped) < LISTED_SKIPS:
+                    skipped.append({"index": index, "stamp_ns": stamp, "reason": reason})
                 continue
             with sigint_deferred():
                 for run, (result, wall_ms) in zip(runs, results, strict=True):
@@ -219,6 +224,7 @@ def replay_frames(
         "intrinsics": intrinsics.tolist() if intrinsics is not None else None,
         "frames_read": read,
         "skipped_frames": skipped,
+        "skipped_count": skipped_count,
         "interrupted": interrupted,
     }
 
@@ -269,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
                             pipeline.params,
                             None,
                             str(bag_dir.relative_to(args.out)),
+                            frames_path=args.out / name / report.PER_FRAME_FILE,
+                            per_frame_file=f"{name}/{report.PER_FRAME_FILE}",
                         ),
                         odometry=odometry_eval.OdometryRecorder(camera) if args.odometry else None,
                     )
@@ -278,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for config_run in runs:
                 config_run.writer.close()
+                config_run.recorder.close()
         stream = source.stream
     document = {
         "bag": str(args.bag),
@@ -292,9 +301,9 @@ def run(args: argparse.Namespace) -> int:
         odometry_failed = finish_odometry(args, runs, document, groundtruth)
     report.write_report(document, args.out)
     state = "interrupted after" if document["interrupted"] else "processed"
-    frames = runs[0].recorder.frames if runs else []
+    frames = runs[0].recorder.frames if runs else 0
     print(
-        f"replay: {state} {len(frames)} frames x {len(runs)} configuration(s); "
+        f"replay: {state} {frames} frames x {len(runs)} configuration(s); "
         f"report in {args.out / 'report.md'}",
         file=sys.stderr,
     )

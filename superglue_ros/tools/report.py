@@ -2,16 +2,24 @@
 
 A RunRecorder per configuration is fed every FrameResult in order; the report
 compares the configurations side by side. Plots use matplotlib's Agg backend.
+
+Memory does not grow with the bag's length: per-frame records go to a JSON
+Lines file as they come, statistics are histograms (bounded by the range of the
+values, not their number), and a track's length is moved into the track-length
+histogram as soon as the track can no longer be extended, i.e. once no buffered
+keyframe holds its id (ids are inherited only from buffered keyframes and never
+reused).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -26,11 +34,14 @@ PLOTS = {
     "tracks": "track_length.png",
     "latency": "latency.png",
 }
+PER_FRAME_FILE = "frames.jsonl"
+LATENCY_RESOLUTION_MS = 0.01
+RATIO_RESOLUTION = 1e-4
 
 
 @dataclass
 class FrameRecord:
-    """What the report keeps of one processed frame."""
+    """What the report keeps of one processed frame (one line of frames.jsonl)."""
 
     frame_id: int
     stamp_ns: int
@@ -45,11 +56,111 @@ class FrameRecord:
     wall_ms: float  # process() call measured by the caller
 
 
+class Histogram:
+    """Counts of values rounded to a resolution (1 for integers).
+
+    Its statistics equal evaluate.summary_stats of the values themselves for
+    integer data, and to within the resolution for other data; its size grows
+    with the number of distinct rounded values, never with the number of values.
+    """
+
+    def __init__(self, resolution: float = 1.0) -> None:
+        self.resolution = resolution
+        self.counts: Counter[int] = Counter()
+
+    def add(self, value: float) -> None:
+        if math.isfinite(value):
+            self.counts[round(value / self.resolution)] += 1
+
+    def add_counts(self, values: Iterable[int], counts: Iterable[int]) -> None:
+        """Add integer values with multiplicities (values in units of the resolution)."""
+        for value, count in zip(values, counts, strict=True):
+            self.counts[int(value)] += int(count)
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def merged(self, other: Histogram) -> Histogram:
+        out = Histogram(self.resolution)
+        out.counts = self.counts + other.counts
+        return out
+
+    def stats(self) -> dict[str, float | int | None]:
+        """count, mean, median, p10, p90, min, max like evaluate.summary_stats."""
+        total = len(self)
+        if total == 0:
+            return evaluate.summary_stats([])
+        keys = np.array(sorted(self.counts), dtype=np.float64)
+        weights = np.array([self.counts[int(k)] for k in keys], dtype=np.float64)
+        ends = np.cumsum(weights)  # the sorted values up to index ends[i] - 1 equal keys[i]
+
+        def nth(index: int) -> float:
+            return float(keys[np.searchsorted(ends, index, side="right")])
+
+        def percentile(q: float) -> float:  # numpy's default (linear) method
+            position = q / 100.0 * (total - 1)
+            low = math.floor(position)
+            value = nth(low)
+            if position > low:
+                value += (position - low) * (nth(low + 1) - value)
+            return value * self.resolution
+
+        return {
+            "count": int(total),
+            "mean": float(np.dot(keys, weights) / total * self.resolution),
+            "median": percentile(50),
+            "p10": percentile(10),
+            "p90": percentile(90),
+            "min": float(keys[0] * self.resolution),
+            "max": float(keys[-1] * self.resolution),
+        }
+
+
+class TrackLengths:
+    """Frames per track id, in memory bounded by the ids the keyframe buffer holds.
+
+    A track is still open while a buffered keyframe holds its id; once the last
+    such keyframe is evicted (or the frame that saw it was no keyframe), its
+    length is final and only its histogram bin is kept.
+    """
+
+    def __init__(self) -> None:
+        self.final = Histogram()
+        self.open_ids = np.zeros(0, dtype=np.int64)  # sorted
+        self.open_lengths = np.zeros(0, dtype=np.int64)
+        self._keyframe_ids: dict[int, np.ndarray] = {}  # keyframe id -> its unique track ids
+
+    def add(self, result: FrameResult) -> None:
+        """Count the frame's track ids, then follow its keyframe buffer update."""
+        seen = np.unique(np.asarray(result.track_ids, dtype=np.int64))
+        ids = np.union1d(self.open_ids, seen)
+        lengths = np.zeros(ids.size, dtype=np.int64)
+        lengths[np.searchsorted(ids, self.open_ids)] = self.open_lengths
+        lengths[np.searchsorted(ids, seen)] += 1
+        for keyframe_id in result.evicted_keyframe_ids:
+            self._keyframe_ids.pop(int(keyframe_id), None)
+        if result.is_keyframe:
+            self._keyframe_ids[int(result.frame_id)] = seen
+        buffered = list(self._keyframe_ids.values())
+        still_open = np.isin(ids, np.concatenate(buffered) if buffered else [])
+        closed, counts = np.unique(lengths[~still_open], return_counts=True)
+        self.final.add_counts(closed.tolist(), counts.tolist())
+        self.open_ids, self.open_lengths = ids[still_open], lengths[still_open]
+
+    def histogram(self) -> Histogram:
+        """Every track's length so far: the final ones and the open ones."""
+        current = Histogram()
+        values, counts = np.unique(self.open_lengths, return_counts=True)
+        current.add_counts(values.tolist(), counts.tolist())
+        return self.final.merged(current)
+
+
 class RunRecorder:
     """Statistics of one configuration's replay, fed one FrameResult at a time.
 
     camera_k: [3, 3] intrinsics of the images (essential-matrix inlier ratio) or
-    None (fundamental matrix in pixels).
+    None (fundamental matrix in pixels). frames_path: the JSON Lines file each
+    frame's FrameRecord is appended to (None: not kept).
     """
 
     def __init__(
@@ -59,15 +170,29 @@ class RunRecorder:
         params: Mapping[str, Any],
         camera_k: np.ndarray | None,
         output_bag: str,
+        frames_path: Path | None = None,
+        per_frame_file: str | None = None,
     ) -> None:
         self.name = name
         self.description = description
         self.params = dict(params)
         self.camera_k = camera_k
         self.output_bag = output_bag
-        self.frames: list[FrameRecord] = []
+        self.per_frame_file = per_frame_file
+        self.frames = 0
+        self.keyframes = 0
+        self.wall_ms = 0.0
+        self.keyframe_reasons: Counter[str] = Counter()
+        self.keypoints = Histogram()
+        self.matches_newest = Histogram()
+        self.matches_all = Histogram()
+        self.inlier_ratios = Histogram(RATIO_RESOLUTION)
+        self.latency = {stage: Histogram(LATENCY_RESOLUTION_MS) for stage in STAGES}
+        self.tracks = TrackLengths()
         self._keyframe_points: dict[int, np.ndarray] = {}
-        self._track_lengths: Counter[int] = Counter()
+        self._frames_file: IO[str] | None = (
+            frames_path.open("w", encoding="utf-8") if frames_path is not None else None
+        )
 
     def add(self, result: FrameResult, wall_ms: float) -> None:
         """Record one frame (frames must come in processing order)."""
@@ -86,58 +211,77 @@ class RunRecorder:
             self._keyframe_points.pop(int(keyframe_id), None)
         if result.is_keyframe:
             self._keyframe_points[result.frame_id] = keypoints
-        self._track_lengths.update(np.unique(result.track_ids).tolist())
-        self.frames.append(
-            FrameRecord(
-                frame_id=int(result.frame_id),
-                stamp_ns=int(result.stamp_ns),
-                is_keyframe=bool(result.is_keyframe),
-                keyframe_reason=result.keyframe_reason,
-                keypoints=len(keypoints),
-                keyframes_matched=len(result.matches),
-                matches_newest=len(result.matches[0].frame_indices) if result.matches else 0,
-                matches_all=sum(len(m.frame_indices) for m in result.matches),
-                inlier_ratio=ratio,
-                timings_ms={k: float(v) for k, v in result.timings_ms.items()},
-                wall_ms=wall_ms,
-            )
+        self.tracks.add(result)
+        record = FrameRecord(
+            frame_id=int(result.frame_id),
+            stamp_ns=int(result.stamp_ns),
+            is_keyframe=bool(result.is_keyframe),
+            keyframe_reason=result.keyframe_reason,
+            keypoints=len(keypoints),
+            keyframes_matched=len(result.matches),
+            matches_newest=len(result.matches[0].frame_indices) if result.matches else 0,
+            matches_all=sum(len(m.frame_indices) for m in result.matches),
+            inlier_ratio=ratio,
+            timings_ms={k: float(v) for k, v in result.timings_ms.items()},
+            wall_ms=wall_ms,
         )
+        self._count(record)
+        if self._frames_file is not None:
+            self._frames_file.write(json.dumps(asdict(record)) + "\n")
+            self._frames_file.flush()
+
+    def _count(self, record: FrameRecord) -> None:
+        self.frames += 1
+        self.wall_ms += record.wall_ms
+        self.keypoints.add(record.keypoints)
+        if record.is_keyframe:
+            self.keyframes += 1
+            self.keyframe_reasons[reason_kind(record.keyframe_reason)] += 1
+        # Frames without a buffered keyframe (the first one) are left out.
+        if record.keyframes_matched > 0:
+            self.matches_newest.add(record.matches_newest)
+            self.matches_all.add(record.matches_all)
+        if record.inlier_ratio is not None:
+            self.inlier_ratios.add(record.inlier_ratio)
+        for stage, histogram in self.latency.items():
+            if stage in record.timings_ms:
+                histogram.add(record.timings_ms[stage])
+
+    def close(self) -> None:
+        """Close the per-frame file (the summary stays available)."""
+        if self._frames_file is not None:
+            self._frames_file.close()
+            self._frames_file = None
 
     def summary(self) -> dict[str, Any]:
         """Everything report.json holds for this configuration."""
-        frames = self.frames
-        matched = [f for f in frames if f.keyframes_matched > 0]
-        lengths = list(self._track_lengths.values())
-        wall_s = sum(f.wall_ms for f in frames) / 1e3
-        ratios = [f.inlier_ratio for f in frames if f.inlier_ratio is not None]
+        lengths = self.tracks.histogram()
+        wall_s = self.wall_ms / 1e3
         return {
             "name": self.name,
             "description": self.description,
             "params": self.params,
             "output_bag": self.output_bag,
-            "frames": len(frames),
-            "keyframes": sum(f.is_keyframe for f in frames),
-            "keyframe_reasons": dict(
-                Counter(reason_kind(f.keyframe_reason) for f in frames if f.is_keyframe)
-            ),
-            "keypoints_per_frame": evaluate.summary_stats([f.keypoints for f in frames]),
-            # Frames without a buffered keyframe (the first one) are left out.
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "keyframe_reasons": dict(self.keyframe_reasons),
+            "keypoints_per_frame": self.keypoints.stats(),
             "matches_per_frame": {
-                "newest_keyframe": evaluate.summary_stats([f.matches_newest for f in matched]),
-                "all_keyframes": evaluate.summary_stats([f.matches_all for f in matched]),
+                "newest_keyframe": self.matches_newest.stats(),
+                "all_keyframes": self.matches_all.stats(),
             },
             "inlier_ratio": {
                 "method": "essential" if self.camera_k is not None else "fundamental",
-                **evaluate.summary_stats(ratios),
+                **self.inlier_ratios.stats(),
             },
             "track_length": {
                 "tracks": len(lengths),
-                **evaluate.summary_stats(lengths),
-                "histogram": {str(k): v for k, v in sorted(Counter(lengths).items())},
+                **lengths.stats(),
+                "histogram": {str(k): v for k, v in sorted(lengths.counts.items())},
             },
-            "latency_ms": {stage: latency_stats(frames, stage) for stage in STAGES},
-            "fps": len(frames) / wall_s if wall_s > 0 else None,
-            "per_frame": [asdict(f) for f in frames],
+            "latency_ms": {stage: latency_stats(h) for stage, h in self.latency.items()},
+            "fps": self.frames / wall_s if wall_s > 0 else None,
+            "per_frame_file": self.per_frame_file,
         }
 
 
@@ -146,15 +290,33 @@ def reason_kind(reason: str) -> str:
     return reason.split(" (", 1)[0]
 
 
-def latency_stats(frames: Sequence[FrameRecord], stage: str) -> dict[str, float | None]:
+def latency_stats(histogram: Histogram) -> dict[str, float | None]:
     """median / p90 / max milliseconds of one stage."""
-    values = [f.timings_ms[stage] for f in frames if stage in f.timings_ms]
-    if not values:
-        return {"median": None, "p90": None, "max": None}
+    stats = histogram.stats()
+    return {key: stats[key] for key in ("median", "p90", "max")}
+
+
+PLOT_COLUMNS = ("frame_id", "stamp_ns", "is_keyframe", "matches_newest", "matches_all")
+
+
+def read_per_frame(path: Path) -> dict[str, np.ndarray]:
+    """The columns the plots need from a frames.jsonl file (see read_per_frame_lines)."""
+    with path.open(encoding="utf-8") as lines:
+        return read_per_frame_lines(lines)
+
+
+def read_per_frame_lines(lines: Iterable[str]) -> dict[str, np.ndarray]:
+    """[F] columns of PLOT_COLUMNS (stamp_ns int64, the others float64) and inlier_ratio
+    (NaN: none) from JSON lines."""
+    columns: dict[str, list[Any]] = {key: [] for key in (*PLOT_COLUMNS, "inlier_ratio")}
+    for line in lines:
+        record = json.loads(line)
+        for key, values in columns.items():
+            value = record[key]
+            values.append(math.nan if value is None else value)
     return {
-        "median": float(np.median(values)),
-        "p90": float(np.percentile(values, 90)),
-        "max": float(np.max(values)),
+        key: np.asarray(values, dtype=np.int64 if key == "stamp_ns" else np.float64)
+        for key, values in columns.items()
     }
 
 
@@ -163,7 +325,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
     (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(exist_ok=True)
-    write_plots(report["configs"], plot_dir)
+    write_plots(report["configs"], plot_dir, out_dir)
     (out_dir / "report.md").write_text(markdown(report))
 
 
@@ -242,7 +404,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- images: `{report['image_topic']}` ({report['image_type']}), "
         f"{report['frames_read']} of {report['frames_in_bag']} read",
         f"- camera info: `{report['camera_info_topic']}`, intrinsics {intrinsics}",
-        f"- skipped (undecodable) frames: {len(report['skipped_frames'])}",
+        f"- skipped (undecodable) frames: {report['skipped_count']}",
     ]
     if report["interrupted"]:
         lines.append(
@@ -276,8 +438,11 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path) -> None:
-    """One PNG per plot in PLOTS, every configuration in each."""
+def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path, out_dir: Path) -> None:
+    """One PNG per plot in PLOTS, every configuration in each.
+
+    Per-frame series come from each configuration's per_frame_file (relative to out_dir).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -290,30 +455,31 @@ def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path) -> None:
         fig.savefig(plot_dir / PLOTS[key], dpi=100)
         plt.close(fig)
 
+    empty = read_per_frame_lines([])
+    series = [
+        read_per_frame(out_dir / c["per_frame_file"]) if c.get("per_frame_file") else empty
+        for c in configs
+    ]
+
     fig, ax = plt.subplots(figsize=(8, 4))
-    for i, c in enumerate(configs):
-        frames = c["per_frame"]
-        x = [f["frame_id"] for f in frames]
+    for i, (c, frames) in enumerate(zip(configs, series, strict=True)):
         color = colors[i % len(colors)]
-        ax.plot(x, [f["matches_newest"] for f in frames], "-", color=color, label=c["name"])
-        ax.plot(x, [f["matches_all"] for f in frames], "--", color=color)
-        keyframes = [f for f in frames if f["is_keyframe"]]
+        ax.plot(frames["frame_id"], frames["matches_newest"], "-", color=color, label=c["name"])
+        ax.plot(frames["frame_id"], frames["matches_all"], "--", color=color)
+        keyframes = frames["is_keyframe"] > 0
         ax.plot(
-            [f["frame_id"] for f in keyframes],
-            [f["matches_newest"] for f in keyframes],
-            "o",
-            color=color,
+            frames["frame_id"][keyframes], frames["matches_newest"][keyframes], "o", color=color
         )
     ax.set(xlabel="frame id (o: keyframe)", ylabel="matches")
     ax.legend()
     save(fig, "matches")
 
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.5 * len(configs)))
-    start = min((c["per_frame"][0]["stamp_ns"] for c in configs if c["per_frame"]), default=0)
-    for i, c in enumerate(configs):
-        times = [(f["stamp_ns"] - start) / 1e9 for f in c["per_frame"]]
-        key_times = [(f["stamp_ns"] - start) / 1e9 for f in c["per_frame"] if f["is_keyframe"]]
+    start = min((f["stamp_ns"][0] for f in series if f["stamp_ns"].size), default=0)
+    for i, frames in enumerate(series):
+        times = (frames["stamp_ns"] - start) / 1e9
         ax.plot(times, [i] * len(times), "|", color="0.7")
+        key_times = times[frames["is_keyframe"] > 0]
         ax.plot(key_times, [i] * len(key_times), "D", color=colors[i % len(colors)])
     ax.set_yticks(range(len(configs)), [c["name"] for c in configs])
     ax.set(xlabel="time since first frame (s); diamonds: keyframes, ticks: frames")
@@ -321,11 +487,10 @@ def write_plots(configs: Sequence[Mapping[str, Any]], plot_dir: Path) -> None:
     save(fig, "keyframes")
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    for i, c in enumerate(configs):
-        points = [(f["frame_id"], f["inlier_ratio"]) for f in c["per_frame"]]
-        points = [p for p in points if p[1] is not None]
-        if points:
-            x, y = zip(*points, strict=True)
+    for i, (c, frames) in enumerate(zip(configs, series, strict=True)):
+        has_ratio = np.isfinite(frames["inlier_ratio"])
+        if has_ratio.any():
+            x, y = frames["frame_id"][has_ratio], frames["inlier_ratio"][has_ratio]
             ax.plot(x, y, ".-", color=colors[i % len(colors)], label=c["name"])
     ax.set(xlabel="frame id", ylabel="inlier ratio", ylim=(0, 1.05))
     if ax.get_legend_handles_labels()[0]:
