@@ -74,7 +74,9 @@ class NodeProcess:
         params: dict[str, Any],
         extra_args: tuple[str, ...] = (),
         name: str = "node",
+        new_session: bool = False,
     ) -> None:
+        """new_session: the node leads its own process group (as under ros2 launch)."""
         self.log_path = workdir / f"{name}.log"
         params_file = dump_params_file(workdir / f"{name}.yaml", params)
         self._log = self.log_path.open("w")
@@ -84,6 +86,7 @@ class NodeProcess:
             cwd=PROJECT_ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
 
     @property

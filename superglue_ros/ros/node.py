@@ -11,7 +11,8 @@ The image callback only stores the newest frame in a one-slot mailbox; a worker
 thread runs the pipeline. A frame still waiting when the next arrives is
 dropped and counted, so a slow model never queues frames or blocks the executor.
 
-Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad parameter,
+Exit status: 0 after a clean shutdown (SIGINT/SIGTERM, however many: signals
+after the first are ignored while the node shuts down), 2 for a bad parameter,
 3 when the model weights are missing, 1 for any other start-up failure.
 """
 
@@ -27,13 +28,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from superglue_ros.io.images import BadImageError, decode_image
 from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.pipeline.params import Config
 from superglue_ros.pipeline.pipeline import Pipeline
-from superglue_ros.ros import qos
+from superglue_ros.ros import qos, shutdown
 from superglue_ros.ros.diagnostics import Stats, build_status
 from superglue_ros.ros.mailbox import FrameMailbox, Pending
 from superglue_ros.ros.outputs import Outputs
@@ -52,6 +54,7 @@ EXIT_MISSING_WEIGHTS = 3
 EXIT_STARTUP_FAILED = 1
 WORKER_JOIN_TIMEOUT_S = 3.0
 WORKER_POLL_S = 0.5  # how often an idle worker looks whether the node is stopping
+SPIN_PERIOD_S = 0.1  # how often the spin loop looks at the stop request
 
 
 class StartupError(RuntimeError):
@@ -275,7 +278,9 @@ class MatcherNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit status."""
-    rclpy.init(args=args)
+    # Before anything slow: a signal during start-up must not raise either.
+    stop = shutdown.StopRequest().install()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # Not the node's own logger name: that one also goes to /rosout, gone at shutdown.
     logger = rclpy.logging.get_logger(f"superglue_ros.{NODE_NAME}")
     try:
@@ -287,16 +292,17 @@ def main(args: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except ExternalShutdownException:
+        stop.set()
     finally:
-        # The context may already be shut down (SIGINT): log without rosout.
-        logger.info("shutting down")
+        logger.info(f"shutting down ({stop.reason()})")
         node.close()
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
+        stop.ignore_from_now()
     return 0
 
 

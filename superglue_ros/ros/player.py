@@ -18,11 +18,12 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from superglue_ros.io import image_files, images, rosbag
 from superglue_ros.io.stamps import NSEC_PER_SEC, stamp_fields, stamp_to_ns
-from superglue_ros.ros import convert, qos
+from superglue_ros.ros import convert, qos, shutdown
 
 
 @dataclass
@@ -155,8 +156,11 @@ class Player:
         compressed: bool = False,
         context: Context | None = None,
         node_name: str = "superglue_player",
+        stop: shutdown.StopRequest | None = None,
     ) -> None:
+        """stop: ends waits and spinning early once set (SIGINT/SIGTERM in play)."""
         self.context = context
+        self.stop = stop or shutdown.StopRequest()
         self.frame_id = frame_id
         self.compressed = compressed
         self.node = Node(node_name, context=context)
@@ -174,7 +178,7 @@ class Player:
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while self.image_pub.get_subscription_count() < count:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.stop.is_set():
                 return False
             self.executor.spin_once(timeout_sec=0.05)
         return True
@@ -198,7 +202,7 @@ class Player:
         deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self.stop.is_set():
                 return
             self.executor.spin_once(timeout_sec=min(left, 0.05))
 
@@ -222,10 +226,10 @@ def play(
 ) -> int:
     """Publish every frame of source at rate_hz (None: real time from the stamps).
 
-    Returns the number of frames published.
+    Returns the number of frames published; stops early when player.stop is set.
     """
     published = 0
-    while True:
+    while not player.stop.is_set():
         previous_stamp: int | None = None
         next_time = time.monotonic()
         for frame in source.frames():
@@ -235,11 +239,14 @@ def play(
                 next_time += max(0.0, (frame.stamp_ns - previous_stamp) * 1e-9)
             previous_stamp = frame.stamp_ns
             player.spin_for(max(0.0, next_time - time.monotonic()))
+            if player.stop.is_set():
+                break
             player.publish(frame, source.camera_info)
             published += 1
         if not loop:
-            return published
+            break
         log(f"looping after {published} frames")
+    return published
 
 
 @dataclass(frozen=True)
@@ -257,12 +264,20 @@ class PlayOptions:
     wait_timeout_s: float = 60.0
 
 
-def play_to_topics(source: Source, options: PlayOptions, log: Callable[[str], None]) -> int:
+def play_to_topics(
+    source: Source,
+    options: PlayOptions,
+    log: Callable[[str], None],
+    stop: shutdown.StopRequest | None = None,
+) -> int:
     """Start rclpy, publish source as options say, shut down; returns the frames published.
 
-    Raises TimeoutError when fewer than options.wait_subscribers listen in time.
+    stop: an installed StopRequest takes SIGINT/SIGTERM instead of rclpy's handlers,
+    and ends the playing early (however many signals come). Raises TimeoutError
+    when fewer than options.wait_subscribers listen in time.
     """
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO if stop else None)
+    stop = stop or shutdown.StopRequest()
     try:
         with Player(
             options.topic,
@@ -270,17 +285,21 @@ def play_to_topics(source: Source, options: PlayOptions, log: Callable[[str], No
             options.frame_id,
             options.reliability,
             options.compressed,
+            stop=stop,
         ) as player:
             log(f"{source.description} on {player.image_pub.topic_name}")
             if options.wait_subscribers > 0:
                 log(f"waiting for {options.wait_subscribers} subscriber(s)")
-                if not player.wait_for_subscribers(
+                waited = player.wait_for_subscribers(
                     options.wait_subscribers, options.wait_timeout_s
-                ):
+                )
+                if not waited and not stop.is_set():
                     raise TimeoutError("no subscribers after --wait-timeout")
             count = play(source, player, options.rate_hz, options.loop, log)
-            player.spin_for(0.2)  # let reliable samples go out before the node goes
-            log(f"published {count} frames")
+            if not stop.is_set():
+                player.spin_for(0.2)  # let reliable samples go out before the node goes
+            state = f"stopped by {stop.reason()} after" if stop.is_set() else "published"
+            log(f"{state} {count} frames")
             return count
     finally:
         rclpy.try_shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from superglue_ros.tools.common import EXIT_INTERRUPTED, CliError
 
@@ -43,12 +44,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit status 0 when every frame was published, 130 when SIGINT/SIGTERM stopped it
+    (however many signals came), 1 when no subscriber came in time."""
     if args.rate is not None and args.rate <= 0:
         raise CliError(f"--rate must be positive, got {args.rate}")
     try:
         from superglue_ros.ros import player
     except ImportError as error:
         raise CliError(f"ROS 2 (rclpy) is not available: {error}") from error
+    from superglue_ros.ros.shutdown import StopRequest
+
+    stop = StopRequest().install()
+    try:
+        return play(args, player, stop)
+    finally:
+        stop.ignore_from_now()
+
+
+def play(args: argparse.Namespace, player: Any, stop: Any) -> int:
+    """run() with its stop request installed."""
     source = player.open_source(
         args.source, args.rate, args.camera_yaml, args.frame_id, args.bag_topic
     )
@@ -64,10 +78,8 @@ def run(args: argparse.Namespace) -> int:
         wait_timeout_s=args.wait_timeout,
     )
     try:
-        player.play_to_topics(source, options, lambda line: print("play:", line, flush=True))
+        player.play_to_topics(source, options, lambda line: print("play:", line, flush=True), stop)
     except TimeoutError as error:
         print(f"play: error: {error}", flush=True)
         return 1
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    return 0
+    return EXIT_INTERRUPTED if stop.is_set() else 0

@@ -14,9 +14,10 @@ when none is given); all run over the same decoded frames. Output in DIR:
   <name>/trajectory.tum                   with --odometry: the reference back-end's
                                           trajectory (see odometry_eval.py)
 
-Ctrl-C stops the replay: the frame being processed is dropped (a frame's messages
-are written all or nothing), the bags are closed and valid, and the report covers
-the frames written and says it was interrupted (exit 130).
+Ctrl-C (or SIGTERM) stops the replay: the frame being processed is dropped (a
+frame's messages are written all or nothing), the bags are closed and valid, and
+the report covers the frames written and says it was interrupted (exit 130).
+Further Ctrl-Cs while it closes the bags and writes the report are ignored.
 """
 
 from __future__ import annotations
@@ -85,20 +86,51 @@ def deterministic_torch() -> Iterator[None]:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2:]
 
 
-@contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so a bag write is never cut in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+class Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM during a replay: the first one stops it, cleanly.
+
+    The first signal raises KeyboardInterrupt, but never inside holding() (a
+    frame's bag writes): there it is raised when the block ends. Later signals
+    are only counted, so closing the bags and writing the report are never cut
+    short by a second Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self._raised = False
+        self._holding = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signals += 1
+        if not self._raised and not self._holding:
+            self._raised = True
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[Interrupts]:
+        """Handle SIGINT and SIGTERM inside the block (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        previous = [signal.signal(signum, self._handle) for signum in stop_signals]
+        try:
+            yield self
+        finally:
+            for signum, handler in zip(stop_signals, previous, strict=True):
+                signal.signal(signum, handler)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the first signal until the block ends, so a bag write is never cut in half."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self.signals and not self._raised:
+            self._raised = True
+            raise KeyboardInterrupt
 
 
 class Progress:
@@ -160,7 +192,12 @@ def prepare_output(out: Path) -> None:
 
 
 def replay_frames(
-    source: Any, runs: list[ConfigRun], typestore: Any, info: Any, descriptors: bool
+    source: Any,
+    runs: list[ConfigRun],
+    typestore: Any,
+    info: Any,
+    descriptors: bool,
+    interrupts: Interrupts | None = None,
 ) -> dict[str, Any]:
     """Process every frame through every run; returns what the report needs about the input.
 
@@ -173,6 +210,7 @@ def replay_frames(
     from superglue_ros.io.rosbag import CORRESPONDENCES, build_message
     from superglue_ros.io.stamps import stamp_to_ns
 
+    interrupts = interrupts or Interrupts()
     progress = Progress(source.stream.count)
     skipped: list[dict[str, Any]] = []
     skipped_count = 0
@@ -204,7 +242,7 @@ def replay_frames(
                 if len(skipped) < LISTED_SKIPS:
                     skipped.append({"index": index, "stamp_ns": stamp, "reason": reason})
                 continue
-            with sigint_deferred():
+            with interrupts.holding():
                 for run, (result, wall_ms) in zip(runs, results, strict=True):
                     fields = correspondences_fields(result, msg.header.frame_id, descriptors)
                     message = build_message(typestore, CORRESPONDENCES, fields)
@@ -230,6 +268,12 @@ def replay_frames(
 
 
 def run(args: argparse.Namespace) -> int:
+    with Interrupts().installed() as interrupts:
+        return replay_bag(args, interrupts)
+
+
+def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    """The replay of run(); after the first stop signal, later ones cannot cut it short."""
     from superglue_ros.io import rosbag
     from superglue_ros.tools import report
 
@@ -282,7 +326,9 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
             with deterministic_torch():
-                outcome = replay_frames(source, runs, typestore, info, not args.no_descriptors)
+                outcome = replay_frames(
+                    source, runs, typestore, info, not args.no_descriptors, interrupts
+                )
         finally:
             for config_run in runs:
                 config_run.writer.close()
