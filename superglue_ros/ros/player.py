@@ -76,6 +76,7 @@ class Source:
     camera_info: Any
     count: int
     description: str
+    damage: Any = None  # a damaged bag: where it ended (set once frames() got there)
 
 
 def folder_source(
@@ -111,8 +112,11 @@ def bag_source(path: Path, image_topic: str | None) -> Source:
             for _, raw in bag.frames():
                 msg = convert.fill_message(cls(), convert.rosbags_to_fields(raw))
                 yield Frame(stamp_to_ns(msg.header.stamp), message=msg)
+            source.damage = bag.damage
 
-    return Source(frames, info, stream.count, f"{stream.count} frames of {stream.topic} in {path}")
+    description = f"{stream.count} frames of {stream.topic} in {path}"
+    source = Source(frames, info, stream.count, description)
+    return source
 
 
 def memory_source(images: Iterable[np.ndarray], rate_hz: float, camera_info: Any = None) -> Source:
@@ -300,6 +304,8 @@ def play_to_topics(
                 player.spin_for(0.2)  # let reliable samples go out before the node goes
             state = f"stopped by {stop.reason()} after" if stop.is_set() else "published"
             log(f"{state} {count} frames")
+            if source.damage is not None:
+                log(f"{source.damage.describe()}; published the frames before it")
             return count
     finally:
         rclpy.try_shutdown()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
+EXIT_DAMAGED_INPUT = 3  # done, but the input bag was damaged: outputs cover its intact part
 
 
 class CliError(Exception):

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from superglue_ros.tools.common import EXIT_INTERRUPTED, CliError
+from superglue_ros.tools.common import EXIT_DAMAGED_INPUT, EXIT_INTERRUPTED, CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status 0 when every frame was published, 130 when SIGINT/SIGTERM stopped it
-    (however many signals came), 1 when no subscriber came in time."""
+    """Exit status 0 when every frame was published, 3 when a damaged bag's intact frames
+    were, 130 when SIGINT/SIGTERM stopped it (however many signals came), 1 when no
+    subscriber came in time."""
     if args.rate is not None and args.rate <= 0:
         raise CliError(f"--rate must be positive, got {args.rate}")
     try:
@@ -82,4 +83,6 @@ def play(args: argparse.Namespace, player: Any, stop: Any) -> int:
     except TimeoutError as error:
         print(f"play: error: {error}", flush=True)
         return 1
-    return EXIT_INTERRUPTED if stop.is_set() else 0
+    if stop.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_DAMAGED_INPUT if source.damage is not None else 0

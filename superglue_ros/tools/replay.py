@@ -18,6 +18,14 @@ Ctrl-C (or SIGTERM) stops the replay: the frame being processed is dropped (a
 frame's messages are written all or nothing), the bags are closed and valid, and
 the report covers the frames written and says it was interrupted (exit 130).
 Further Ctrl-Cs while it closes the bags and writes the report are ignored.
+
+A damaged input bag (an mcap cut short by a killed recording, a sqlite3 file
+with a damaged tail) is replayed up to where it breaks: every intact frame is
+processed, the outputs are valid, and the log and report.json
+(``input_damage``) say where the bag ended; the exit status is then 3.
+
+Exit status: 0 done, 2 bad arguments or an unreadable bag, 3 done with a damaged
+input bag (its intact part), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from superglue_ros.tools import odometry_eval
 from superglue_ros.tools.common import (
+    EXIT_DAMAGED_INPUT,
     EXIT_INTERRUPTED,
     CliError,
     add_params_argument,
@@ -46,6 +55,7 @@ from superglue_ros.tools.common import (
 CORRESPONDENCES_TOPIC = "/correspondences"
 KEYFRAMES_TOPIC = "/keyframes"
 BAG_NAME = "correspondences"
+OUTPUT_QOS_DEPTH = 10  # the node's output_qos_depth default
 LISTED_SKIPS = 100  # report.json lists the first skipped frames; skipped_count counts them all
 
 
@@ -136,10 +146,11 @@ class Interrupts:
 class Progress:
     """A one-line progress bar on stream, drawn only when it is a terminal."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
+        # sys.stderr when called, not when defined (it may have been replaced since)
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
         self.start = time.perf_counter()
 
     def update(self, done: int) -> None:
@@ -258,7 +269,14 @@ def replay_frames(
         interrupted = True
     finally:
         progress.close()
+    damage = source.damage
+    if damage is not None and not interrupted:
+        print(
+            f"\nreplay: {damage.describe()}; replayed the {read} frames before that point",
+            file=sys.stderr,
+        )
     return {
+        "input_damage": None if damage is None or interrupted else asdict(damage),
         "intrinsics": intrinsics.tolist() if intrinsics is not None else None,
         "frames_read": read,
         "skipped_frames": skipped,
@@ -275,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
 def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """The replay of run(); after the first stop signal, later ones cannot cut it short."""
     from superglue_ros.io import rosbag
+    from superglue_ros.io.rosbag2_writer import offered_qos
     from superglue_ros.tools import report
 
     configs = load_configs(args.params)
@@ -307,11 +326,20 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
                         name=name,
                         pipeline=pipeline,
                         writer=writer,
+                        # The QoS the node offers on these topics (ros/qos.py).
                         correspondences=writer.add_connection(
-                            CORRESPONDENCES_TOPIC, msgtype, typestore=typestore
+                            CORRESPONDENCES_TOPIC,
+                            msgtype,
+                            typestore=typestore,
+                            offered_qos_profiles=[offered_qos(depth=OUTPUT_QOS_DEPTH)],
                         ),
                         keyframes=writer.add_connection(
-                            KEYFRAMES_TOPIC, msgtype, typestore=typestore
+                            KEYFRAMES_TOPIC,
+                            msgtype,
+                            typestore=typestore,
+                            offered_qos_profiles=[
+                                offered_qos(transient_local=True, depth=OUTPUT_QOS_DEPTH)
+                            ],
                         ),
                         recorder=report.RunRecorder(
                             name,
@@ -357,7 +385,7 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
         return EXIT_INTERRUPTED
     if args.odometry and odometry_failed:
         raise CliError(odometry_failed)
-    return 0
+    return EXIT_DAMAGED_INPUT if document["input_damage"] else 0
 
 
 def odometry_inputs(args: argparse.Namespace) -> tuple[Any, Any]:

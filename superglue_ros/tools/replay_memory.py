@@ -62,24 +62,25 @@ def frame(texture: np.ndarray, index: int) -> np.ndarray:
 
 def write_bag(path: Path, frames: int, texture: np.ndarray) -> None:
     """A rosbag2 (mcap) of frames JPEG images on /camera/image_raw/compressed."""
-    from superglue_ros.tools import rosbag_io
+    from superglue_ros.io import rosbag
+    from superglue_ros.io.stamps import header_fields
 
-    typestore = rosbag_io.make_typestore()
-    writer = rosbag_io.open_writer(path, "mcap")
+    typestore = rosbag.make_typestore()
+    writer = rosbag.open_writer(path, "mcap")
     try:
         connection = writer.add_connection(
-            "/camera/image_raw/compressed", rosbag_io.COMPRESSED_IMAGE, typestore=typestore
+            "/camera/image_raw/compressed", rosbag.COMPRESSED_IMAGE, typestore=typestore
         )
         for index in range(frames):
             stamp = 1_000_000_000 + index * FRAME_PERIOD_NS
             data = cv2.imencode(".jpg", frame(texture, index), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
             fields = {
-                "header": rosbag_io.header_fields(stamp, "camera"),
+                "header": header_fields(stamp, "camera"),
                 "format": "jpeg",
                 "data": data.reshape(-1),
             }
-            message = rosbag_io.build_message(typestore, rosbag_io.COMPRESSED_IMAGE, fields)
-            serialized = typestore.serialize_cdr(message, rosbag_io.COMPRESSED_IMAGE)
+            message = rosbag.build_message(typestore, rosbag.COMPRESSED_IMAGE, fields)
+            serialized = typestore.serialize_cdr(message, rosbag.COMPRESSED_IMAGE)
             writer.write(connection, stamp, serialized)
     finally:
         writer.close()

@@ -406,6 +406,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         f"- camera info: `{report['camera_info_topic']}`, intrinsics {intrinsics}",
         f"- skipped (undecodable) frames: {report['skipped_count']}",
     ]
+    if report.get("input_damage"):
+        lines.append(
+            f"- **damaged input**: {report['input_damage']['reason']} "
+            f"({report['input_damage']['file']}); the numbers cover the intact frames before it."
+        )
     if report["interrupted"]:
         lines.append(
             "- **interrupted**: the replay was stopped early; the numbers cover the frames "
