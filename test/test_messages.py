@@ -18,7 +18,7 @@ def msg_field_names(name: str) -> list[str]:
     names = []
     for line in (MSG_DIR / f"{name}.msg").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line and "=" not in line:  # constants are no fields
             names.append(re.split(r"\s+", line)[1])
     return names
 
@@ -83,3 +83,45 @@ def test_descriptors_can_be_left_out_and_binary_ones_become_floats() -> None:
 def test_stamps_split_into_seconds_and_nanoseconds() -> None:
     assert stamp_fields(0) == {"sec": 0, "nanosec": 0}
     assert stamp_fields(1_341_847_980_722_988_000) == {"sec": 1_341_847_980, "nanosec": 722_988_000}
+
+
+def msg_constants(name: str) -> dict[str, int]:
+    constants = {}
+    for line in (MSG_DIR / f"{name}.msg").read_text().splitlines():
+        match = re.match(r"^\w+\s+(\w+)=(\d+)", line)
+        if match:
+            constants[match.group(1)] = int(match.group(2))
+    return constants
+
+
+def test_descriptor_kind_says_what_each_frontend_sends() -> None:
+    """ORB: byte values as floats; SIFT: OpenCV's scale (norm ~512); learned: unit vectors."""
+    from superglue_ros.pipeline.baselines import OrbFrontend, SiftFrontend
+
+    from synthetic import textured_image
+
+    constants = msg_constants("Features")
+    image = textured_image(240, 320)
+    result = make_result()
+    expected = {
+        OrbFrontend(300): "DESCRIPTOR_BINARY",
+        SiftFrontend(300): "DESCRIPTOR_FLOAT_SIFT",
+    }
+    for frontend, constant in expected.items():
+        result.features = frontend.extract(image)
+        result.track_ids = np.arange(len(result.features))
+        features = correspondences_fields(result, "c")["features"]
+        assert features["descriptor_kind"] == constants[constant], constant
+        rows = features["descriptors"].reshape(-1, features["descriptor_dim"])
+        norms = np.linalg.norm(rows, axis=1)
+        if constant == "DESCRIPTOR_BINARY":
+            assert features["descriptor_dim"] == 32
+            np.testing.assert_array_equal(rows, np.round(rows))
+            assert rows.min() >= 0 and rows.max() <= 255 and norms.mean() > 100
+        else:
+            assert rows.min() >= 0 and np.all(np.abs(norms - 512) < 0.05 * 512)
+    # the learned frontends' default: unit vectors (SuperPoint normalises its descriptors)
+    assert (
+        correspondences_fields(make_result(), "c")["features"]["descriptor_kind"]
+        == (constants["DESCRIPTOR_FLOAT_UNIT"])
+    )

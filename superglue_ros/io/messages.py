@@ -11,9 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.pipeline.types import FrameResult
+from superglue_ros.pipeline.types import (
+    DESCRIPTOR_BINARY,
+    DESCRIPTOR_FLOAT_SIFT,
+    DESCRIPTOR_FLOAT_UNIT,
+    FrameResult,
+)
 
 from .stamps import header_fields, stamp_fields
+
+# Features.msg's DESCRIPTOR_* constants
+DESCRIPTOR_KIND_CODES = {DESCRIPTOR_FLOAT_UNIT: 0, DESCRIPTOR_BINARY: 1, DESCRIPTOR_FLOAT_SIFT: 2}
 
 
 def descriptors_as_float(descriptors: np.ndarray) -> np.ndarray:
@@ -37,6 +45,7 @@ def features_fields(
         "keypoints": np.ascontiguousarray(features.keypoints, dtype=np.float32).reshape(-1),
         "scores": np.ascontiguousarray(features.scores, dtype=np.float32),
         "track_ids": np.ascontiguousarray(result.track_ids, dtype=np.int64),
+        "descriptor_kind": DESCRIPTOR_KIND_CODES[features.descriptor_kind],
         "descriptor_dim": dim,
         "descriptors": descriptors.reshape(-1) if dim else np.zeros(0, np.float32),
     }

@@ -7,13 +7,14 @@ one is built, so the learned pipeline also runs where OpenCV is not installed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .params import PIPELINE_SPECS, check_runtime_changes
-from .types import Features, PairMatches
+from .types import DESCRIPTOR_BINARY, DESCRIPTOR_FLOAT_SIFT, Features, PairMatches
 
 if TYPE_CHECKING:
     import cv2
@@ -30,6 +31,7 @@ def features_from_opencv(
     descriptors: np.ndarray | None,
     image_size: tuple[int, int],
     empty_descriptors: np.ndarray,
+    descriptor_kind: str,
 ) -> Features:
     """Features from OpenCV's detectAndCompute output; scores are keypoint responses.
 
@@ -42,12 +44,14 @@ def features_from_opencv(
             scores=np.zeros(0, np.float32),
             descriptors=empty_descriptors,
             image_size=image_size,
+            descriptor_kind=descriptor_kind,
         )
     return Features(
         keypoints=np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2),
         scores=np.array([kp.response for kp in keypoints], dtype=np.float32),
         descriptors=descriptors,
         image_size=image_size,
+        descriptor_kind=descriptor_kind,
     )
 
 
@@ -56,11 +60,11 @@ def keep_strongest(features: Features, max_keypoints: int) -> Features:
     if len(features) <= max_keypoints:
         return features
     keep = np.argsort(-features.scores, kind="stable")[:max_keypoints]
-    return Features(
+    return dataclasses.replace(
+        features,
         keypoints=features.keypoints[keep],
         scores=features.scores[keep],
         descriptors=features.descriptors[keep],
-        image_size=features.image_size,
     )
 
 
@@ -79,7 +83,9 @@ class OrbFrontend:
         """image: [H, W] uint8 grayscale."""
         keypoints, descriptors = self._orb.detectAndCompute(image, None)
         empty = np.zeros((0, ORB_DESCRIPTOR_BYTES), np.uint8)
-        features = features_from_opencv(keypoints, descriptors, image.shape[:2], empty)
+        features = features_from_opencv(
+            keypoints, descriptors, image.shape[:2], empty, DESCRIPTOR_BINARY
+        )
         # ORB keeps ties at each pyramid level's cut-off, which can exceed nfeatures.
         return keep_strongest(features, self.max_keypoints)
 
@@ -99,7 +105,9 @@ class SiftFrontend:
         """image: [H, W] uint8 grayscale."""
         keypoints, descriptors = self._sift.detectAndCompute(image, None)
         empty = np.zeros((0, SIFT_DESCRIPTOR_DIM), np.float32)
-        features = features_from_opencv(keypoints, descriptors, image.shape[:2], empty)
+        features = features_from_opencv(
+            keypoints, descriptors, image.shape[:2], empty, DESCRIPTOR_FLOAT_SIFT
+        )
         # SIFT may exceed nfeatures: keypoints with several orientations are duplicated.
         return keep_strongest(features, self.max_keypoints)
 

@@ -97,4 +97,5 @@ class PreprocessingFrontend:
             scores=np.asarray(features.scores, dtype=np.float32).reshape(-1),
             descriptors=features.descriptors,
             image_size=original_size,
+            descriptor_kind=features.descriptor_kind,
         )

@@ -12,6 +12,11 @@ from typing import Protocol
 
 import numpy as np
 
+# What Features.descriptors hold (Features.msg's descriptor_kind says the same to consumers).
+DESCRIPTOR_FLOAT_UNIT = "float_unit"  # floats of L2 norm 1 (SuperPoint and other learned ones)
+DESCRIPTOR_BINARY = "binary"  # uint8 bytes of a binary descriptor (ORB: 32 bytes = 256 bits)
+DESCRIPTOR_FLOAT_SIFT = "float_sift"  # OpenCV SIFT's scale: non-negative, L2 norm about 512
+
 
 @dataclass
 class Features:
@@ -21,12 +26,14 @@ class Features:
     scores: [N] float32 detector confidence.
     descriptors: [N, D] float32 (uint8 bytes for binary descriptors such as ORB).
     image_size: (height, width) of the image the keypoints come from.
+    descriptor_kind: one of the DESCRIPTOR_* names above.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     descriptors: np.ndarray
     image_size: tuple[int, int]
+    descriptor_kind: str = DESCRIPTOR_FLOAT_UNIT
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
