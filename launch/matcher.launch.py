@@ -9,15 +9,35 @@ namespace, on the matcher's correspondences and the same camera_info.
 Parameters come from params_file (default: the installed config/matcher.yaml),
 then the preset's file (config/<preset>.yaml), then the arguments below that
 are not empty.
+
+When the node exits with an error (a bad parameter: 2, missing weights: 3), the
+launch ends too, with a non-zero status: launch returns 1 after an exception in
+one of its actions, and a clean node exit (0, after Ctrl-C) raises none.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PRESETS = ("none", "indoor", "outdoor", "fast_cpu")
+NODE_EXIT_MEANINGS = {2: "bad parameter", 3: "model weights missing", 1: "start-up failed"}
+
+
+class NodeFailedError(RuntimeError):
+    """matcher_node exited with an error status: ends the launch with a non-zero status."""
+
+
+def _fail_on_error_exit(event, context):
+    """OnProcessExit: a non-zero exit of the node ends the launch with status 1."""
+    if event.returncode == 0:
+        return None
+    meaning = NODE_EXIT_MEANINGS.get(event.returncode, "see its log above")
+    raise NodeFailedError(
+        f"{event.action.name} exited with status {event.returncode} ({meaning}); ending the launch"
+    )
 
 
 def _node(context, *args, **kwargs):
@@ -39,28 +59,31 @@ def _node(context, *args, **kwargs):
             "matcher",
             "runtime",
             "onnx_dir",
+            "image_reliability",
         )
         if value(name)
     }
+    if value("image_qos_depth"):
+        overrides["image_qos_depth"] = int(value("image_qos_depth"))
     overrides["use_sim_time"] = value("use_sim_time").lower() in ("true", "1", "yes")
     params.append(overrides)
-    nodes = [
-        Node(
-            package="superglue_ros",
-            executable="matcher_node",
-            name=value("node_name"),
-            namespace=value("namespace"),
-            output="screen",
-            emulate_tty=True,
-            parameters=params,
-            remappings=[
-                ("image", value("image")),
-                ("camera_info", value("camera_info")),
-                ("features_vins", value("vins_topic")),
-            ],
-            arguments=["--ros-args", "--log-level", value("log_level")],
-        )
-    ]
+    node = Node(
+        package="superglue_ros",
+        executable="matcher_node",
+        name=value("node_name"),
+        namespace=value("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=params,
+        remappings=[
+            ("image", value("image")),
+            ("camera_info", value("camera_info")),
+            ("features_vins", value("vins_topic")),
+        ],
+        arguments=["--ros-args", "--log-level", value("log_level")],
+    )
+    on_exit = OnProcessExit(target_action=node, on_exit=_fail_on_error_exit)
+    nodes = [node, RegisterEventHandler(on_exit)]
     if value("odometry").lower() in ("true", "1", "yes"):
         nodes.append(
             Node(
@@ -111,6 +134,18 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument("frontend", default_value="", description="superpoint, orb, sift"),
         DeclareLaunchArgument("matcher", default_value="", description="superglue or mnn"),
+        DeclareLaunchArgument(
+            "image_reliability",
+            default_value="",
+            choices=["", "best_effort", "reliable"],
+            description="image QoS: best_effort (sensor data; drops rather than delays) or "
+            "reliable (large raw images over UDP, or a lossless link); empty: the file's value",
+        ),
+        DeclareLaunchArgument(
+            "image_qos_depth",
+            default_value="",
+            description="image subscription history depth (1 keeps only the newest frame)",
+        ),
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument("node_name", default_value="matcher_node", description="node name"),
         DeclareLaunchArgument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,12 +113,13 @@ class Stats:
 
 
 def build_status(
-    snapshot: Snapshot, backend: str, camera_info: bool
+    snapshot: Snapshot, backend: str, camera_info: bool, qos_warnings: Sequence[str] = ()
 ) -> tuple[int, str, dict[str, str]]:
     """(level, message, key/values) of the matching status.
 
-    ERROR once any frame failed to process, WARN for skipped bad images or when
-    most frames are dropped, else OK with the processing rate.
+    ERROR once any frame failed to process, WARN while a QoS warning stands and no
+    frame was processed, for skipped bad images or when most frames are dropped,
+    else OK with the processing rate. qos_warnings: what qos_watch said, in order.
     """
     latencies = snapshot.latencies_ms
     bad = sum(snapshot.bad_inputs.values())
@@ -138,9 +140,13 @@ def build_status(
         **{f"stage_ms.{k}": f"{np.mean(v):.1f}" for k, v in sorted(snapshot.stage_ms.items())},
         "camera_info": "received" if camera_info else "missing",
     }
+    if qos_warnings:
+        values["qos_warning"] = " | ".join(qos_warnings)
     level, message = OK, f"{snapshot.rate_hz:.1f} frames/s"
     if snapshot.processing_errors:
         level, message = ERROR, "processing errors"
+    elif qos_warnings and not snapshot.processed:
+        level, message = WARN, "no frames: check the image QoS"
     elif bad:
         level, message = WARN, f"{bad} bad images skipped"
     elif snapshot.received and snapshot.dropped > snapshot.processed:

@@ -26,8 +26,10 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import qos_policy_name_from_kind
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -35,7 +37,7 @@ from superglue_ros.io.images import BadImageError, decode_image
 from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.pipeline.params import Config
 from superglue_ros.pipeline.pipeline import Pipeline
-from superglue_ros.ros import qos, shutdown
+from superglue_ros.ros import qos, qos_watch, shutdown
 from superglue_ros.ros.diagnostics import Stats, build_status
 from superglue_ros.ros.mailbox import FrameMailbox, Pending
 from superglue_ros.ros.outputs import Outputs
@@ -47,6 +49,11 @@ from superglue_ros.ros.params import (
     undeclared_overrides,
 )
 from superglue_ros.ros.vins import CameraModel
+
+try:  # Iron and newer
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
 NODE_NAME = "matcher_node"
 EXIT_BAD_PARAMETER = 2
@@ -127,22 +134,34 @@ class MatcherNode(Node):
         self._outputs.publish_descriptors = node.flag("publish_descriptors")
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos.output_qos(10))
 
-        image_qos = qos.image_qos(node.text("image_reliability"), node.integer("image_qos_depth"))
+        self._image_reliability = node.text("image_reliability")
+        image_qos = qos.image_qos(self._image_reliability, node.integer("image_qos_depth"))
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         if node["image_transport"] == "compressed":
             # image_transport's convention: the compressed stream of topic T is T/compressed.
             topic = self.resolve_topic_name("image") + "/compressed"
             self._sub_image = self.create_subscription(
-                CompressedImage, topic, self._on_image, image_qos
+                CompressedImage, topic, self._on_image, image_qos, event_callbacks=events
             )
         else:
             topic = "image"
-            self._sub_image = self.create_subscription(Image, topic, self._on_image, image_qos)
+            self._sub_image = self.create_subscription(
+                Image, topic, self._on_image, image_qos, event_callbacks=events
+            )
+        self._image_topic = self.resolve_topic_name(topic)
+        self._qos_warnings: list[str] = []
+        self._starvation = qos_watch.StarvationWatch(
+            node.number("image_starvation_warning"), self._image_reliability, self._image_topic
+        )
         self._sub_info = self.create_subscription(
             CameraInfo, "camera_info", self._on_camera_info, image_qos
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # A steady clock: /diagnostics keeps coming with use_sim_time and no /clock.
         self._diag_timer = self.create_timer(
-            node.number("diagnostics_period"), self._on_diagnostics
+            node.number("diagnostics_period"),
+            self._on_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
 
         self._worker = threading.Thread(target=self._work, name="matcher_worker", daemon=True)
@@ -173,9 +192,30 @@ class MatcherNode(Node):
             self._pending_changes.update(changes)
         return SetParametersResult(successful=True)
 
+    def _on_incompatible_qos(self, event: Any) -> None:
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        message = qos_watch.incompatible_qos_message(
+            self._image_topic, policy, int(event.total_count), self._image_reliability
+        )
+        self._qos_warning("incompatible_qos", message)
+
+    def _qos_warning(self, kind: str, message: str) -> None:
+        """A QoS problem: logged once per kind, shown in /diagnostics from now on."""
+        if kind in self._logged_kinds:
+            return
+        self._logged_kinds.add(kind)
+        self._qos_warnings.append(message)
+        self.get_logger().warning(message)
+
     def _on_diagnostics(self) -> None:
+        snapshot = self._stats.snapshot()
+        if self._starvation.after_s > 0:
+            publishers = self.count_publishers(self._image_topic)
+            starving = self._starvation.check(time.monotonic(), publishers, snapshot.received)
+            if starving:
+                self._qos_warning("image_starvation", starving)
         level, message, values = build_status(
-            self._stats.snapshot(), self._backend, self._camera is not None
+            snapshot, self._backend, self._camera is not None, self._qos_warnings
         )
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name()}: matching",

@@ -70,9 +70,17 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "diagnostics_period",
         1.0,
-        "Seconds between /diagnostics messages.",
+        "Seconds between /diagnostics messages (wall time, also with use_sim_time).",
         min_value=0.1,
         max_value=60.0,
+    ),
+    ParamSpec(
+        "image_starvation_warning",
+        5.0,
+        "Seconds a matched image publisher may send no frame before the node warns (once, log "
+        "and /diagnostics) that QoS is the likely cause; 0 turns the warning off.",
+        min_value=0.0,
+        max_value=3600.0,
     ),
 )
 
