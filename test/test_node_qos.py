@@ -58,11 +58,20 @@ def test_large_reliable_images_into_best_effort(ros_env, tmp_path, probe) -> Non
         values = diagnostics_values(diagnostics)
         log = node.output()
     processed = int(values.get("frames_processed", 0))
-    if processed == 0:
+    received = values.get("frames_received")
+    print(f"reliable 640x480 RGB -> best_effort: {received} of 40 received, {processed} processed")
+    if processed == 0:  # starved: it must say so, naming the parameter
         assert WARNING in log and "image_reliability:=reliable" in log, log
         assert "image_reliability:=reliable" in values.get("qos_warning", ""), values
     else:
-        assert len(corrs) > 0 and WARNING not in log, log
+        assert len(corrs) > 0
+    # The warning is raised only while nothing has arrived: the first /diagnostics
+    # that carries it was built from the same counters.
+    warned = [diagnostics_values([array]) for array in diagnostics]
+    warned = [v for v in warned if "qos_warning" in v]
+    assert (WARNING in log) == bool(warned)
+    if warned:
+        assert warned[0]["frames_received"] == "0", warned[0]
 
 
 def test_silent_publisher_with_sim_time_warns_in_diagnostics(ros_env, tmp_path, probe) -> None:  # noqa: F811
