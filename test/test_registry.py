@@ -27,8 +27,19 @@ def test_unknown_frontend_lists_known_names():
 
 
 def test_unknown_matcher_lists_known_names():
-    with pytest.raises(ValueError, match="unknown matcher 'lightglue'.*mnn, superglue"):
-        build_matcher({"frontend": "orb", "matcher": "lightglue"})
+    with pytest.raises(ValueError, match="unknown matcher 'loftr'.*lightglue, mnn, superglue"):
+        build_matcher({"frontend": "orb", "matcher": "loftr"})
+
+
+@pytest.mark.parametrize("frontend", ["orb", "sift"])
+def test_lightglue_needs_a_frontend_it_has_weights_for(frontend):
+    with pytest.raises(ValueError, match="lightglue.*aliked, disk, superpoint"):
+        build_matcher({"frontend": frontend, "matcher": "lightglue"})
+
+
+def test_lightglue_refuses_aliked_t16_descriptors():
+    with pytest.raises(ValueError, match="t16.*64-d.*128-d"):
+        build_matcher({"frontend": "aliked", "matcher": "lightglue", "aliked.model": "t16"})
 
 
 @pytest.mark.parametrize("frontend", ["orb", "sift"])

@@ -206,7 +206,6 @@ def download_weights(
     """
     target = Path(directory).expanduser() if directory else cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    fetch = opener or _urlopen
     paths = []
     for name in list(names) if names is not None else list(expected):
         if name not in expected:
@@ -221,15 +220,34 @@ def download_weights(
             log(f"{path}: corrupt or incomplete (hash mismatch), downloading it again")
         url = base_url + name
         log(f"downloading {url} -> {path}")
-        _download_one(url, path, expected[name], fetch)
+        download_file(url, path, expected[name], opener)
         log(f"{path}: downloaded, verified")
         paths.append(path)
     return paths
 
 
-def _download_one(url: str, path: Path, sha1: str, fetch: Opener) -> None:
+def download_file(
+    url: str,
+    path: Path,
+    expected: str,
+    opener: Opener | None = None,
+    *,
+    digest: Callable[[Path], str] = git_blob_sha1,
+    hash_name: str = "git-blob SHA-1",
+) -> None:
+    """Fetch url into path through a temporary file in the same directory.
+
+    The temporary file's digest must equal expected before it is renamed into
+    place, so a failed or corrupt download never leaves a file under the real
+    name. WeightsNotFoundError (with manual instructions) when it fails.
+    """
+    fetch = opener or _urlopen
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     temp = Path(temp_name)
+    manual = (
+        f"Offline: fetch {url} on another machine and copy it to {path} "
+        f"(or into the directory in ${ENV_VAR})."
+    )
     try:
         size = 0
         with os.fdopen(handle, "wb") as out:
@@ -240,14 +258,14 @@ def _download_one(url: str, path: Path, sha1: str, fetch: Opener) -> None:
                         size += len(block)
             except (urllib.error.URLError, OSError, ValueError) as error:
                 raise WeightsNotFoundError(
-                    f"could not download {url}: {getattr(error, 'reason', error)}. "
-                    + how_to_get(path.name, path.parent)
+                    f"could not download {url}: {getattr(error, 'reason', error)}. " + manual
                 ) from error
-        actual = git_blob_sha1(temp)
-        if actual != sha1:
+        actual = digest(temp)
+        if actual != expected:
             raise WeightsNotFoundError(
-                f"download of {url} is corrupt ({size} bytes, git-blob SHA-1 {actual}, "
-                f"expected {sha1}); nothing was written to {path}. " + how_to_get(path.name)
+                f"download of {url} is corrupt or not the expected file ({size} bytes, "
+                f"{hash_name} {actual}, expected {expected}); nothing was written to {path}. "
+                + manual
             )
         os.replace(temp, path)
     finally:

@@ -2,8 +2,10 @@
 
 Images arrive from two shells (ROS messages, bag replay) in a few layouts. They
 are checked and converted to one form here, so each detector only ever sees an
-[H, W] uint8 grayscale array and a bad image fails with a message that says what
-is wrong instead of a shape error deep inside OpenCV or torch. OpenCV is imported
+[H, W] uint8 grayscale array (or, for a frontend whose ``color`` attribute is
+True, such as ALIKED and DISK, an [H, W, 3] uint8 RGB array) and a bad image
+fails with a message that says what is wrong instead of a shape error deep
+inside OpenCV or torch. OpenCV is imported
 only for colour conversion and downscaling, so gray images at full size need none.
 """
 
@@ -14,8 +16,8 @@ import numpy as np
 from .types import Features, Frontend
 
 
-def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """Check an image and return it as [H, W] uint8 grayscale.
+def checked_image(image: np.ndarray) -> np.ndarray:
+    """Check an image; return it as [H, W] uint8 gray or [H, W, 3] uint8 RGB.
 
     image: [H, W] uint8 gray, [H, W, 1] uint8 gray or [H, W, 3] uint8 RGB.
     Raises ValueError naming the problem for anything else.
@@ -32,11 +34,25 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"image must be [H, W] or [H, W, C], got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty, shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def to_grayscale(image: np.ndarray) -> np.ndarray:
+    """Check an image (as checked_image) and return it as [H, W] uint8 grayscale."""
+    image = checked_image(image)
     if image.ndim == 3:
         import cv2
 
-        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    return np.ascontiguousarray(image)
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return image
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Check an image (as checked_image) and return it as [H, W, 3] uint8 RGB (gray repeated)."""
+    image = checked_image(image)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return image
 
 
 def downscaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -63,6 +79,9 @@ def rescale_keypoints(
 class PreprocessingFrontend:
     """Wraps any Frontend: checks and converts the image, optionally downscales it.
 
+    The frontend gets gray [H, W] images, or RGB [H, W, 3] ones when its
+    ``color`` attribute is True.
+
     Keypoints and image_size are always reported in the original image's pixels,
     so downstream code never needs to know that detection ran on a smaller image.
     """
@@ -80,15 +99,17 @@ class PreprocessingFrontend:
 
     def extract(self, image: np.ndarray) -> Features:
         """image: [H, W] / [H, W, 1] uint8 gray or [H, W, 3] uint8 RGB."""
-        gray = to_grayscale(image)
-        original_size = (gray.shape[0], gray.shape[1])
+        color = bool(getattr(self.frontend, "color", False))
+        pixels = to_rgb(image) if color else to_grayscale(image)
+        original_size = (pixels.shape[0], pixels.shape[1])
         detect_size = downscaled_size(*original_size, self.max_image_side)
         if detect_size != original_size:
             import cv2
 
             # INTER_AREA averages pixels, which avoids aliasing when shrinking.
-            gray = cv2.resize(gray, (detect_size[1], detect_size[0]), interpolation=cv2.INTER_AREA)
-        features = self.frontend.extract(gray)
+            size = (detect_size[1], detect_size[0])
+            pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        features = self.frontend.extract(pixels)
         keypoints = np.asarray(features.keypoints, dtype=np.float32).reshape(-1, 2)
         if detect_size != original_size:
             keypoints = rescale_keypoints(keypoints, detect_size, original_size)

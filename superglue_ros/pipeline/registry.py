@@ -35,6 +35,24 @@ def _superglue(config: Config) -> Matcher:
     return build_superglue_matcher(config)
 
 
+def _aliked(config: Config) -> Frontend:
+    from .open_learned import build_aliked_frontend
+
+    return build_aliked_frontend(config)
+
+
+def _disk(config: Config) -> Frontend:
+    from .open_learned import build_disk_frontend
+
+    return build_disk_frontend(config)
+
+
+def _lightglue(config: Config) -> Matcher:
+    from .open_learned import build_lightglue_matcher
+
+    return build_lightglue_matcher(config)
+
+
 def _orb(config: Config) -> Frontend:
     return OrbFrontend(max_keypoints=config.integer("classical.max_keypoints"))
 
@@ -49,17 +67,26 @@ def _mnn(config: Config) -> Matcher:
 
 FRONTENDS: dict[str, Callable[[Config], Frontend]] = {
     "superpoint": _superpoint,
+    "aliked": _aliked,
+    "disk": _disk,
     "orb": _orb,
     "sift": _sift,
 }
 
 MATCHERS: dict[str, Callable[[Config], Matcher]] = {
     "superglue": _superglue,
+    "lightglue": _lightglue,
     "mnn": _mnn,
 }
 
-# Matchers trained on one descriptor: SuperGlue expects SuperPoint's 256-d floats.
-REQUIRED_FRONTEND: dict[str, str] = {"superglue": "superpoint"}
+# Matchers trained on given descriptors: SuperGlue on SuperPoint's 256-d floats,
+# LightGlue has a weights file per frontend (superpoint_lightglue.pth must be present).
+REQUIRED_FRONTEND: dict[str, tuple[str, ...]] = {
+    "superglue": ("superpoint",),
+    "lightglue": ("aliked", "disk", "superpoint"),
+}
+# ALIKED networks whose descriptors are not the 128-d ones LightGlue's ALIKED weights expect.
+ALIKED_NOT_FOR_LIGHTGLUE = {"t16": 64}
 
 
 def _lookup(registry: Mapping[str, Callable], kind: str, name: Any) -> Callable:
@@ -75,13 +102,19 @@ def _name(params: Mapping[str, Any] | None, kind: str) -> Any:
     return (params or {}).get(kind, PIPELINE_SPECS[kind].default)
 
 
-def check_compatible(frontend: str, matcher: str) -> None:
+def check_compatible(frontend: str, matcher: str, aliked_model: str = "n16") -> None:
     """Raise ValueError when the matcher cannot match this frontend's descriptors."""
     required = REQUIRED_FRONTEND.get(matcher)
-    if required is not None and frontend != required:
+    if required is not None and frontend not in required:
         raise ValueError(
-            f"matcher {matcher!r} only works with frontend {required!r} "
-            f"(it was trained on its descriptors); got frontend {frontend!r}"
+            f"matcher {matcher!r} only works with frontend(s) {', '.join(required)} "
+            f"(it was trained on their descriptors); got frontend {frontend!r}"
+        )
+    if matcher == "lightglue" and frontend == "aliked" and aliked_model in ALIKED_NOT_FOR_LIGHTGLUE:
+        raise ValueError(
+            f"aliked.model {aliked_model!r} gives {ALIKED_NOT_FOR_LIGHTGLUE[aliked_model]}-d "
+            "descriptors; LightGlue's ALIKED weights expect 128-d (use n16, n16rot or n32, or "
+            "matcher mnn)"
         )
 
 
@@ -98,5 +131,7 @@ def build_matcher(params: Mapping[str, Any] | None = None) -> Matcher:
     factory = _lookup(MATCHERS, "matcher", _name(params, "matcher"))
     _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
     config = validate(params or {})
-    check_compatible(config.text("frontend"), config.text("matcher"))
+    check_compatible(
+        config.text("frontend"), config.text("matcher"), config.text("aliked.model")
+    )
     return factory(config)

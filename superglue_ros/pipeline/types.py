@@ -45,17 +45,24 @@ class PairMatches:
 
     matches0: [N] int64, index into the keyframe's keypoints, -1 = unmatched.
     scores0: [N] float32 match confidence, 0 where unmatched.
+    layers: network layers the matcher ran for this pair (LightGlue's adaptive
+    depth), 0 when it does not report them.
     """
 
     matches0: np.ndarray
     scores0: np.ndarray
+    layers: int = 0
 
 
 class Frontend(Protocol):
-    """Turns a grayscale image into features."""
+    """Turns an image into features.
+
+    A frontend gets [H, W] uint8 grayscale images, or [H, W, 3] uint8 RGB ones
+    when it has a ``color`` attribute that is True.
+    """
 
     def extract(self, image: np.ndarray) -> Features:
-        """image: [H, W] uint8 grayscale."""
+        """image: [H, W] uint8 grayscale (or [H, W, 3] uint8 RGB, see above)."""
         ...
 
 
@@ -76,6 +83,7 @@ class KeyframeMatch:
     frame_indices: np.ndarray  # [L] int32
     keyframe_indices: np.ndarray  # [L] int32
     scores: np.ndarray  # [L] float32
+    layers: int = 0  # matcher layers run for this pair (LightGlue's early exit); 0: not reported
 
 
 @dataclass

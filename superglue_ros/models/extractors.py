@@ -1,0 +1,117 @@
+"""ALIKED and DISK keypoint extractors: kornia's networks, the released files loaded strictly.
+
+Both take RGB images and return, per image, keypoints (x, y) in pixels (pixel
+centres at integers), scores and L2-normalised descriptors. kornia computes
+them; this module only builds the networks from the verified files and wraps
+their calls into one dict-in / dict-out function per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from kornia.feature import ALIKED, DISK
+
+from superglue_ros.models.lightglue import LightGlueWeightsError, load_state_strict
+from superglue_ros.models.superpoint import autocast_for
+
+ALIKED_MODELS = ("n16", "n16rot", "n32", "t16")
+
+aliked_default_conf: dict[str, Any] = {
+    "model": "n16",  # n16 | n16rot | n32 | t16 (kornia's aliked-<model>)
+    "max_keypoints": 1024,  # keep at most this many keypoints (-1: up to kornia's 20000)
+    "detection_threshold": 0.0,  # > 0: keep maxima above it; <= 0: the max_keypoints best
+    "nms_radius": 2,  # suppression radius of the score map (px)
+    "precision": "fp32",  # fp32 | fp16 | bf16 (autocast on the input's device)
+}
+
+disk_default_conf: dict[str, Any] = {
+    "max_keypoints": 1024,  # keep at most the this many strongest maxima (-1: all)
+    "nms_window": 5,  # side of the suppression window (px)
+    "score_threshold": 0.0,  # keep heatmap maxima strictly above this logit
+    "precision": "fp32",  # fp32 | fp16 | bf16 (autocast on the input's device)
+}
+
+# ALIKED's soft-argmax grid is derived from nms_radius; the released files do not hold it.
+ALIKED_DERIVED_BUFFERS = ("dkd.hw_grid",)
+
+
+def build_aliked(
+    state: Mapping[str, torch.Tensor], conf: Mapping[str, Any] | None = None, source: str = ""
+) -> ALIKED:
+    """kornia's ALIKED in eval mode with the released state dict loaded strictly.
+
+    Only the derived buffer dkd.hw_grid may be absent from the file (it is kept
+    as the model computes it from nms_radius).
+    """
+    conf = {**aliked_default_conf, **(conf or {})}
+    if conf["model"] not in ALIKED_MODELS:
+        raise ValueError(f"ALIKED model must be one of {', '.join(ALIKED_MODELS)}")
+    model = ALIKED(
+        model_name=f"aliked-{conf['model']}",
+        max_num_keypoints=int(conf["max_keypoints"]),
+        detection_threshold=float(conf["detection_threshold"]),
+        nms_radius=int(conf["nms_radius"]),
+    )
+    own = model.state_dict()
+    full = dict(state)
+    for name in ALIKED_DERIVED_BUFFERS:
+        if name in full:
+            raise LightGlueWeightsError(f"{source or 'ALIKED file'} unexpectedly holds {name}")
+        full[name] = own[name]
+    load_state_strict(model, full, source)
+    return model.eval()
+
+
+def build_disk(state: Mapping[str, torch.Tensor], source: str = "") -> DISK:
+    """kornia's DISK in eval mode; state is the release's {'extractor': state dict} or the dict."""
+    if "extractor" in state:
+        state = state["extractor"]
+    model = DISK()
+    load_state_strict(model, state, source)
+    return model.eval()
+
+
+@torch.inference_mode()
+def extract_aliked(
+    model: ALIKED, image: torch.Tensor, precision: str = "fp32"
+) -> dict[str, torch.Tensor]:
+    """image: [1, 3, H, W] float RGB in [0, 1].
+
+    Returns keypoints [N, 2] float32 pixels (x, y), scores [N] float32,
+    descriptors [N, D] float32 (L2-normalised).
+    """
+    with autocast_for(image.device, precision):
+        features = model(image)[0]
+    return {
+        "keypoints": features.keypoints.float(),
+        "scores": features.keypoint_scores.float(),
+        "descriptors": features.descriptors.float(),
+    }
+
+
+@torch.inference_mode()
+def extract_disk(
+    model: DISK, image: torch.Tensor, conf: Mapping[str, Any], precision: str = "fp32"
+) -> dict[str, torch.Tensor]:
+    """image: [1, 3, H, W] float RGB in [0, 1]; any size (zero-padded to multiples of 16).
+
+    Returns keypoints [N, 2] float32 pixels (x, y), scores [N] float32 (heatmap
+    logits), descriptors [N, D] float32 (L2-normalised).
+    """
+    limit = int(conf["max_keypoints"])
+    with autocast_for(image.device, precision):
+        features = model(
+            image,
+            n=limit if limit > 0 else None,
+            window_size=int(conf["nms_window"]),
+            score_threshold=float(conf["score_threshold"]),
+            pad_if_not_divisible=True,
+        )[0]
+    return {
+        "keypoints": features.keypoints.float(),
+        "scores": features.detection_scores.float(),
+        "descriptors": features.descriptors.float(),
+    }
