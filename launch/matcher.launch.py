@@ -132,8 +132,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "onnx_dir", default_value="", description="directory of the exported .onnx files"
         ),
-        DeclareLaunchArgument("frontend", default_value="", description="superpoint, orb, sift"),
-        DeclareLaunchArgument("matcher", default_value="", description="superglue or mnn"),
+        DeclareLaunchArgument(
+            "frontend", default_value="", description="superpoint, aliked, disk, orb, sift"
+        ),
+        DeclareLaunchArgument(
+            "matcher", default_value="", description="superglue, lightglue or mnn"
+        ),
         DeclareLaunchArgument(
             "image_reliability",
             default_value="",

@@ -89,3 +89,33 @@ def test_downscaled_orb_keypoints_lie_on_the_original_image():
     assert features.keypoints[:, 0].max() > 320  # spans the full-size image
     assert (features.keypoints >= -0.5).all()
     assert (features.keypoints[:, 0] < 640).all() and (features.keypoints[:, 1] < 480).all()
+
+
+class _RecordingFrontend:
+    """Records the image it is given; returns one keypoint."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.seen: list[np.ndarray] = []
+
+    def extract(self, image: np.ndarray) -> Features:
+        self.seen.append(image)
+        return Features(
+            np.array([[1.0, 2.0]], np.float32),
+            np.ones(1, np.float32),
+            np.zeros((1, 4), np.float32),
+            image.shape[:2],
+        )
+
+
+def test_colour_frontends_get_rgb_and_the_others_gray() -> None:
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    colour, gray = _RecordingFrontend(True), _RecordingFrontend(False)
+    PreprocessingFrontend(colour).extract(rgb)
+    PreprocessingFrontend(gray).extract(rgb)
+    np.testing.assert_array_equal(colour.seen[0], rgb)
+    assert gray.seen[0].shape == (40, 60) and gray.seen[0].max() < 200
+    # A gray camera feeds a colour frontend three equal channels, downscaled like gray.
+    PreprocessingFrontend(colour, max_image_side=30).extract(np.full((40, 60), 77, np.uint8))
+    assert colour.seen[1].shape == (20, 30, 3) and (colour.seen[1] == 77).all()

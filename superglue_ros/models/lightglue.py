@@ -235,7 +235,7 @@ class BatchedLightGlue(torch.nn.Module):
         kpts0, kpts1 = data["keypoints0"], data["keypoints1"]
         desc0, desc1 = data["descriptors0"], data["descriptors1"]
         if kpts0.dim() != 3 or kpts1.dim() != 3 or desc0.dim() != 3 or desc1.dim() != 3:
-            raise ValueError("LightGlue needs batched [B, N, 2] keypoints and [B, N, D] descriptors")
+            raise ValueError("LightGlue needs [B, N, 2] keypoints and [B, N, D] descriptors")
         if desc0.shape[-1] != self.conf["input_dim"] or desc1.shape[-1] != self.conf["input_dim"]:
             raise ValueError(
                 f"LightGlue weights expect {self.conf['input_dim']}-d descriptors, got "

@@ -213,7 +213,8 @@ def load_open_state(name: str, explicit: str | Path | None = None) -> tuple[dict
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds for a bad file
-        raise WeightsMismatchError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+        message = f"{path} is not a readable PyTorch checkpoint: {error}"
+        raise WeightsMismatchError(message) from error
     if not isinstance(state, Mapping):
         raise WeightsMismatchError(f"{path} does not hold a state dict")
     return dict(state), path

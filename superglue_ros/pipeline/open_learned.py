@@ -38,7 +38,7 @@ def _rgb_tensor(image: np.ndarray, device: torch.device, what: str) -> torch.Ten
         described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
         raise ValueError(f"{what} frontend needs an [H, W, 3] uint8 RGB image, got {described}")
     if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
-        raise ValueError(f"image must be at least {MIN_SIDE} x {MIN_SIDE} pixels, got {image.shape}")
+        raise ValueError(f"image must be at least {MIN_SIDE} px on each side, got {image.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     return tensor.permute(2, 0, 1)[None].float().div_(255.0)
 

