@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from rosbags.highlevel import AnyReader
 
-from conftest import require_module
 from superglue_ros.tools import bag, cli
+
+from conftest import require_module
 
 
 @pytest.fixture(scope="module")

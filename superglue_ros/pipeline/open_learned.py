@@ -39,7 +39,8 @@ def _rgb_tensor(image: np.ndarray, device: torch.device, what: str) -> torch.Ten
         raise ValueError(f"{what} frontend needs an [H, W, 3] uint8 RGB image, got {described}")
     if image.shape[0] < MIN_SIDE or image.shape[1] < MIN_SIDE:
         raise ValueError(f"image must be at least {MIN_SIDE} px on each side, got {image.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    # A copy: images decoded from a message may be read-only views of its buffer.
+    tensor = torch.from_numpy(np.array(image, order="C")).to(device)
     return tensor.permute(2, 0, 1)[None].float().div_(255.0)
 
 

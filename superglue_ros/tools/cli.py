@@ -20,11 +20,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("superglue_ros.tools.weights_cli", "find, verify or download the released weights"),
     "bench": ("superglue_ros.tools.bench", "time SuperPoint and SuperGlue per stage"),
     "export": ("superglue_ros.tools.export", "export the learned models as ONNX graphs"),
+    "bench-lightglue": (
+        "superglue_ros.tools.bench_lightglue",
+        "time ALIKED / DISK extraction and batched LightGlue",
+    ),
     "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
     "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
     "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
     "generate": ("superglue_ros.tools.generate", "render image sequences with exact ground truth"),
+    "homography-bag": (
+        "superglue_ros.tools.homography_bag",
+        "a bag of one photo warped by known homographies",
+    ),
 }
 
 

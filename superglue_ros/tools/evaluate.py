@@ -198,3 +198,25 @@ def summary_stats(values: list[float] | np.ndarray) -> dict[str, float | int | N
         "min": float(np.min(array)),
         "max": float(np.max(array)),
     }
+
+
+def homography_errors(
+    keyframe_points: np.ndarray,
+    frame_points: np.ndarray,
+    keyframe_h: np.ndarray,
+    frame_h: np.ndarray,
+) -> np.ndarray:
+    """[L] pixel distances between each frame point and its keyframe point mapped into the frame.
+
+    keyframe_h / frame_h: [3, 3] homographies from a common reference frame to the
+    keyframe / the frame; the keyframe point goes through frame_h @ inv(keyframe_h).
+    """
+    if len(keyframe_points) == 0:
+        return np.zeros(0)
+    mapping = frame_h @ np.linalg.inv(keyframe_h)
+    points = np.hstack(
+        [np.asarray(keyframe_points, np.float64), np.ones((len(keyframe_points), 1))]
+    )
+    mapped = points @ mapping.T
+    mapped = mapped[:, :2] / mapped[:, 2:3]
+    return np.linalg.norm(mapped - np.asarray(frame_points, np.float64), axis=1)

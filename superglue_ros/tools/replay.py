@@ -71,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
     )
     odometry_eval.add_arguments(parser)
+    parser.add_argument(
+        "--homographies",
+        type=Path,
+        metavar="FILE",
+        help="ground truth of a homography bag (superglue-ros homography-bag): every "
+        "frame-keyframe match is scored (precision at 3 px, correct matches)",
+    )
 
 
 @contextmanager
@@ -298,6 +305,11 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
 
     configs = load_configs(args.params)
     camera, groundtruth = odometry_inputs(args)
+    homographies = None
+    if args.homographies is not None:
+        from superglue_ros.tools.homography_bag import load_homographies
+
+        homographies = load_homographies(args.homographies)
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
@@ -353,6 +365,8 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
                         odometry=odometry_eval.OdometryRecorder(camera) if args.odometry else None,
                     )
                 )
+            for config_run in runs:
+                config_run.recorder.homographies = homographies
             with deterministic_torch():
                 outcome = replay_frames(
                     source, runs, typestore, info, not args.no_descriptors, interrupts

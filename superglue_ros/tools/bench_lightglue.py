@@ -1,0 +1,159 @@
+"""Time ALIKED / DISK extraction and LightGlue matching (median milliseconds).
+
+Stages, per frontend (aliked, disk), on real consecutive frames (the Freiburg
+sequence in ../shared when present, else a procedural homography sequence):
+extraction of one image; LightGlue on one pair; one frame against K keyframes
+as one padded batch and pair by pair (the loop is the baseline: both run in the
+same process, alternating on every repeat so that machine load hits both alike);
+the transformer layers each pair ran (early exit); and each --precisions entry
+with its agreement with fp32 (share of fp32 matches found again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from superglue_ros.tools.cli import CliError
+
+SHARED_FREIBURG = Path(__file__).resolve().parents[2].parent / "shared/data/freiburg_sequence"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frontends", default="aliked,disk", help="comma-separated")
+    parser.add_argument("--keypoints", type=int, default=1024, help="keypoints per image")
+    parser.add_argument("--keyframes", type=int, default=4, help="K for the per-frame stage")
+    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT the frames are resized to")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per stage (median)")
+    parser.add_argument("--precisions", default="bf16", help="besides fp32, comma-separated")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    parser.add_argument("--images", type=Path, default=None, help="folder of frames (sorted)")
+
+
+def load_frames(folder: Path | None, count: int, size: tuple[int, int]) -> tuple[list, str]:
+    """count RGB frames of size (width, height), and where they come from."""
+    import cv2
+
+    from superglue_ros.tools import imageio
+
+    folder = folder or (SHARED_FREIBURG if SHARED_FREIBURG.is_dir() else None)
+    if folder is None:
+        from superglue_ros.tools.homography_bag import make_sequence
+
+        frames, _ = make_sequence(None, count, size, seed=0)
+        return frames, "procedural homography sequence"
+    paths = imageio.sort_by_stamp(imageio.list_images(folder))[: count * 2 : 2]
+    if len(paths) < count:
+        raise CliError(f"{folder} holds fewer than {2 * count - 1} images")
+    frames = []
+    for path in paths:
+        image = imageio.read_image(path)
+        image = np.dstack([image] * 3) if image.ndim == 2 else image
+        frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    return frames, f"{folder} (every second frame)"
+
+
+def median_ms(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def paired_median_ms(
+    first: Callable[[], Any], second: Callable[[], Any], repeats: int
+) -> tuple[float, float]:
+    """Median ms of two computations timed alternately (one warm-up each)."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def bench_precision(
+    name: str, precision: str, frames: list, args: argparse.Namespace
+) -> tuple[list[str], list[Any]]:
+    """Table lines for one frontend + LightGlue at one precision, and the frame's matches."""
+    from superglue_ros.pipeline.registry import build_frontend, build_matcher
+
+    params = {
+        "frontend": name,
+        "matcher": "lightglue",
+        "device": args.device,
+        "precision": precision,
+        f"{name}.max_keypoints": args.keypoints,
+    }
+    frontend, matcher = build_frontend(params), build_matcher(params)
+    features = [frontend.extract(f) for f in frames]
+    extract_ms = median_ms(lambda: frontend.extract(frames[0]), args.repeats)
+    frame, keyframes = features[-1], features[:-1][::-1][: args.keyframes]
+    pair_ms = median_ms(lambda: matcher.match(frame, keyframes[:1]), args.repeats)
+    matches = matcher.match(frame, keyframes)
+    layers = list(matcher.last_layers)
+
+    def loop() -> None:
+        matcher.batched = False
+        try:
+            matcher.match(frame, keyframes)
+        finally:
+            matcher.batched = True
+
+    batched_ms, loop_ms = paired_median_ms(
+        lambda: matcher.match(frame, keyframes), loop, args.repeats
+    )
+    count = [int((m.matches0 >= 0).sum()) for m in matches]
+    lines = [
+        f"{name} {precision}: extraction {extract_ms:.0f} ms ({len(frame)} keypoints)",
+        f"{name} {precision}: lightglue one pair {pair_ms:.0f} ms",
+        f"{name} {precision}: lightglue frame vs K={len(keyframes)}: batched {batched_ms:.0f}"
+        f" ms, loop {loop_ms:.0f} ms (batched / loop {batched_ms / loop_ms:.2f}); "
+        f"layers per pair {layers}; matches {count}",
+    ]
+    return lines, matches
+
+
+def agreement(matches: list[Any], reference: list[Any]) -> float:
+    """Share of the reference's matches found again."""
+    same = sum(
+        int(((a.matches0 == b.matches0) & (b.matches0 >= 0)).sum())
+        for a, b in zip(matches, reference, strict=True)
+    )
+    return same / max(sum(int((b.matches0 >= 0).sum()) for b in reference), 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from superglue_ros.tools.homography_bag import parse_size
+
+    size = parse_size(args.size)
+    frames, source = load_frames(args.images, args.keyframes + 1, size)
+    print(
+        f"bench-lightglue: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+        f"{len(frames)} frames {size[0]}x{size[1]} from {source}; "
+        f"median of {args.repeats} runs"
+    )
+    for name in [n for n in args.frontends.split(",") if n]:
+        lines, reference = bench_precision(name, "fp32", frames, args)
+        print("\n".join(lines), flush=True)
+        for precision in [p for p in args.precisions.split(",") if p]:
+            lines, matches = bench_precision(name, precision, frames, args)
+            print("\n".join(lines), flush=True)
+            share = 100 * agreement(matches, reference)
+            print(f"{name} {precision}: {share:.1f} % of the fp32 matches found again", flush=True)
+    return 0
