@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import CliError
 
 SHARED_FREIBURG = Path(__file__).resolve().parents[2].parent / "shared/data/freiburg_sequence"
 
@@ -41,7 +41,7 @@ def load_frames(folder: Path | None, count: int, size: tuple[int, int]) -> tuple
     """count RGB frames of size (width, height), and where they come from."""
     import cv2
 
-    from superglue_ros.tools import imageio
+    from superglue_ros.io import image_files
 
     folder = folder or (SHARED_FREIBURG if SHARED_FREIBURG.is_dir() else None)
     if folder is None:
@@ -49,12 +49,12 @@ def load_frames(folder: Path | None, count: int, size: tuple[int, int]) -> tuple
 
         frames, _ = make_sequence(None, count, size, seed=0)
         return frames, "procedural homography sequence"
-    paths = imageio.sort_by_stamp(imageio.list_images(folder))[: count * 2 : 2]
+    paths = image_files.sort_by_stamp(image_files.list_images(folder))[: count * 2 : 2]
     if len(paths) < count:
         raise CliError(f"{folder} holds fewer than {2 * count - 1} images")
     frames = []
     for path in paths:
-        image = imageio.read_image(path)
+        image = image_files.read_image(path)
         image = np.dstack([image] * 3) if image.ndim == 2 else image
         frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     return frames, f"{folder} (every second frame)"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from superglue_ros.tools.cli import CliError
+from superglue_ros.tools.common import CliError
 
 FORMAT = "superglue_ros homographies v1"
 
@@ -203,18 +203,16 @@ def load_homographies(path: Path) -> dict[int, np.ndarray]:
 
 def write_bag(frames: list[np.ndarray], stamps: list[int], output: Path) -> None:
     """frames as sensor_msgs/Image rgb8 on /camera/image_raw in a new mcap bag."""
-    from superglue_ros.tools import rosbag_io
+    from superglue_ros.io import images, rosbag
 
-    typestore = rosbag_io.make_typestore()
-    writer = rosbag_io.open_writer(output, "mcap")
+    typestore = rosbag.make_typestore()
+    writer = rosbag.open_writer(output, "mcap")
     try:
-        connection = writer.add_connection(
-            "/camera/image_raw", rosbag_io.IMAGE, typestore=typestore
-        )
+        connection = writer.add_connection("/camera/image_raw", rosbag.IMAGE, typestore=typestore)
         for frame, stamp in zip(frames, stamps, strict=True):
-            fields = rosbag_io.image_fields(frame, stamp, "camera")
-            message = rosbag_io.build_message(typestore, rosbag_io.IMAGE, fields)
-            writer.write(connection, stamp, typestore.serialize_cdr(message, rosbag_io.IMAGE))
+            fields = images.image_fields(frame, stamp, "camera")
+            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
+            writer.write(connection, stamp, typestore.serialize_cdr(message, rosbag.IMAGE))
     finally:
         writer.close()
 
@@ -223,13 +221,13 @@ def make_sequence(
     source: Path | None, count: int, size: tuple[int, int], seed: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(frames, homographies): a photo (or, source None, a procedural texture) seen drifting."""
-    from superglue_ros.tools import imageio
+    from superglue_ros.io import image_files
 
     rng = np.random.default_rng(seed)
     if source is None:
         canvas = procedural_texture((int(size[0] * 1.6), int(size[1] * 1.6)), rng)
     else:
-        photo = imageio.read_image(source)
+        photo = image_files.read_image(source)
         if photo.ndim == 2:
             photo = np.dstack([photo] * 3)
         canvas = source_canvas(photo, size)
