@@ -1,8 +1,9 @@
 """Relative-pose evaluation on image pairs with ground truth (the SuperGlue paper's protocol).
 
 PAIRS lists one pair a line: ``name0 name1 rot0 rot1 K0(9) K1(9) T_0to1(16)``
-(rotations in 90-degree steps, as EXIF; matrices row-major). Images are read in
-grayscale, resized with --resize (intrinsics scaled alike) and rotated. Each
+(rotations in 90-degree steps, as EXIF; matrices row-major). Images are read as
+stored (colour; the frontend converts them, to gray for SuperPoint/ORB/SIFT, to RGB
+for ALIKED/DISK), resized with --resize (intrinsics scaled alike) and rotated. Each
 --params file's frontend and matcher (built exactly as the pipeline builds them)
 match every pair; the pose comes from the essential matrix (RANSAC, 1 px over
 the mean focal length in normalised coordinates, confidence 0.99999) and
@@ -95,12 +96,12 @@ def read_pairs(path: Path, max_pairs: int | None = None) -> list[Pair]:
 def resize_image(
     image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[H, W] image resized to size (W, H) and K scaled alike (as in the paper's protocol)."""
+    """[H, W(, C)] image resized to size (W, H) and K scaled alike (as in the paper's protocol)."""
     import cv2
 
     if size is None:
         return image, k
-    height, width = image.shape
+    height, width = image.shape[:2]
     resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     scale = np.diag([size[0] / width, size[1] / height, 1.0])
     return resized, scale @ k
@@ -130,8 +131,8 @@ def rotate_quarter_turns(
 def prepare_pair(
     pair: Pair, image_dir: Path, size: tuple[int, int] | None
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Both gray images, their intrinsics and the ground-truth [4, 4] pose, resized and rotated."""
-    from superglue_ros.io.image_files import read_gray
+    """Both images, their intrinsics and the ground-truth [4, 4] pose, resized and rotated."""
+    from superglue_ros.io.image_files import read_image
 
     images, intrinsics, rotations = [], [], []
     for name, k, turns in (
@@ -141,7 +142,7 @@ def prepare_pair(
         path = image_dir / name
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
-        image, k = resize_image(read_gray(path), k, size)
+        image, k = resize_image(read_image(path), k, size)
         image, k, rotation = rotate_quarter_turns(image, k, turns)
         images.append(image)
         intrinsics.append(k)
