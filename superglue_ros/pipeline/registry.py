@@ -131,7 +131,5 @@ def build_matcher(params: Mapping[str, Any] | None = None) -> Matcher:
     factory = _lookup(MATCHERS, "matcher", _name(params, "matcher"))
     _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
     config = validate(params or {})
-    check_compatible(
-        config.text("frontend"), config.text("matcher"), config.text("aliked.model")
-    )
+    check_compatible(config.text("frontend"), config.text("matcher"), config.text("aliked.model"))
     return factory(config)
