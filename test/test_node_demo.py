@@ -40,7 +40,7 @@ def test_demo_runs_the_sequence(ros_env) -> None:
         assert "running ALIKED + LightGlue instead" in run.stdout, out
         assert "starting matcher_node with aliked + lightglue" in run.stdout, out
         assert "orb + mnn" not in run.stdout, out
-        matched = [int(m) for m in re.findall(r"\b(\d+) matches", run.stdout)]
+        matched = [int(m) for m in re.findall(r"kf\d+:(\d+)", run.stdout)]
         assert matched and max(matched) >= 100, out  # real learned matches on real frames
     else:
         assert "classical baseline (orb + mnn) instead" in run.stdout, out
