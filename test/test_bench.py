@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from superglue_ros.models import reference
 from superglue_ros.tools import bench
 from superglue_ros.tools.cli import main
 
@@ -50,7 +51,7 @@ def tiny() -> bench.Bench:
 def superpoint_outputs(tiny):
     model = tiny.superpoint("fp32")
     ours = model.extract(tiny.image)
-    baseline = bench.reference_superpoint(bench.contiguous_superpoint(model), tiny.image)
+    baseline = reference.reference_superpoint(reference.contiguous_superpoint(model), tiny.image)
     assert len(ours["keypoints"][0]) == 32
     return ours, baseline
 
@@ -59,7 +60,7 @@ def superpoint_outputs(tiny):
 def superglue_outputs(tiny):
     model, pair = tiny.superglue(), tiny.batch(1)
     ours = model.match(pair)["log_assignment"]
-    baseline = bench.reference_superglue(model, pair)["log_assignment"]
+    baseline = reference.reference_superglue(model, pair)["log_assignment"]
     return ours, baseline
 
 
@@ -71,9 +72,9 @@ def perturbed(outputs: dict, key: str, change) -> dict:
 
 def test_superpoint_baseline_check(superpoint_outputs) -> None:
     ours, baseline = superpoint_outputs
-    bench.check_superpoint_baseline(ours, baseline)  # the real baseline passes
+    reference.check_superpoint_baseline(ours, baseline)  # the real baseline passes
     reordered = {k: [v[0].flip(0)] for k, v in baseline.items() if k != "descriptors"}
-    bench.check_superpoint_baseline(ours, reordered)  # a set: order does not matter
+    reference.check_superpoint_baseline(ours, reordered)  # a set: order does not matter
 
     def move(points):
         points[0, 0] += 1
@@ -81,34 +82,34 @@ def test_superpoint_baseline_check(superpoint_outputs) -> None:
     def nudge(scores):
         scores[-1] += 1e-4
 
-    with pytest.raises(bench.BaselineMismatchError, match="keypoint sets differ"):
-        bench.check_superpoint_baseline(ours, perturbed(baseline, "keypoints", move))
-    with pytest.raises(bench.BaselineMismatchError, match="scores differ"):
-        bench.check_superpoint_baseline(ours, perturbed(baseline, "scores", nudge))
+    with pytest.raises(reference.BaselineMismatchError, match="keypoint sets differ"):
+        reference.check_superpoint_baseline(ours, perturbed(baseline, "keypoints", move))
+    with pytest.raises(reference.BaselineMismatchError, match="scores differ"):
+        reference.check_superpoint_baseline(ours, perturbed(baseline, "scores", nudge))
     dropped = {k: [v[0][1:]] for k, v in baseline.items() if k != "descriptors"}
-    with pytest.raises(bench.BaselineMismatchError, match="keypoint sets differ"):
-        bench.check_superpoint_baseline(ours, dropped)
+    with pytest.raises(reference.BaselineMismatchError, match="keypoint sets differ"):
+        reference.check_superpoint_baseline(ours, dropped)
 
 
 def test_superglue_baseline_check(superglue_outputs) -> None:
     ours, baseline = superglue_outputs
-    bench.check_superglue_baseline(ours, baseline)  # the real baseline passes
+    reference.check_superglue_baseline(ours, baseline)  # the real baseline passes
     off = baseline.clone()
     off[0, 3, 5] += 1e-3
-    with pytest.raises(bench.BaselineMismatchError, match="differs by up to"):
-        bench.check_superglue_baseline(ours, off)
+    with pytest.raises(reference.BaselineMismatchError, match="differs by up to"):
+        reference.check_superglue_baseline(ours, off)
     infinite = baseline.clone()
     infinite[0, 0, 0] = -math.inf
-    with pytest.raises(bench.BaselineMismatchError, match="finite at other places"):
-        bench.check_superglue_baseline(ours, infinite)
-    with pytest.raises(bench.BaselineMismatchError, match="shape"):
-        bench.check_superglue_baseline(ours, baseline[:, :-1])
+    with pytest.raises(reference.BaselineMismatchError, match="finite at other places"):
+        reference.check_superglue_baseline(ours, infinite)
+    with pytest.raises(reference.BaselineMismatchError, match="shape"):
+        reference.check_superglue_baseline(ours, baseline[:, :-1])
 
 
 def test_superglue_baseline_refuses_padded_pairs(tiny) -> None:
     model, pairs = tiny.superglue(), tiny.batch(2)
     with pytest.raises(ValueError, match="one unpadded pair"):
-        bench.reference_superglue(model, pairs)
+        reference.reference_superglue(model, pairs)
 
 
 def test_frames_and_ros_parts_print_json(tmp_path, fixtures_dir, capsys, monkeypatch) -> None:

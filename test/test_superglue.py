@@ -224,3 +224,28 @@ def test_fused_weights_are_reused_and_follow_weight_changes(fixture, state, conf
     # and outside inference mode the cached tensors still work (no grad is needed)
     with torch.no_grad():
         torch.testing.assert_close(model(pair(fixture))["log_assignment"], expected)
+
+
+def test_pad_batch_repeats_the_frame_and_masks_the_padding() -> None:
+    from superglue_ros.models.superglue import pad_batch
+
+    generator = torch.Generator().manual_seed(0)
+
+    def side(n: int) -> dict[str, torch.Tensor]:
+        return {
+            "kpts": torch.rand(n, 2, generator=generator) * 100,
+            "scores": torch.rand(n, generator=generator),
+            "desc": torch.randn(8, n, generator=generator),
+        }
+
+    frame, keyframes = side(5), [side(3), side(0), side(4)]
+    data = pad_batch(frame, keyframes)
+    assert data["keypoints0"].shape == (3, 5, 2) and data["descriptors0"].shape == (3, 8, 5)
+    assert torch.equal(data["scores0"][2], frame["scores"])
+    assert data["keypoints1"].shape == (3, 4, 2) and data["descriptors1"].shape == (3, 8, 4)
+    assert data["mask1"].sum(1).tolist() == [3, 0, 4]
+    for i, keyframe in enumerate(keyframes):
+        size = keyframe["scores"].shape[0]
+        assert torch.equal(data["keypoints1"][i, :size], keyframe["kpts"])
+        assert torch.equal(data["descriptors1"][i, :, :size], keyframe["desc"])
+        assert not data["scores1"][i, size:].any() and not data["mask1"][i, size:].any()

@@ -150,7 +150,7 @@ def test_bf16_autocast_runs_on_cpu(fixture, state) -> None:
 
 
 def test_separable_and_square_window_max_agree() -> None:
-    from superglue_ros.tools.bench import square_window_max
+    from superglue_ros.models.reference import square_window_max
 
     scores = torch.rand(2, 37, 53)
     for radius in (0, 1, 4):

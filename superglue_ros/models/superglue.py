@@ -25,14 +25,14 @@ Shapes: B pairs, N points on side 0, M on side 1, D descriptor channels, H heads
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superglue_ros.models.superpoint import PRECISIONS, autocast_for
+from superglue_ros.models.precision import PRECISIONS, autocast_for
 
 LAYER_KINDS = ("self", "cross")
 BATCH_STRATEGIES = ("auto", "batched", "loop")
@@ -304,6 +304,43 @@ def as_image_size(value: Any, batch: int, device: torch.device) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- model
+
+
+def pad_batch(
+    frame: Mapping[str, torch.Tensor], keyframes: Sequence[Mapping[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """SuperGlue's input for one frame (side 0) against K keyframes (side 1), one batch.
+
+    frame, keyframes[i]: {"kpts": [N, 2], "scores": [N], "desc": [D, N]} on one
+    device (keyframes may differ in point count). Returns keypoints0 [K, N, 2],
+    scores0 [K, N], descriptors0 [K, D, N] (the frame repeated, as views) and
+    keypoints1 [K, M, 2], scores1 [K, M], descriptors1 [K, D, M], mask1 [K, M]
+    with M the largest keyframe: zero padding, False in mask1. Image sizes are
+    the caller's to add.
+    """
+    count, num0 = len(keyframes), frame["scores"].shape[0]
+    dim = frame["desc"].shape[0]
+    width = max(k["scores"].shape[0] for k in keyframes)
+    device = frame["kpts"].device
+    kpts1 = torch.zeros(count, width, 2, device=device)
+    scores1 = torch.zeros(count, width, device=device)
+    desc1 = torch.zeros(count, dim, width, device=device)
+    mask1 = torch.zeros(count, width, dtype=torch.bool, device=device)
+    for i, keyframe in enumerate(keyframes):
+        size = keyframe["scores"].shape[0]
+        kpts1[i, :size] = keyframe["kpts"]
+        scores1[i, :size] = keyframe["scores"]
+        desc1[i, :, :size] = keyframe["desc"]
+        mask1[i, :size] = True
+    return {
+        "keypoints0": frame["kpts"][None].expand(count, num0, 2),
+        "scores0": frame["scores"][None].expand(count, num0),
+        "descriptors0": frame["desc"][None].expand(count, dim, num0),
+        "keypoints1": kpts1,
+        "scores1": scores1,
+        "descriptors1": desc1,
+        "mask1": mask1,
+    }
 
 
 class SuperGlue(nn.Module):

@@ -13,28 +13,13 @@ whose sides are not multiples of 8 never hold a keypoint (as in the release).
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "fp32": None,
-    "fp16": torch.float16,
-    "bf16": torch.bfloat16,
-}
-
-
-def autocast_for(device: torch.device, precision: str) -> AbstractContextManager[Any]:
-    """The autocast context of ``precision`` on ``device``'s type (nothing for fp32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from superglue_ros.models.precision import PRECISIONS, autocast_for
 
 
 def prepare_image(image: torch.Tensor) -> torch.Tensor:

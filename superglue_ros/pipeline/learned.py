@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from superglue_ros.models.superglue import SuperGlue
+from superglue_ros.models.superglue import SuperGlue, pad_batch
 from superglue_ros.models.superpoint import SuperPoint
 from superglue_ros.models.weights import load_superglue, load_superpoint
 
@@ -158,27 +158,9 @@ class SuperGlueMatcher:
         if num0 == 0 or width == 0:
             return [_unmatched(num0) for _ in keyframes]
 
-        dim = int(self.model.conf["descriptor_dim"])
-        kpts1 = torch.zeros(count, width, 2, device=self.device)
-        scores1 = torch.zeros(count, width, device=self.device)
-        desc1 = torch.zeros(count, dim, width, device=self.device)
-        mask1 = torch.zeros(count, width, dtype=torch.bool, device=self.device)
-        for i, (side, size) in enumerate(zip(sides1, sizes1, strict=True)):
-            kpts1[i, :size] = side["kpts"]
-            scores1[i, :size] = side["scores"]
-            desc1[i, :, :size] = side["desc"]
-            mask1[i, :size] = True
-        data = {
-            "keypoints0": side0["kpts"][None].expand(count, num0, 2),
-            "scores0": side0["scores"][None].expand(count, num0),
-            "descriptors0": side0["desc"][None].expand(count, dim, num0),
-            "image_size0": side0["size"][None].expand(count, 2),
-            "keypoints1": kpts1,
-            "scores1": scores1,
-            "descriptors1": desc1,
-            "image_size1": torch.stack([s["size"] for s in sides1]),
-            "mask1": mask1,
-        }
+        data = pad_batch(side0, sides1)
+        data["image_size0"] = side0["size"][None].expand(count, 2)
+        data["image_size1"] = torch.stack([s["size"] for s in sides1])
         out = self.model(data)
         matches0 = out["matches0"].cpu().numpy().astype(np.int64)
         scores0 = out["matching_scores0"].float().cpu().numpy()
