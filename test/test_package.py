@@ -117,3 +117,13 @@ def test_colcon_install_has_launch_config_and_node() -> None:
     lib = PROJECT_ROOT / "install" / "superglue_ros" / "lib" / "superglue_ros"
     assert (lib / "matcher_node").exists()
     assert (lib / "odometry_node").exists()
+
+
+def test_one_image_decoder() -> None:
+    """The node, replay and play decode image messages with superglue_ros.io.images only."""
+    decoders = {
+        str(path.relative_to(PROJECT_ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if "imdecode" in path.read_text() or ".encoding" in path.read_text()
+    }
+    assert decoders == {"superglue_ros/io/images.py"}

@@ -152,30 +152,37 @@ def _chunk_records(body: bytes, complete: bool) -> tuple[bytes, str | None]:
     return data, problem
 
 
+class _McapIndex:
+    """The schemas and channels read so far; turns message records into RawMessages."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[int, str] = {}
+        self.channels: dict[int, tuple[str, int]] = {}  # id -> (topic, schema id)
+
+    def handle(self, opcode: int, body: bytes) -> Iterator[RawMessage]:
+        stream = ReadDataStream(BytesIO(body))
+        if opcode == Opcode.SCHEMA:
+            schema = Schema.read(stream)
+            self.schemas[schema.id] = schema.name
+        elif opcode == Opcode.CHANNEL:
+            channel = Channel.read(stream)
+            self.channels[channel.id] = (channel.topic, channel.schema_id)
+        elif opcode == Opcode.MESSAGE:
+            message = Message.read(stream, len(body))
+            if message.channel_id in self.channels:
+                topic, schema_id = self.channels[message.channel_id]
+                schema = self.schemas.get(schema_id, "")
+                yield RawMessage(topic, schema, message.log_time, message.data)
+
+
 def read_mcap(path: Path, bag: DamagedBag) -> Iterator[RawMessage]:
     """Every complete message of an mcap file, in file order; sets bag.damage."""
     data = path.read_bytes()
     if not data.startswith(MCAP_MAGIC):
         raise DamagedBagError(f"{path} does not start like an mcap file")
-    schemas: dict[int, str] = {}
-    channels: dict[int, tuple[str, int]] = {}  # id -> (topic, schema id)
+    index = _McapIndex()
     bag.damage = None
     used = len(MCAP_MAGIC)
-
-    def handle(opcode: int, body: bytes) -> Iterator[RawMessage]:
-        stream = ReadDataStream(BytesIO(body))
-        if opcode == Opcode.SCHEMA:
-            schema = Schema.read(stream)
-            schemas[schema.id] = schema.name
-        elif opcode == Opcode.CHANNEL:
-            channel = Channel.read(stream)
-            channels[channel.id] = (channel.topic, channel.schema_id)
-        elif opcode == Opcode.MESSAGE:
-            message = Message.read(stream, len(body))
-            if message.channel_id in channels:
-                topic, schema_id = channels[message.channel_id]
-                yield RawMessage(topic, schemas.get(schema_id, ""), message.log_time, message.data)
-
     for opcode, body, end in _complete_records(data, used):
         if opcode == Opcode.FOOTER:
             return
@@ -185,11 +192,17 @@ def read_mcap(path: Path, bag: DamagedBag) -> Iterator[RawMessage]:
                 bag.damage = Damage(str(path), problem, used, len(data))
                 return
             for inner_opcode, inner_body, _ in _complete_records(records, 0):
-                yield from handle(inner_opcode, inner_body)
+                yield from index.handle(inner_opcode, inner_body)
         else:
-            yield from handle(opcode, body)
+            yield from index.handle(opcode, body)
         used = end
-    # The file ends inside a record: keep what a cut chunk still holds.
+    yield from _read_mcap_tail(path, data, used, index, bag)
+
+
+def _read_mcap_tail(
+    path: Path, data: bytes, used: int, index: _McapIndex, bag: DamagedBag
+) -> Iterator[RawMessage]:
+    """The file ends inside a record: keep what a cut chunk still holds; sets bag.damage."""
     reason = "the file ends inside a record (a recording cut short?)"
     if len(data) > used and data[used] == Opcode.CHUNK and len(data) > used + RECORD_PREFIX:
         try:
@@ -197,7 +210,7 @@ def read_mcap(path: Path, bag: DamagedBag) -> Iterator[RawMessage]:
         except Exception:  # the chunk header itself is cut: nothing in it is usable
             records = b""
         for inner_opcode, inner_body, _ in _complete_records(records, 0):
-            yield from handle(inner_opcode, inner_body)
+            yield from index.handle(inner_opcode, inner_body)
         reason = (
             "the file ends inside a chunk (a recording cut short?); its complete messages were read"
         )

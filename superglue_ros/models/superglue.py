@@ -399,25 +399,12 @@ class SuperGlue(nn.Module):
         for name, tensor in (("keypoints", kpts), ("scores", scores), ("descriptors", desc)):
             if not tensor.is_floating_point():
                 raise ValueError(f"{name}{i} must be a float tensor, got {tensor.dtype}")
-        if f"image_size{i}" in data:
-            size = as_image_size(data[f"image_size{i}"], b, kpts.device)
-        elif f"image{i}" in data:
-            size = as_image_size(data[f"image{i}"].shape[-2:], b, kpts.device)
-        else:
-            raise ValueError(f"SuperGlue input needs 'image_size{i}' (H, W) or 'image{i}'")
-        mask = data.get(f"mask{i}")
-        if mask is None:
-            mask = torch.ones(b, n, dtype=torch.bool, device=kpts.device)
-        elif not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise ValueError(f"mask{i} must be a bool tensor [B={b}, N={n}]")
-        elif tuple(mask.shape) != (b, n):
-            raise ValueError(f"mask{i} must be [B={b}, N={n}], got {tuple(mask.shape)}")
         return {
             "kpts": kpts.float(),
             "scores": scores.float(),
             "desc": desc.float().transpose(1, 2),  # [B, N, D]
-            "size": size,
-            "mask": mask,
+            "size": _side_size(data, i, b, kpts.device),
+            "mask": _side_mask(data, i, b, n, kpts.device),
         }
 
     # ----------------------------------------------------------------- compute
@@ -636,6 +623,27 @@ def _pack(
         packed["desc"][g, :count] = desc[i, index[i]]
         packed["mask"][g, :count] = True
     return packed, width
+
+
+def _side_size(data: dict[str, Any], i: int, b: int, device: torch.device) -> torch.Tensor:
+    """[B, 2] (H, W) of side i from image_size{i} or the shape of image{i}."""
+    if f"image_size{i}" in data:
+        return as_image_size(data[f"image_size{i}"], b, device)
+    if f"image{i}" in data:
+        return as_image_size(data[f"image{i}"].shape[-2:], b, device)
+    raise ValueError(f"SuperGlue input needs 'image_size{i}' (H, W) or 'image{i}'")
+
+
+def _side_mask(data: dict[str, Any], i: int, b: int, n: int, device: torch.device) -> torch.Tensor:
+    """[B, N] bool mask{i} (True = real point), all True when not given."""
+    mask = data.get(f"mask{i}")
+    if mask is None:
+        return torch.ones(b, n, dtype=torch.bool, device=device)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError(f"mask{i} must be a bool tensor [B={b}, N={n}]")
+    if tuple(mask.shape) != (b, n):
+        raise ValueError(f"mask{i} must be [B={b}, N={n}], got {tuple(mask.shape)}")
+    return mask
 
 
 def _shape(value: Any) -> str:

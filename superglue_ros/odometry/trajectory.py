@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-NSEC_PER_SEC = 1_000_000_000
+from superglue_ros.io.stamps import NSEC_PER_SEC
+
 TUM_COLUMNS = "stamp tx ty tz qx qy qz qw"
 MAX_STAMP_DIFF_S = 0.01  # ground truth and estimate poses closer in time than this pair up
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-NSEC_PER_SEC = 1_000_000_000
+from superglue_ros.io.stamps import stamp_to_ns
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,6 @@ class FrameObservation:
         frame continues an earlier one.
         """
         return self.is_keyframe and not self.matches
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (anything with sec and nanosec) -> nanoseconds."""
-    return int(stamp.sec) * NSEC_PER_SEC + int(stamp.nanosec)
 
 
 def observation_from_message(message: Any) -> FrameObservation:

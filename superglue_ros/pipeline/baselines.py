@@ -68,7 +68,34 @@ def keep_strongest(features: Features, max_keypoints: int) -> Features:
     )
 
 
-class OrbFrontend:
+class OpenCVFrontend:
+    """An OpenCV Feature2D detector-descriptor as a Frontend, keeping the strongest keypoints.
+
+    The cut is needed: ORB keeps ties at each pyramid level's cut-off and SIFT
+    duplicates keypoints with several orientations, so both can exceed nfeatures.
+    """
+
+    description = "opencv"
+
+    def __init__(
+        self, detector: cv2.Feature2D, max_keypoints: int, empty: np.ndarray, descriptor_kind: str
+    ) -> None:
+        """empty: the [0, D] descriptors of the right dtype for an image without keypoints."""
+        self.max_keypoints = max_keypoints
+        self._detector = detector
+        self._empty = empty
+        self._descriptor_kind = descriptor_kind
+
+    def extract(self, image: np.ndarray) -> Features:
+        """image: [H, W] uint8 grayscale."""
+        keypoints, descriptors = self._detector.detectAndCompute(image, None)
+        features = features_from_opencv(
+            keypoints, descriptors, image.shape[:2], self._empty, self._descriptor_kind
+        )
+        return keep_strongest(features, self.max_keypoints)
+
+
+class OrbFrontend(OpenCVFrontend):
     """ORB keypoints with 256-bit binary descriptors: uint8 [N, 32]."""
 
     description = "orb"
@@ -76,21 +103,12 @@ class OrbFrontend:
     def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
         import cv2
 
-        self.max_keypoints = max_keypoints
-        self._orb = cv2.ORB_create(nfeatures=max_keypoints)
-
-    def extract(self, image: np.ndarray) -> Features:
-        """image: [H, W] uint8 grayscale."""
-        keypoints, descriptors = self._orb.detectAndCompute(image, None)
         empty = np.zeros((0, ORB_DESCRIPTOR_BYTES), np.uint8)
-        features = features_from_opencv(
-            keypoints, descriptors, image.shape[:2], empty, DESCRIPTOR_BINARY
-        )
-        # ORB keeps ties at each pyramid level's cut-off, which can exceed nfeatures.
-        return keep_strongest(features, self.max_keypoints)
+        orb = cv2.ORB_create(nfeatures=max_keypoints)
+        super().__init__(orb, max_keypoints, empty, DESCRIPTOR_BINARY)
 
 
-class SiftFrontend:
+class SiftFrontend(OpenCVFrontend):
     """SIFT keypoints with float32 [N, 128] descriptors (OpenCV's scaling, norm ~512)."""
 
     description = "sift"
@@ -98,18 +116,9 @@ class SiftFrontend:
     def __init__(self, max_keypoints: int = DEFAULT_MAX_KEYPOINTS) -> None:
         import cv2
 
-        self.max_keypoints = max_keypoints
-        self._sift = cv2.SIFT_create(nfeatures=max_keypoints)
-
-    def extract(self, image: np.ndarray) -> Features:
-        """image: [H, W] uint8 grayscale."""
-        keypoints, descriptors = self._sift.detectAndCompute(image, None)
         empty = np.zeros((0, SIFT_DESCRIPTOR_DIM), np.float32)
-        features = features_from_opencv(
-            keypoints, descriptors, image.shape[:2], empty, DESCRIPTOR_FLOAT_SIFT
-        )
-        # SIFT may exceed nfeatures: keypoints with several orientations are duplicated.
-        return keep_strongest(features, self.max_keypoints)
+        sift = cv2.SIFT_create(nfeatures=max_keypoints)
+        super().__init__(sift, max_keypoints, empty, DESCRIPTOR_FLOAT_SIFT)
 
 
 def unpack_bits(descriptors: np.ndarray) -> np.ndarray:

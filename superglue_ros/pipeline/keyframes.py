@@ -1,6 +1,6 @@
 """The keyframe buffer and the policy that decides which frames become keyframes.
 
-The policy is ORB-SLAM-like (design.md): a frame becomes a keyframe when it no
+The policy is ORB-SLAM-like: a frame becomes a keyframe when it no
 longer overlaps the newest keyframe well, when it has moved far from it, or when
 too many frames have passed. Every threshold is a run-time parameter.
 """

@@ -31,6 +31,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
 
+from superglue_ros.io.stamps import stamp_fields
 from superglue_ros.odometry import (
     LOST,
     CameraIntrinsics,
@@ -78,8 +79,7 @@ def pose_fields(pose: np.ndarray, target: Any) -> Any:
 def stamp_msg(stamp_ns: int) -> Any:
     from builtin_interfaces.msg import Time
 
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return Time(sec=sec, nanosec=nanosec)
+    return Time(**stamp_fields(stamp_ns))
 
 
 class OdometryNode(Node):

@@ -116,7 +116,10 @@ def parse_list(text: str, kind: Callable[[str], Any], what: str) -> list[Any]:
     return values
 
 
-def run(args: argparse.Namespace) -> int:
+def checked_arguments(
+    args: argparse.Namespace,
+) -> tuple[list[int], list[str], list[str], list[str]]:
+    """(keyframe counts, precisions, parts, runtimes) of the command line; CliError if bad."""
     keyframe_counts = parse_list(args.keyframes, int, "keyframes")
     precisions = parse_list(args.precisions, str, "precisions")
     bad = [p for p in precisions if p not in ("fp32", "fp16", "bf16")]
@@ -134,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--{name}: unknown {', '.join(unknown)} ({', '.join(known)})")
     if "frames" in parts and "onnxruntime" in runtimes and not _importable("onnxruntime"):
         raise CliError("--runtime onnxruntime: onnxruntime is not installed")
+    return keyframe_counts, precisions, parts, runtimes
 
+
+def usable_device(args: argparse.Namespace) -> Any:
+    """The torch.device of --device (threads set from --threads); CliError if unusable."""
     import torch
 
     if args.threads > 0:
@@ -144,8 +151,12 @@ def run(args: argparse.Namespace) -> int:
         torch.empty(1, device=device)
     except (RuntimeError, AssertionError) as error:
         raise CliError(f"device {args.device!r} is not usable: {error}") from error
+    return device
 
-    bench = Bench(args, device)
+
+def run(args: argparse.Namespace) -> int:
+    keyframe_counts, precisions, parts, runtimes = checked_arguments(args)
+    bench = Bench(args, usable_device(args))
     tables = args.json != STDOUT
     results = bench.summary()
     if "models" in parts:

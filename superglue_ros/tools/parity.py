@@ -1,10 +1,11 @@
 """Check SuperPoint / SuperGlue against reference-parity fixtures.
 
-A fixture (see fixtures/README.md) holds a model configuration, its weights,
-inputs and the reference implementation's outputs. The models are built from
-that configuration and weights (any descriptor size, GNN depth, Sinkhorn
-iterations, thresholds, NMS radius, border or keypoint limit), run in float32,
-and compared. Exit status 0 only when every number is within the tolerances:
+A fixture (see ../shared/fixtures/README.md, beside this repository) holds a
+model configuration, its weights, inputs and the reference implementation's
+outputs. The models are built from that configuration and weights (any
+descriptor size, GNN depth, Sinkhorn iterations, thresholds, NMS radius, border
+or keypoint limit), run in float32, and compared. Exit status 0 only when
+every number is within the tolerances:
 
   keypoints: same pixel set; at most 0.5% differ, each at a score tie (within
   1e-6 of the top-k cut-off or of the threshold); scores: max abs diff <= 1e-5;

@@ -209,6 +209,31 @@ def prepare_output(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def write_result(
+    run: ConfigRun,
+    result: Any,
+    wall_ms: float,
+    camera_frame: str,
+    bag_stamp: int,
+    typestore: Any,
+    descriptors: bool,
+    intrinsics: Any,
+) -> None:
+    """One configuration's result for a frame: its bag messages, report row and odometry."""
+    from superglue_ros.io.messages import correspondences_fields
+    from superglue_ros.io.rosbag import CORRESPONDENCES, build_message
+
+    fields = correspondences_fields(result, camera_frame, descriptors)
+    message = build_message(typestore, CORRESPONDENCES, fields)
+    data = typestore.serialize_cdr(message, CORRESPONDENCES)
+    run.writer.write(run.correspondences, bag_stamp, data)
+    if result.is_keyframe:
+        run.writer.write(run.keyframes, bag_stamp, data)
+    run.recorder.add(result, wall_ms)
+    if run.odometry is not None:
+        run.odometry.add(message, intrinsics)
+
+
 def replay_frames(
     source: Any,
     runs: list[ConfigRun],
@@ -224,8 +249,6 @@ def replay_frames(
     KeyboardInterrupt (reported as interrupted).
     """
     from superglue_ros.io.images import decode_image
-    from superglue_ros.io.messages import correspondences_fields
-    from superglue_ros.io.rosbag import CORRESPONDENCES, build_message
     from superglue_ros.io.stamps import stamp_to_ns
 
     interrupts = interrupts or Interrupts()
@@ -262,15 +285,10 @@ def replay_frames(
                 continue
             with interrupts.holding():
                 for run, (result, wall_ms) in zip(runs, results, strict=True):
-                    fields = correspondences_fields(result, msg.header.frame_id, descriptors)
-                    message = build_message(typestore, CORRESPONDENCES, fields)
-                    data = typestore.serialize_cdr(message, CORRESPONDENCES)
-                    run.writer.write(run.correspondences, bag_stamp, data)
-                    if result.is_keyframe:
-                        run.writer.write(run.keyframes, bag_stamp, data)
-                    run.recorder.add(result, wall_ms)
-                    if run.odometry is not None:
-                        run.odometry.add(message, intrinsics)
+                    frame = msg.header.frame_id
+                    write_result(
+                        run, result, wall_ms, frame, bag_stamp, typestore, descriptors, intrinsics
+                    )
             progress.update(read)
     except KeyboardInterrupt:
         interrupted = True

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # No model code needed here: the weights modules are imported for their lookup helpers.
+    # Imported here, not at the top: the weights modules import torch.
     from superglue_ros.models import open_weights as ow
     from superglue_ros.models import weights as w
 
