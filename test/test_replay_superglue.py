@@ -1,7 +1,8 @@
 """Replay with SuperPoint + SuperGlue (test checkpoints: random weights, real code paths).
 
 Small on purpose (3 frames, images downscaled, 128 keypoints) so that it runs in
-seconds on a CPU; it checks that the torch path is deterministic and complete.
+seconds on a CPU; it checks that the torch path is deterministic and complete, and
+that what it writes is, pair by pair, what the reference computation finds.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from rosbags.highlevel import AnyReader
 
+from superglue_ros.pipeline.params import load_params_file
 from superglue_ros.tools import bag, cli
 
 from model_weights import write_test_checkpoints
@@ -28,8 +32,12 @@ def small_bag(freiburg_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module")
-def params_file(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    weights = write_test_checkpoints(tmp_path_factory.mktemp("weights"), fixtures_dir)
+def weights(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_test_checkpoints(tmp_path_factory.mktemp("weights"), fixtures_dir)
+
+
+@pytest.fixture(scope="module")
+def params_file(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("params") / "superglue_small.yaml"
     path.write_text(
         f"frontend: superpoint\nmatcher: superglue\ndevice: cpu\nweights_dir: {weights}\n"
@@ -55,3 +63,75 @@ def test_superglue_replay_is_deterministic(
     assert config["frames"] == 3 and "superglue" in config["description"]
     assert config["keypoints_per_frame"]["max"] <= 128
     assert config["matches_per_frame"]["newest_keyframe"]["count"] == 2
+
+
+@pytest.fixture(scope="module")
+def padded_params(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keypoint counts that differ from frame to frame (121, 104, 97 on these images),
+    so the third frame is matched against two keyframes of different sizes: a padded batch."""
+    path = tmp_path_factory.mktemp("params") / "superglue_padded.yaml"
+    path.write_text(
+        f"frontend: superpoint\nmatcher: superglue\ndevice: cpu\nweights_dir: {weights}\n"
+        "max_image_side: 320\nsuperpoint: {max_keypoints: 128, keypoint_threshold: 0.5}\n"
+    )
+    return path
+
+
+def features_of(message: object) -> dict[str, torch.Tensor]:
+    """One side of a SuperGlue input (B = 1) from a Correspondences message's features."""
+    features = message.features
+    count = len(features.scores)
+    return {
+        "keypoints": torch.from_numpy(np.array(features.keypoints).reshape(1, count, 2)),
+        "scores": torch.from_numpy(np.array(features.scores).reshape(1, count)),
+        "descriptors": torch.from_numpy(
+            np.asarray(features.descriptors).reshape(count, -1).T[None].copy()
+        ),
+        "image_size": (int(features.image_height), int(features.image_width)),
+    }
+
+
+def test_superglue_replay_matches_the_reference_pair_by_pair(
+    small_bag: Path, padded_params: Path, tmp_path: Path
+) -> None:
+    """Known answer: every frame's matches to every keyframe, as replay wrote them, are
+    what the reference computation (models.reference: unbatched, unpadded, unmasked,
+    written apart from our model) finds for that pair alone. A padded batch that leaks
+    padding into attention or the Sinkhorn marginals, or a cut Sinkhorn, breaks this."""
+    from superglue_ros.models.reference import reference_superglue
+    from superglue_ros.models.weights import load_superglue
+    from superglue_ros.pipeline.params import validate
+
+    config = validate(load_params_file(padded_params))
+    conf = {
+        "sinkhorn_iterations": config.integer("superglue.sinkhorn_iterations"),
+        "match_threshold": config.number("superglue.match_threshold"),
+    }
+    model = load_superglue("indoor", config.text("weights_dir"), conf)
+    out = tmp_path / "out"
+    argv = ["replay", str(small_bag), "--out", str(out), "--params", str(padded_params)]
+    assert cli.main(argv) == 0
+    with AnyReader([out / padded_params.stem / "correspondences"]) as reader:
+        messages = [
+            reader.deserialize(raw, connection.msgtype)
+            for connection, _, raw in reader.messages()
+            if connection.topic == "/correspondences"
+        ]
+    by_id = {m.frame_id: m for m in messages}
+    sizes = [len(m.features.scores) for m in messages]
+    pairs_checked = padded_batches = 0
+    for message in messages:
+        if len({len(by_id[k.keyframe_id].features.scores) for k in message.matches}) > 1:
+            padded_batches += 1
+        for match in message.matches:
+            side0, side1 = features_of(message), features_of(by_id[match.keyframe_id])
+            data = {f"{key}{i}": side[key] for i, side in enumerate((side0, side1)) for key in side}
+            reference = reference_superglue(model, data)
+            expected = reference["matches0"][0].numpy()
+            frame_indices = np.flatnonzero(expected >= 0)
+            np.testing.assert_array_equal(match.frame_indices, frame_indices)
+            np.testing.assert_array_equal(match.keyframe_indices, expected[frame_indices])
+            scores = reference["matching_scores0"][0].numpy()[frame_indices]
+            np.testing.assert_allclose(match.scores, scores, rtol=1e-4, atol=1e-6)
+            pairs_checked += 1
+    assert pairs_checked == 3 and padded_batches == 1, sizes
