@@ -315,6 +315,13 @@ def check_frame_outputs(corrs, keyframes, stamps, vins, info, min_inherited: flo
                 == kf_tracks[np.asarray(m.keyframe_indices)]
             )
             assert same.mean() >= min_inherited
+            # Rules 1 and 2 of pipeline/tracks.py exactly: a match to the newest keyframe
+            # that did not inherit lost its id to another keypoint of this frame (a
+            # duplicate) and started a new track.
+            frame_tracks = np.asarray(c.features.track_ids)
+            lost = np.asarray(m.keyframe_indices)[~same]
+            assert np.isin(kf_tracks[lost], frame_tracks).all()
+            assert (frame_tracks[np.asarray(m.frame_indices)[~same]] > kf_tracks.max()).all()
         evicted = list(c.evicted_keyframe_ids)
         buffered = [b for b in buffered if b not in evicted]
         if c.is_keyframe:

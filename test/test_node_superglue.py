@@ -3,12 +3,11 @@ tests' helper (fixture/random weights: the computation is real, the matches are 
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
 
-from conftest import PROJECT_ROOT
+from model_weights import write_test_checkpoints
 from ros_helpers import (
     NodeProcess,
     camera_info_msg,
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def weights_dir(tmp_path, fixtures_dir):
-    if not (PROJECT_ROOT / "test" / "model_weights.py").is_file():
-        pytest.skip("test/model_weights.py (write_test_checkpoints) does not exist yet")
-    if importlib.util.find_spec("superglue_ros.pipeline.learned") is None:
-        pytest.skip("superglue_ros.pipeline.learned does not exist yet")
-    from model_weights import write_test_checkpoints
-
     return write_test_checkpoints(tmp_path / "weights", fixtures_dir)
 
 
@@ -72,7 +65,7 @@ def test_superpoint_superglue_end_to_end(ros_env, tmp_path, probe, weights_dir) 
             node, image_pub, corrs, frames, stamps, info_pub, info, timeout=60
         )
         wait_until(lambda: len(vins) >= len(frames), 10, "features_vins", node)
-        check_frame_outputs(corrs, keyframes, stamps, vins, info, min_inherited=0.0)
+        check_frame_outputs(corrs, keyframes, stamps, vins, info)
         assert all(c.features.descriptor_dim == 256 for c in corrs)
         assert all(len(c.features.descriptors) == 256 * len(c.features.scores) for c in corrs)
         assert all(0 < len(c.features.scores) <= 256 for c in corrs)
