@@ -156,8 +156,17 @@ def test_missing_weights_raise_weights_not_found(tmp_path, monkeypatch) -> None:
         build_matcher({**PARAMS, "superglue.weights": "outdoor"})
 
 
-def test_device_names() -> None:
+def test_device_names(monkeypatch) -> None:
+    import torch
+
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"  # auto prefers CUDA when there is one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
