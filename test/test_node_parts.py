@@ -296,3 +296,58 @@ def _pending(image: np.ndarray) -> Any:
     from superglue_ros.ros.player import image_message
 
     return Pending(image_message(image, 10**9, "cam"), time.monotonic())
+
+
+# --------------------------------------------------------------------- VINS
+def test_vins_tracker_forgets_tracks_not_seen_for_a_while() -> None:
+    """Long runs do not keep every track ever seen: every 100 frames, tracks unseen for
+    forget_after_frames are dropped, and one seen again starts counting anew."""
+    from superglue_ros.pipeline.types import Features, FrameResult
+    from superglue_ros.ros.vins import CameraModel, VinsTracker
+
+    camera = CameraModel(np.diag([500.0, 500.0, 1.0]), np.zeros(0), "plumb_bob", 640, 480)
+
+    def frame(index: int, tracks: list[int]) -> FrameResult:
+        count = len(tracks)
+        features = Features(
+            np.full((count, 2), 10.0, np.float32),
+            np.ones(count, np.float32),
+            np.zeros((count, 32), np.uint8),
+            (480, 640),
+        )
+        return FrameResult(index, index * 10**8, False, features, np.array(tracks), [], [])
+
+    tracker = VinsTracker(min_track_length=2, forget_after_frames=5)
+    assert len(tracker.update(frame(1, [0, 1]), camera)) == 0  # seen once: not sent yet
+    assert tracker.update(frame(2, [0, 1, 2]), camera).ids.tolist() == [0, 1]
+    for index in range(3, 100):
+        tracker.update(frame(index, [2]), camera)
+    assert set(tracker._observations) == {0, 1, 2}  # nothing forgotten before frame 100
+    tracker.update(frame(100, [2]), camera)
+    assert set(tracker._observations) == {2}  # 0 and 1 unseen since frame 2: forgotten
+    assert tracker.update(frame(101, [0, 2]), camera).ids.tolist() == [2]  # 0 counts anew
+    assert tracker.update(frame(102, [0, 2]), camera).ids.tolist() == [0, 2]
+
+
+# ------------------------------------------------------------------- player
+def test_player_compressed_message_and_memory_source(ros_messages: None) -> None:
+    from superglue_ros.io.images import decode_image
+    from superglue_ros.io.stamps import stamp_to_ns
+    from superglue_ros.ros.player import compressed_message, memory_source
+
+    frames = sequence([translation(0, 0), translation(2, 0)]).images
+    colour = np.dstack([frames[0], frames[1], frames[0]])
+    png = compressed_message(colour, 1_500_000_001, "cam", fmt="png")
+    assert png.format == "png" and png.header.frame_id == "cam"
+    assert stamp_to_ns(png.header.stamp) == 1_500_000_001
+    np.testing.assert_array_equal(decode_image(png), colour)  # lossless, RGB kept
+    jpeg = compressed_message(frames[0], 0, "cam")
+    assert jpeg.format == "jpeg"
+    assert np.abs(decode_image(jpeg).astype(int) - frames[0]).mean() < 3.0
+
+    source = memory_source(frames, rate_hz=4.0)
+    assert source.count == 2 and source.camera_info is None
+    first, second = list(source.frames()), list(source.frames())  # frames() can loop
+    assert [f.stamp_ns for f in first] == [f.stamp_ns for f in second]
+    assert first[1].stamp_ns - first[0].stamp_ns == 250_000_000
+    assert all(f.image is g for f, g in zip(first, frames, strict=True))

@@ -194,3 +194,25 @@ def test_weights_cli_where_and_verify(tmp_path, capsys, no_weights_env) -> None:
     assert main(["weights", "verify", "--dir", str(tmp_path), "--name", "superpoint_v1.pth"]) == 1
     assert "DIFFERS from the released file" in capsys.readouterr().out
     assert main(["weights", "verify", "--name", "nope.pth"]) == 2
+
+
+def test_load_checkpoint_refuses_corrupt_and_foreign_files(tmp_path) -> None:
+    """A damaged download or a file of something else is a clear error naming the file."""
+    from superglue_ros.models.weights import WeightsMismatchError, load_checkpoint
+
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip" * 10)
+    with pytest.raises(WeightsMismatchError, match="corrupt.pth is not a readable PyTorch"):
+        load_checkpoint(corrupt)
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"w": torch.ones(1000)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    with pytest.raises(WeightsMismatchError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"epoch": 3, "w": torch.ones(2)}, foreign)
+    with pytest.raises(WeightsMismatchError, match="does not hold a state dict of tensors"):
+        load_checkpoint(foreign)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {"w": torch.arange(3.0)}}, wrapped)
+    assert torch.equal(load_checkpoint(wrapped)["w"], torch.arange(3.0))
