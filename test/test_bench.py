@@ -133,7 +133,8 @@ def test_frames_and_ros_parts_print_json(tmp_path, fixtures_dir, capsys, monkeyp
         if runtime == "onnxruntime":
             torch_row = rows[("torch", row["keyframes"])]
             ratio = row["frame_ms"] / torch_row["frame_ms"]
-            assert row["ratio_to_torch"] == pytest.approx(ratio, rel=1e-2)
+            # ratio_to_torch is rounded to 3 decimals: half a unit of the last is allowed
+            assert row["ratio_to_torch"] == pytest.approx(ratio, rel=1e-2, abs=5e-4)
             assert row["fp32_torch_matches_kept"] >= 0.9, row
     overhead = results["ros_overhead"]
     if "skipped" not in overhead:
