@@ -157,7 +157,7 @@ def test_match_threshold_changes_at_run_time(components, images) -> None:
 
 
 def test_pipeline_on_onnxruntime_equals_torch(weights_dir, onnx_dir, images) -> None:
-    frames = [np.roll(images[0], shift, axis=1) for shift in (0, 3, 6, 9)] + [images[1]]
+    frames = [images[0], np.roll(images[0], 5, axis=1), images[1]]
     results = {}
     for runtime in ("torch", "onnxruntime"):
         pipeline = Pipeline.from_params(
@@ -179,7 +179,7 @@ def test_pipeline_on_onnxruntime_equals_torch(weights_dir, onnx_dir, images) -> 
         for mine, reference in zip(ours.matches, theirs.matches, strict=True):
             np.testing.assert_array_equal(mine.frame_indices, reference.frame_indices)
             np.testing.assert_array_equal(mine.keyframe_indices, reference.keyframe_indices)
-    assert sum(len(r.matches) for r in results["onnxruntime"]) >= 6
+    assert sum(len(r.matches) for r in results["onnxruntime"]) >= 2
 
 
 def test_first_use_exports_into_the_cache_once(weights_dir, tmp_path, monkeypatch) -> None:
