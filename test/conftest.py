@@ -41,7 +41,8 @@ def freiburg_dir() -> Path:
 def require_module(name: str, why: str = "") -> None:
     """Skip the calling test when an optional module cannot be imported."""
     if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not importable{': ' + why if why else ''}")
+        # Also valid at module level, where a test module needs the module to import.
+        pytest.skip(f"{name} is not importable{': ' + why if why else ''}", allow_module_level=True)
 
 
 @pytest.fixture
