@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from superglue_ros.models.batching import pad_keyframes
 from superglue_ros.models.precision import PRECISIONS, autocast_for
 
 LAYER_KINDS = ("self", "cross")
@@ -318,29 +319,7 @@ def pad_batch(
     with M the largest keyframe: zero padding, False in mask1. Image sizes are
     the caller's to add.
     """
-    count, num0 = len(keyframes), frame["scores"].shape[0]
-    dim = frame["desc"].shape[0]
-    width = max(k["scores"].shape[0] for k in keyframes)
-    device = frame["kpts"].device
-    kpts1 = torch.zeros(count, width, 2, device=device)
-    scores1 = torch.zeros(count, width, device=device)
-    desc1 = torch.zeros(count, dim, width, device=device)
-    mask1 = torch.zeros(count, width, dtype=torch.bool, device=device)
-    for i, keyframe in enumerate(keyframes):
-        size = keyframe["scores"].shape[0]
-        kpts1[i, :size] = keyframe["kpts"]
-        scores1[i, :size] = keyframe["scores"]
-        desc1[i, :, :size] = keyframe["desc"]
-        mask1[i, :size] = True
-    return {
-        "keypoints0": frame["kpts"][None].expand(count, num0, 2),
-        "scores0": frame["scores"][None].expand(count, num0),
-        "descriptors0": frame["desc"][None].expand(count, dim, num0),
-        "keypoints1": kpts1,
-        "scores1": scores1,
-        "descriptors1": desc1,
-        "mask1": mask1,
-    }
+    return pad_keyframes(frame, keyframes, {"kpts": 0, "scores": 0, "desc": 1})
 
 
 class SuperGlue(nn.Module):

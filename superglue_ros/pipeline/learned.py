@@ -10,7 +10,7 @@ imported here, so this module is imported only when a learned component is built
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,38 @@ def cache_size_for(config: Config) -> int:
     """Device tensors kept per matcher: every buffered keyframe plus as many recent
     frames (a frame is cached when matched, and reused if it becomes a keyframe)."""
     return 2 * config.integer("keyframes.buffer_size")
+
+
+class DeviceTensorCache:
+    """Device tensors of Features objects, kept while the same object is in use.
+
+    A keyframe is matched against every later frame: its tensors are built and
+    copied to the device once. Entries are keyed by object id and hold the
+    object, so an id cannot be reused while its entry exists; the least recently
+    used entry goes first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[Features, dict[str, torch.Tensor]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self, features: Features, convert: Callable[[Features], dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """The cached tensors of features, or convert(features), cached."""
+        key = id(features)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] is features:
+            self._entries.move_to_end(key)
+            return hit[1]
+        tensors = convert(features)
+        self._entries[key] = (features, tensors)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return tensors
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,8 +134,11 @@ class SuperGlueMatcher:
         self.model = model.to(device).eval()
         self.device = device
         self.weights = weights
-        self.cache_size = cache_size
-        self._cache: OrderedDict[int, tuple[Features, dict[str, torch.Tensor]]] = OrderedDict()
+        self._cache = DeviceTensorCache(cache_size)
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.size
 
     @property
     def description(self) -> str:
@@ -120,11 +155,9 @@ class SuperGlueMatcher:
 
     def _tensors(self, features: Features) -> dict[str, torch.Tensor]:
         """Device tensors of one Features, cached while the same object is in use."""
-        key = id(features)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is features:
-            self._cache.move_to_end(key)
-            return hit[1]
+        return self._cache.get(features, self._to_device)
+
+    def _to_device(self, features: Features) -> dict[str, torch.Tensor]:
         descriptors = np.asarray(features.descriptors)
         dim = int(self.model.conf["descriptor_dim"])
         if descriptors.ndim != 2 or descriptors.shape[1] != dim or descriptors.dtype == np.uint8:
@@ -138,11 +171,7 @@ class SuperGlueMatcher:
             "desc": torch.from_numpy(np.ascontiguousarray(descriptors.T, dtype=np.float32)),
             "size": torch.tensor(features.image_size, dtype=torch.float32),
         }
-        tensors = {k: v.to(self.device) for k, v in tensors.items()}
-        self._cache[key] = (features, tensors)  # holding the object keeps its id unique
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return tensors
+        return {k: v.to(self.device) for k, v in tensors.items()}
 
     @torch.inference_mode()
     def match(self, frame: Features, keyframes: Sequence[Features]) -> list[PairMatches]:
@@ -156,27 +185,15 @@ class SuperGlueMatcher:
         sizes1 = [len(s["scores"]) for s in sides1]
         width = max(sizes1)
         if num0 == 0 or width == 0:
-            return [_unmatched(num0) for _ in keyframes]
+            return [PairMatches.unmatched(num0) for _ in keyframes]
 
         data = pad_batch(side0, sides1)
         data["image_size0"] = side0["size"][None].expand(count, 2)
         data["image_size1"] = torch.stack([s["size"] for s in sides1])
         out = self.model(data)
-        matches0 = out["matches0"].cpu().numpy().astype(np.int64)
-        scores0 = out["matching_scores0"].float().cpu().numpy()
-        return [
-            PairMatches(
-                matches0=matches0[i],
-                scores0=np.where(matches0[i] >= 0, scores0[i], 0.0).astype(np.float32),
-            )
-            for i in range(count)
-        ]
-
-
-def _unmatched(num: int) -> PairMatches:
-    return PairMatches(
-        matches0=np.full(num, -1, dtype=np.int64), scores0=np.zeros(num, dtype=np.float32)
-    )
+        return PairMatches.from_batch(
+            out["matches0"].cpu().numpy(), out["matching_scores0"].float().cpu().numpy()
+        )
 
 
 def build_superpoint_frontend(config: Config) -> SuperPointFrontend:

@@ -381,23 +381,11 @@ class OnnxSuperGlueMatcher:
         num0 = len(frame)
         if num0 == 0 or max(len(k) for k in keyframes) == 0:
             self._side(frame)  # still reject descriptors of the wrong kind
-            return [_unmatched(num0) for _ in keyframes]
+            return [PairMatches.unmatched(num0) for _ in keyframes]
         matches0, scores0 = self.session.run(
             ["matches0", "matching_scores0"], self.feeds(frame, keyframes)
         )
-        return [
-            PairMatches(
-                matches0=matches0[i].astype(np.int64),
-                scores0=np.where(matches0[i] >= 0, scores0[i], 0.0).astype(np.float32),
-            )
-            for i in range(len(keyframes))
-        ]
-
-
-def _unmatched(num: int) -> PairMatches:
-    return PairMatches(
-        matches0=np.full(num, -1, dtype=np.int64), scores0=np.zeros(num, dtype=np.float32)
-    )
+        return PairMatches.from_batch(matches0, scores0)
 
 
 # --------------------------------------------------------------------------- building

@@ -9,13 +9,13 @@ components is built.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from superglue_ros.models.batching import pad_keyframes
 from superglue_ros.models.extractors import build_aliked, build_disk, extract_aliked, extract_disk
 from superglue_ros.models.lightglue import BatchedLightGlue, build_lightglue
 from superglue_ros.models.open_weights import (
@@ -25,7 +25,7 @@ from superglue_ros.models.open_weights import (
     load_open_state,
 )
 
-from .learned import cache_size_for, resolve_device
+from .learned import DeviceTensorCache, cache_size_for, resolve_device
 from .params import Config, check_runtime_changes
 from .types import Features, PairMatches
 
@@ -53,14 +53,21 @@ def _features(out: Mapping[str, torch.Tensor], image: np.ndarray) -> Features:
     )
 
 
-class AlikedFrontend:
-    """Frontend: [H, W, 3] uint8 RGB -> ALIKED keypoints, scores, [N, 128] descriptors
-    ([N, 64] for t16)."""
+class RgbFrontend:
+    """Frontend: [H, W, 3] uint8 RGB -> keypoints, scores, [N, D] descriptors of a
+    colour network (ALIKED: D = 128, 64 for t16; DISK: D = 128, scores are logits)."""
 
     color = True  # PreprocessingFrontend passes RGB, not gray
 
-    def __init__(self, model: Any, conf: Mapping[str, Any], device: torch.device) -> None:
-        self.model = model.to(device).eval()
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+        conf: Mapping[str, Any],
+        device: torch.device,
+    ) -> None:
+        self.name = name
+        self.run = run  # [1, 3, H, W] float in [0, 1] -> keypoints, scores, descriptors
         self.conf = dict(conf)
         self.device = device
 
@@ -68,37 +75,13 @@ class AlikedFrontend:
     def description(self) -> str:
         limit = self.conf["max_keypoints"]
         return (
-            f"aliked-{self.conf['model']}(max {limit if limit > 0 else 'all'}) "
+            f"{self.name}(max {limit if limit > 0 else 'all'}) "
             f"on {self.device} {self.conf['precision']}"
         )
 
     def extract(self, image: np.ndarray) -> Features:
         """image: [H, W, 3] uint8 RGB."""
-        tensor = _rgb_tensor(image, self.device, "ALIKED")
-        return _features(extract_aliked(self.model, tensor, self.conf["precision"]), image)
-
-
-class DiskFrontend:
-    """Frontend: [H, W, 3] uint8 RGB -> DISK keypoints, scores (logits), [N, 128] descriptors."""
-
-    color = True  # PreprocessingFrontend passes RGB, not gray
-
-    def __init__(self, model: Any, conf: Mapping[str, Any], device: torch.device) -> None:
-        self.model = model.to(device).eval()
-        self.conf = dict(conf)
-        self.device = device
-
-    @property
-    def description(self) -> str:
-        limit = self.conf["max_keypoints"]
-        return (
-            f"disk(max {limit if limit > 0 else 'all'}) on {self.device} {self.conf['precision']}"
-        )
-
-    def extract(self, image: np.ndarray) -> Features:
-        """image: [H, W, 3] uint8 RGB."""
-        tensor = _rgb_tensor(image, self.device, "DISK")
-        return _features(extract_disk(self.model, tensor, self.conf, self.conf["precision"]), image)
+        return _features(self.run(_rgb_tensor(image, self.device, self.name)), image)
 
 
 class LightGlueMatcher:
@@ -119,10 +102,13 @@ class LightGlueMatcher:
         self.model = model.to(device).eval()
         self.device = device
         self.features = features
-        self.cache_size = cache_size
         self.batched = batched
         self.last_layers: list[int] = []
-        self._cache: OrderedDict[int, tuple[Features, dict[str, torch.Tensor]]] = OrderedDict()
+        self._cache = DeviceTensorCache(cache_size)
+
+    @property
+    def cache_size(self) -> int:
+        return self._cache.size
 
     @property
     def description(self) -> str:
@@ -143,11 +129,9 @@ class LightGlueMatcher:
 
     def _tensors(self, features: Features) -> dict[str, torch.Tensor]:
         """Device tensors of one Features, cached while the same object is in use."""
-        key = id(features)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is features:
-            self._cache.move_to_end(key)
-            return hit[1]
+        return self._cache.get(features, self._to_device)
+
+    def _to_device(self, features: Features) -> dict[str, torch.Tensor]:
         descriptors = np.asarray(features.descriptors)
         dim = int(self.model.conf["input_dim"])
         if descriptors.ndim != 2 or descriptors.shape[1] != dim or descriptors.dtype == np.uint8:
@@ -161,11 +145,7 @@ class LightGlueMatcher:
             "desc": torch.from_numpy(np.ascontiguousarray(descriptors, dtype=np.float32)),
             "size": torch.tensor([width, height], dtype=torch.float32),
         }
-        tensors = {k: v.to(self.device) for k, v in tensors.items()}
-        self._cache[key] = (features, tensors)  # holding the object keeps its id unique
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return tensors
+        return {k: v.to(self.device) for k, v in tensors.items()}
 
     def match(self, frame: Features, keyframes: Sequence[Features]) -> list[PairMatches]:
         """One PairMatches per keyframe, in the order given (one batched forward)."""
@@ -179,48 +159,24 @@ class LightGlueMatcher:
         else:
             outs = [self._forward(side0, [side]) for side in sides1]
             out = {key: torch.cat([o[key] for o in outs]) for key in outs[0]}
-        matches0 = out["matches0"].cpu().numpy().astype(np.int64)
-        scores0 = out["matching_scores0"].cpu().numpy().astype(np.float32)
         self.last_layers = [int(v) for v in out["layers"].cpu().tolist()]
-        return [
-            PairMatches(
-                matches0=matches0[i],
-                scores0=np.where(matches0[i] >= 0, scores0[i], 0.0).astype(np.float32),
-                layers=self.last_layers[i],
-            )
-            for i in range(len(keyframes))
-        ]
+        return PairMatches.from_batch(
+            out["matches0"].cpu().numpy(),
+            out["matching_scores0"].float().cpu().numpy(),
+            self.last_layers,
+        )
 
     def _forward(
         self, side0: dict[str, torch.Tensor], sides1: list[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
         """The frame against the given keyframes, padded to the longest."""
-        count = len(sides1)
-        num0 = len(side0["kpts"])
-        sizes1 = [len(s["kpts"]) for s in sides1]
-        width = max(sizes1)
-        dim = int(self.model.conf["input_dim"])
-        kpts1 = torch.zeros(count, width, 2, device=self.device)
-        desc1 = torch.zeros(count, width, dim, device=self.device)
-        mask1 = torch.zeros(count, width, dtype=torch.bool, device=self.device)
-        for i, (side, size) in enumerate(zip(sides1, sizes1, strict=True)):
-            kpts1[i, :size] = side["kpts"]
-            desc1[i, :size] = side["desc"]
-            mask1[i, :size] = True
-        return self.model(
-            {
-                "keypoints0": side0["kpts"][None].expand(count, num0, 2),
-                "descriptors0": side0["desc"][None].expand(count, num0, dim),
-                "image_size0": side0["size"][None].expand(count, 2),
-                "keypoints1": kpts1,
-                "descriptors1": desc1,
-                "image_size1": torch.stack([s["size"] for s in sides1]),
-                "mask1": mask1,
-            }
-        )
+        data = pad_keyframes(side0, sides1, {"kpts": 0, "desc": 0})
+        data["image_size0"] = side0["size"][None].expand(len(sides1), 2)
+        data["image_size1"] = torch.stack([s["size"] for s in sides1])
+        return self.model(data)
 
 
-def build_aliked_frontend(config: Config) -> AlikedFrontend:
+def build_aliked_frontend(config: Config) -> RgbFrontend:
     """ALIKED from aliked-<aliked.model>.pth (WeightsNotFoundError / CorruptWeightsError)."""
     conf = {
         "model": config.text("aliked.model"),
@@ -233,10 +189,16 @@ def build_aliked_frontend(config: Config) -> AlikedFrontend:
         ALIKED_MODELS_BY_NAME[conf["model"]], config.text("weights_dir") or None
     )
     device = resolve_device(config.text("device"))
-    return AlikedFrontend(build_aliked(state, conf, str(path)), conf, device)
+    model = build_aliked(state, conf, str(path)).to(device).eval()
+    return RgbFrontend(
+        f"aliked-{conf['model']}",
+        lambda image: extract_aliked(model, image, conf["precision"]),
+        conf,
+        device,
+    )
 
 
-def build_disk_frontend(config: Config) -> DiskFrontend:
+def build_disk_frontend(config: Config) -> RgbFrontend:
     """DISK from disk-depth-save.pth (WeightsNotFoundError / CorruptWeightsError)."""
     conf = {
         "max_keypoints": config.integer("disk.max_keypoints"),
@@ -246,7 +208,10 @@ def build_disk_frontend(config: Config) -> DiskFrontend:
     }
     state, path = load_open_state(DISK_FILE, config.text("weights_dir") or None)
     device = resolve_device(config.text("device"))
-    return DiskFrontend(build_disk(state, str(path)), conf, device)
+    model = build_disk(state, str(path)).to(device).eval()
+    return RgbFrontend(
+        "disk", lambda image: extract_disk(model, image, conf, conf["precision"]), conf, device
+    )
 
 
 def build_lightglue_matcher(config: Config) -> LightGlueMatcher:

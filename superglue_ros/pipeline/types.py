@@ -53,6 +53,28 @@ class PairMatches:
     scores0: np.ndarray
     layers: int = 0
 
+    @classmethod
+    def unmatched(cls, num: int) -> PairMatches:
+        """No match for any of num frame keypoints."""
+        return cls(np.full(num, -1, dtype=np.int64), np.zeros(num, dtype=np.float32))
+
+    @classmethod
+    def from_batch(
+        cls, matches0: np.ndarray, scores0: np.ndarray, layers: Sequence[int] | None = None
+    ) -> list[PairMatches]:
+        """One PairMatches per row of a batched matcher's [K, N] outputs (scores zeroed
+        where unmatched); layers: [K] layers run per pair, when the matcher reports them."""
+        matches0 = np.asarray(matches0).astype(np.int64)
+        scores0 = np.asarray(scores0, dtype=np.float32)
+        return [
+            cls(
+                matches0=matches0[i],
+                scores0=np.where(matches0[i] >= 0, scores0[i], 0.0).astype(np.float32),
+                layers=int(layers[i]) if layers is not None else 0,
+            )
+            for i in range(len(matches0))
+        ]
+
 
 class Frontend(Protocol):
     """Turns an image into features.
