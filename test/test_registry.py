@@ -55,3 +55,13 @@ def test_classical_components_take_their_parameters():
     assert isinstance(build_frontend({"frontend": "sift", **params}), SiftFrontend)
     mnn = build_matcher({"frontend": "sift", "matcher": "mnn", **params})
     assert isinstance(mnn, MutualNearestNeighbourMatcher) and mnn.ratio_test == 0.7
+
+
+@pytest.mark.parametrize(
+    ("frontend", "matcher"),
+    [("aliked", "lightglue"), ("disk", "lightglue"), ("superpoint", "lightglue")],
+)
+def test_networks_without_an_onnx_export_refuse_runtime_onnxruntime(frontend, matcher):
+    params = {"frontend": frontend, "matcher": matcher, "runtime": "onnxruntime"}
+    with pytest.raises(ValueError, match="no ONNX export yet.*runtime: torch"):
+        build_frontend(params) if frontend != "superpoint" else build_matcher(params)

@@ -55,8 +55,8 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "runtime",
         "torch",
-        "What runs the learned models: torch, or onnxruntime on their exported ONNX graphs "
-        "(float32; CPU, CUDA or TensorRT provider by device).",
+        "What runs the learned models: torch, or onnxruntime on the exported ONNX graphs "
+        "of SuperPoint and SuperGlue (float32; CPU, CUDA or TensorRT provider by device).",
         choices=("torch", "onnxruntime"),
     ),
     ParamSpec(
