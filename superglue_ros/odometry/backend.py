@@ -18,7 +18,8 @@ pose the identity):
    buffered keyframe to match: the first frame or a time jump) or frame ids
    running backwards end the current map. The frame says so (state ``lost`` and
    a reason) and initialisation starts again from the next keyframes; the new
-   map continues from the last pose, scaled to the old map's keyframe spacing.
+   map starts where the last two poses' velocity predicts the lost keyframe, scaled
+   to the old map's keyframe spacing.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
@@ -359,7 +360,7 @@ class VisualOdometry:
     def _lose(self, frame: FrameObservation, reason: str) -> PoseEstimate:
         """End the current map; the next keyframes initialise a new one."""
         if self._frames:
-            self._origin = self._frames[-1].pose
+            self._origin = self._predicted_pose(frame.stamp_ns)
         poses = [k.pose for k in self._window]
         if len(poses) >= 2:
             steps = np.linalg.norm(np.diff([p[:3, 3] for p in poses], axis=0), axis=1)
@@ -371,6 +372,22 @@ class VisualOdometry:
         self._reference = frame if frame.is_keyframe else None
         self._waiting = []
         return PoseEstimate(frame.frame_id, frame.stamp_ns, frame.is_keyframe, None, LOST, reason)
+
+    def _predicted_pose(self, stamp_ns: int) -> np.ndarray:
+        """The last pose moved on to stamp_ns at the last two frames' velocity
+        (constant-velocity model); the last pose itself when there is no velocity."""
+        last = self._frames[-1]
+        if len(self._frames) < 2:
+            return last.pose
+        previous = self._frames[-2]
+        interval = last.stamp_ns - previous.stamp_ns
+        if interval <= 0 or stamp_ns <= last.stamp_ns:
+            return last.pose
+        step = geometry.invert(previous.pose) @ last.pose
+        fraction = min((stamp_ns - last.stamp_ns) / interval, 3.0)
+        # Translation scales with time; the small per-frame rotation is applied once.
+        step[:3, 3] *= fraction
+        return last.pose @ step
 
     # ---------------------------------------------------------------- mapping
     def _triangulate(self, keyframe: MapKeyframe) -> None:
