@@ -13,21 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from superglue_ros.odometry import CameraIntrinsics, FrameObservation, KeyframeMatches
+from superglue_ros.tools.room import look_at
 
 CAMERA = CameraIntrinsics(fx=400.0, fy=400.0, cx=319.5, cy=239.5, width=640, height=480)
-
-
-def look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """[4, 4] camera-to-world of an OpenCV camera at position looking at target (z up)."""
-    forward = target - position
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    pose = np.eye(4)
-    pose[:3, :3] = np.column_stack([right, down, forward])
-    pose[:3, 3] = position
-    return pose
 
 
 def room_points(count: int, rng: np.random.Generator) -> np.ndarray:
