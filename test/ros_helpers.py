@@ -6,6 +6,7 @@ per-run ROS_DOMAIN_ID of the ``ros_env`` fixture.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from conftest import PROJECT_ROOT, SHARED
 
 FREIBURG = SHARED / "data" / "freiburg_sequence"
 NODE_CMD = [sys.executable, "-m", "superglue_ros.ros.node"]
+ODOMETRY_NODE_CMD = [sys.executable, "-m", "superglue_ros.ros.odometry_node"]
 
 
 # ----------------------------------------------------------------- frames
@@ -75,13 +77,15 @@ class NodeProcess:
         extra_args: tuple[str, ...] = (),
         name: str = "node",
         new_session: bool = False,
+        command: tuple[str, ...] = tuple(NODE_CMD),
     ) -> None:
-        """new_session: the node leads its own process group (as under ros2 launch)."""
+        """new_session: the node leads its own process group (as under ros2 launch);
+        command: the node to run (default matcher_node)."""
         self.log_path = workdir / f"{name}.log"
         params_file = dump_params_file(workdir / f"{name}.yaml", params)
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*NODE_CMD, "--ros-args", "--params-file", str(params_file), *extra_args],
+            [*command, "--ros-args", "--params-file", str(params_file), *extra_args],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=self._log,
@@ -128,6 +132,15 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# rcutils' default console format: "[INFO] [1712345678.123456789] [matcher_node]: text"
+LOG_LINE = re.compile(r"^\[(?:DEBUG|INFO|WARN|ERROR|FATAL)\] \[[0-9.]+\] \[([^\]]+)\]:", re.M)
+
+
+def logger_names(log: str) -> set[str]:
+    """The logger names of the ROS log lines in a node's output."""
+    return set(LOG_LINE.findall(log))
 
 
 # ------------------------------------------------------------------ probe

@@ -1,4 +1,5 @@
-"""matcher_node under repeated SIGINT/SIGTERM: exit 0, no traceback, within 5 s.
+"""matcher_node and odometry_node under repeated SIGINT/SIGTERM: exit 0, no traceback,
+within 5 s.
 
 ``ros2 launch`` forwards SIGINT to its processes and the terminal's Ctrl-C reaches
 them too, so two signals close together are the normal case. The node runs in its
@@ -14,11 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from ros_helpers import NodeProcess, wait_until
+from conftest import require_module
+from ros_helpers import NODE_CMD, ODOMETRY_NODE_CMD, NodeProcess, logger_names, wait_until
 
 pytestmark = pytest.mark.slow
 
 BASELINE = {"frontend": "orb", "matcher": "mnn", "diagnostics_period": 0.1}
+# command, parameters, the log line that says the node is up
+NODES = {
+    "matcher_node": (NODE_CMD, BASELINE, "listening on"),
+    "odometry_node": (ODOMETRY_NODE_CMD, {"world_frame": "map"}, "odometry from"),
+}
 SHUTDOWN_LIMIT_S = 5.0
 # (first signal, second signal, seconds between them): each gap 0 to 500 ms, SIGINT
 # twice in most tries, SIGTERM mixed in.
@@ -39,18 +46,23 @@ TRIES = [
 ]
 
 
-def start_node(env: dict[str, str], workdir: Path, name: str) -> NodeProcess:
-    node = NodeProcess(env, workdir, BASELINE, name=name, new_session=True)
-    wait_until(lambda: "listening on" in node.output(), 30, "the node to start", node)
+def start_node(env: dict[str, str], workdir: Path, which: str, name: str) -> NodeProcess:
+    command, params, started = NODES[which]
+    node = NodeProcess(env, workdir, params, name=name, new_session=True, command=command)
+    wait_until(lambda: started in node.output(), 30, f"{which} to start", node)
     return node
 
 
-def test_two_signals_during_shutdown_exit_cleanly(ros_env, tmp_path) -> None:
+@pytest.mark.parametrize("which", sorted(NODES))
+def test_two_signals_during_shutdown_exit_cleanly(ros_env, tmp_path, which: str) -> None:
+    if which == "odometry_node":
+        require_module("gtsam", "the back-end needs GTSAM (make setup installs it)")
+        require_module("nav_msgs", "needs nav_msgs (make setup installs ros-nav-msgs)")
     failures = []
     # Two nodes start at once (start-up is mostly imports), then each gets its signals.
     for first_try in range(0, len(TRIES), 2):
         pair = list(enumerate(TRIES[first_try : first_try + 2], start=first_try))
-        nodes = [start_node(ros_env, tmp_path, f"try{i}") for i, _ in pair]
+        nodes = [start_node(ros_env, tmp_path, which, f"try{i}") for i, _ in pair]
         try:
             for node, (index, (first, second, gap)) in zip(nodes, pair, strict=True):
                 start = time.monotonic()
@@ -69,6 +81,8 @@ def test_two_signals_during_shutdown_exit_cleanly(ros_env, tmp_path) -> None:
                     failures.append(f"{label}: exit {code} after {took:.1f} s\n{log[-1500:]}")
                 elif "shutting down" not in log:
                     failures.append(f"{label}: no shutdown message\n{log[-1500:]}")
+                elif logger_names(log) != {which}:  # one logger name per node
+                    failures.append(f"{label}: log lines from {sorted(logger_names(log))}")
         finally:
             for node in nodes:
                 node.close()

@@ -15,7 +15,13 @@ import yaml
 
 from conftest import PROJECT_ROOT, require_module
 from odometry_synthetic import CAMERA, make_sequence
-from ros_helpers import probe, reliable, stamp_ns, wait_until  # noqa: F401  (fixture)
+from ros_helpers import (  # noqa: F401  (probe: a fixture)
+    logger_names,
+    probe,
+    reliable,
+    stamp_ns,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 FRAMES = 18
@@ -129,9 +135,12 @@ def test_odometry_node_publishes_the_trajectory(ros_env, tmp_path, probe) -> Non
         result = evaluate(trajectory_from_poses(estimate), truth)
         assert result["ate_rmse_m"] < 0.01  # 0.3 px keypoint noise on a 2 m path
         assert "skipping a bad correspondences message" in output()
+        # One initialisation (it poses two keyframes), said once.
+        assert output().count("initialised from keyframes") == 1, output()
 
         node.send_signal(signal.SIGINT)
         assert node.wait(timeout=15) == 0, output()
+        assert logger_names(output()) == {"odometry_node"}, output()
     finally:
         if node.poll() is None:
             node.kill()

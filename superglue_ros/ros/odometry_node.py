@@ -13,7 +13,8 @@ Each message is processed in the subscription callback (bundle adjustment takes
 tens to hundreds of milliseconds on a CPU); messages wait in the subscription's
 queue meanwhile. A bad message is logged, counted and skipped.
 
-Exit status: 0 after SIGINT/SIGTERM, 2 for a bad parameter.
+Exit status: 0 after SIGINT/SIGTERM (however many: signals after the first are
+ignored while the node shuts down, as for matcher_node), 2 for a bad parameter.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
 
@@ -42,7 +42,7 @@ from superglue_ros.odometry import (
 )
 from superglue_ros.odometry.backend import check_conf
 from superglue_ros.odometry.trajectory import quaternion_xyzw
-from superglue_ros.ros import qos
+from superglue_ros.ros import qos, shutdown
 
 NODE_NAME = "odometry_node"
 EXIT_BAD_PARAMETER = 2
@@ -82,12 +82,26 @@ def stamp_msg(stamp_ns: int) -> Any:
     return Time(**stamp_fields(stamp_ns))
 
 
+class BadParameterError(ValueError):
+    """A parameter of the node is bad (logged by the node before it is raised)."""
+
+
 class OdometryNode(Node):
-    """See the module docstring. Raises ValueError or ParameterException from the
-    constructor for a bad parameter."""
+    """See the module docstring. Raises BadParameterError from the constructor."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._setup()
+        except (ValueError, ParameterException) as error:
+            self.get_logger().fatal(f"bad parameters: {error}")
+            self.destroy_node()
+            raise BadParameterError(str(error)) from error
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
         for name, (default, description) in NODE_PARAMS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         for name, default in default_conf.items():
@@ -159,13 +173,15 @@ class OdometryNode(Node):
 
     def _publish(self, estimates: list[PoseEstimate]) -> None:
         published = False
+        said: set[str] = set()  # an initialisation gives both its keyframes the same reason
         for estimate in estimates:
             if estimate.state == LOST:
                 self.get_logger().warning(
                     f"tracking lost at frame {estimate.frame_id}: {estimate.reason}; "
                     "re-initialising"
                 )
-            elif estimate.reason.startswith("initialised"):
+            elif estimate.reason.startswith("initialised") and estimate.reason not in said:
+                said.add(estimate.reason)
                 self.get_logger().info(estimate.reason)
             if estimate.pose is None:
                 continue
@@ -197,25 +213,14 @@ class OdometryNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit status."""
-    rclpy.init(args=args)
-    logger = rclpy.logging.get_logger(f"superglue_ros.{NODE_NAME}")
+    stop = shutdown.init(args)
     try:
         node = OdometryNode()
-    except (ValueError, ParameterException) as error:
-        logger.fatal(f"bad parameters: {error}")
+    except BadParameterError:  # logged by the node
         rclpy.try_shutdown()
+        stop.ignore_from_now()
         return EXIT_BAD_PARAMETER
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        logger.info("shutting down")
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    shutdown.spin_then_destroy(node, stop)
     return 0
 
 

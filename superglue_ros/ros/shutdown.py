@@ -5,7 +5,11 @@ reaches them too, so a node under launch often gets two signals. With rclpy's
 own handlers the second one raises KeyboardInterrupt wherever the shutdown is
 (joining the worker, destroying the node) and the process dies with a
 traceback. Here every signal only sets a flag: the first asks the process to
-stop, later ones are counted and change nothing. Use with
+stop, later ones are counted and change nothing.
+
+Both nodes run the same way: ``stop = init(args)`` before anything slow (it
+installs the handlers and starts rclpy without its own), then
+``spin_then_destroy(node, stop, close)``. Other programs use StopRequest with
 ``rclpy.init(signal_handler_options=SignalHandlerOptions.NO)`` and a spin loop
 that checks the flag.
 """
@@ -14,9 +18,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SPIN_PERIOD_S = 0.1  # how often the spin loop looks at the stop request
 
 
 class StopRequest:
@@ -58,3 +65,41 @@ class StopRequest:
             return "requested"
         extra = len(self.signals) - 1
         return self.signals[0] + (f" (+{extra} more signal(s) ignored)" if extra else "")
+
+
+def init(args: list[str] | None = None) -> StopRequest:
+    """Install the stop handlers, then rclpy.init without rclpy's signal handlers."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    stop = StopRequest().install()  # first: a signal during start-up must not raise either
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    return stop
+
+
+def spin_then_destroy(
+    node: Any, stop: StopRequest, close: Callable[[], None] | None = None
+) -> None:
+    """Spin node until stop is set (or rclpy is shut down from elsewhere), then log
+    "shutting down (<reason>)" on the node's logger, run close, destroy the node and
+    shut rclpy down; later signals are ignored from then on."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except ExternalShutdownException:
+        stop.set()
+    finally:
+        node.get_logger().info(f"shutting down ({stop.reason()})")
+        try:
+            if close is not None:
+                close()
+            executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            stop.ignore_from_now()
