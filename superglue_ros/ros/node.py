@@ -1,7 +1,9 @@
 """``matcher_node``: SuperPoint + SuperGlue keyframe matching on a live image topic.
 
 Subscribes ``image`` (sensor_msgs/Image, or sensor_msgs/CompressedImage on
-``<image>/compressed`` with ``image_transport: compressed``) and ``camera_info``.
+``<image>/compressed`` with ``image_transport: compressed``) and ``camera_info``
+(unless remapped, the one beside the image topic: ``image:=/cam/image_raw``
+-> ``/cam/camera_info``).
 Publishes ``correspondences`` (every processed frame), ``keyframes`` (keyframes
 only; reliable, transient local), ``features_vins`` (VINS feature-tracker
 format, once camera_info is known), ``matches_image`` (only while subscribed)
@@ -27,14 +29,13 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_policy_name_from_kind
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from superglue_ros.io.images import BadImageError, decode_image
 from superglue_ros.io.stamps import stamp_to_ns
+from superglue_ros.io.topics import camera_info_topic_for
 from superglue_ros.pipeline.params import Config
 from superglue_ros.pipeline.pipeline import Pipeline
 from superglue_ros.ros import qos, qos_watch, shutdown
@@ -61,7 +62,6 @@ EXIT_MISSING_WEIGHTS = 3
 EXIT_STARTUP_FAILED = 1
 WORKER_JOIN_TIMEOUT_S = 3.0
 WORKER_POLL_S = 0.5  # how often an idle worker looks whether the node is stopping
-SPIN_PERIOD_S = 0.1  # how often the spin loop looks at the stop request
 
 
 class StartupError(RuntimeError):
@@ -105,6 +105,10 @@ class MatcherNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         try:
             self._setup()
+        except StartupError as error:
+            self.get_logger().fatal(str(error))
+            self.destroy_node()
+            raise
         except BaseException:
             self.destroy_node()
             raise
@@ -119,7 +123,8 @@ class MatcherNode(Node):
         node = settings.node
         self._pipeline: Pipeline | None = load_pipeline(settings.pipeline)
         self._backend = self._pipeline.description
-        self.get_logger().info(f"backend: {self._backend}")
+        why = f" ({self._pipeline.network_choice})" if self._pipeline.network_choice else ""
+        self.get_logger().info(f"backend: {self._backend}{why}")
 
         self._camera: CameraModel | None = None
         self._pending_changes: dict[str, Any] = {}
@@ -153,8 +158,9 @@ class MatcherNode(Node):
         self._starvation = qos_watch.StarvationWatch(
             node.number("image_starvation_warning"), self._image_reliability, self._image_topic
         )
+        info_topic = self._camera_info_topic()
         self._sub_info = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, image_qos
+            CameraInfo, info_topic, self._on_camera_info, image_qos
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # A steady clock: /diagnostics keeps coming with use_sim_time and no /clock.
@@ -168,8 +174,17 @@ class MatcherNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"listening on {self.resolve_topic_name(topic)} ({node['image_transport']}, "
-            f"{node['image_reliability']})"
+            f"{node['image_reliability']}), camera info on {self.resolve_topic_name(info_topic)}"
         )
+
+    def _camera_info_topic(self) -> str:
+        """camera_info as remapped; not remapped, the one beside the image topic
+        (image:=/cam/image_raw -> /cam/camera_info), as camera drivers and bags put it."""
+        if self.resolve_topic_name("camera_info") != self.resolve_topic_name(
+            "camera_info", only_expand=True
+        ):
+            return "camera_info"
+        return camera_info_topic_for(self.resolve_topic_name("image"))
 
     # -------------------------------------------------------------- callbacks
     def _on_image(self, msg: Image | CompressedImage) -> None:
@@ -306,9 +321,7 @@ class MatcherNode(Node):
         if worker is not None:
             worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
             if worker.is_alive():
-                rclpy.logging.get_logger(f"superglue_ros.{NODE_NAME}").warning(
-                    "worker still busy at shutdown; leaving it behind"
-                )
+                self.get_logger().warning("worker still busy at shutdown; leaving it behind")
         self._pipeline = None
         self._outputs.reset()
         torch = sys.modules.get("torch")
@@ -318,31 +331,14 @@ class MatcherNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit status."""
-    # Before anything slow: a signal during start-up must not raise either.
-    stop = shutdown.StopRequest().install()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    # Not the node's own logger name: that one also goes to /rosout, gone at shutdown.
-    logger = rclpy.logging.get_logger(f"superglue_ros.{NODE_NAME}")
+    stop = shutdown.init(args)
     try:
         node = MatcherNode()
-    except StartupError as error:
-        logger.fatal(str(error))
-        rclpy.try_shutdown()
-        return error.exit_code
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
-    except ExternalShutdownException:
-        stop.set()
-    finally:
-        logger.info(f"shutting down ({stop.reason()})")
-        node.close()
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
+    except StartupError as error:  # logged by the node
         rclpy.try_shutdown()
         stop.ignore_from_now()
+        return error.exit_code
+    shutdown.spin_then_destroy(node, stop, node.close)
     return 0
 
 
