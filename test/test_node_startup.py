@@ -16,6 +16,7 @@ BAD_VALUES = {
     "node_choice": ({"image_transport": "theora"}, "image_transport"),
     "minus_one_only": ({"superpoint.max_keypoints": 0}, "superpoint.max_keypoints"),
     "combination": ({"frontend": "orb", "matcher": "superglue"}, "superglue"),
+    "device": ({"device": "tpu"}, "device"),  # refused with orb too, which runs no torch
 }
 
 

@@ -31,6 +31,8 @@ def test_every_default_passes_its_own_validation() -> None:
         ("superglue.match_threshold", 1.5, "[0.0, 1.0]"),
         ("superpoint.max_keypoints", 0, "(or -1)"),
         ("precision", 16, "must be a string"),
+        ("device", "tpu", "must be auto, cpu, cuda or cuda:N"),
+        ("device", "cuda:x", "must be auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_values_name_the_parameter(name: str, value: object, fragment: str) -> None:
@@ -38,6 +40,14 @@ def test_bad_values_name_the_parameter(name: str, value: object, fragment: str) 
         validate({name: value})
     assert f"'{name}'" in str(error.value)
     assert fragment in str(error.value)
+
+
+@pytest.mark.parametrize("frontend", ["orb", "sift", "superpoint", "aliked", "disk", "auto"])
+def test_device_is_checked_whatever_the_frontend(frontend: str) -> None:
+    with pytest.raises(ValueError, match="'device' must be auto, cpu, cuda or cuda:N; got 'tpu'"):
+        validate({"frontend": frontend, "device": "tpu"})
+    for device in ("auto", "cpu", "cuda", "cuda:0", "cuda:12"):
+        assert validate({"frontend": frontend, "device": device})["device"] == device
 
 
 def test_minus_one_means_all_keypoints_and_ints_widen_to_floats() -> None:

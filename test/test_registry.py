@@ -14,11 +14,13 @@ from superglue_ros.pipeline import (
     build_frontend,
     build_matcher,
 )
+from superglue_ros.pipeline.registry import choose_networks
 
 
 def test_registry_covers_the_parameter_choices():
-    assert set(FRONTENDS) == set(PIPELINE_SPECS["frontend"].choices)
-    assert set(MATCHERS) == set(PIPELINE_SPECS["matcher"].choices)
+    # auto is resolved to one of them (choose_networks) before anything is built
+    assert set(FRONTENDS) | {"auto"} == set(PIPELINE_SPECS["frontend"].choices)
+    assert set(MATCHERS) | {"auto"} == set(PIPELINE_SPECS["matcher"].choices)
 
 
 def test_unknown_frontend_lists_known_names():
@@ -65,3 +67,54 @@ def test_networks_without_an_onnx_export_refuse_runtime_onnxruntime(frontend, ma
     params = {"frontend": frontend, "matcher": matcher, "runtime": "onnxruntime"}
     with pytest.raises(ValueError, match="no ONNX export yet.*runtime: torch"):
         build_frontend(params) if frontend != "superpoint" else build_matcher(params)
+
+
+@pytest.fixture
+def no_research_weights(tmp_path, monkeypatch):
+    """Nowhere holds the Magic Leap weights: an empty $SUPERGLUE_ROS_WEIGHTS and cache."""
+    monkeypatch.setenv("SUPERGLUE_ROS_WEIGHTS", str(tmp_path / "env_weights"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_auto_runs_aliked_lightglue_without_the_research_weights(no_research_weights):
+    config, why = choose_networks({"frontend": "auto", "matcher": "auto"})
+    assert (config["frontend"], config["matcher"]) == ("aliked", "lightglue")
+    assert "superpoint_v1.pth not found" in why and "superglue-ros weights download" in why
+    assert "matcher auto: lightglue" in why
+
+
+def test_auto_runs_superpoint_superglue_where_its_weights_are(no_research_weights):
+    weights = no_research_weights / "weights"
+    weights.mkdir()
+    for name in ("superpoint_v1.pth", "superglue_outdoor.pth"):
+        (weights / name).write_bytes(b"")  # found by name; loading is not tried here
+    params = {"frontend": "auto", "matcher": "auto", "weights_dir": str(weights)}
+    config, why = choose_networks({**params, "superglue.weights": "outdoor"})
+    assert (config["frontend"], config["matcher"]) == ("superpoint", "superglue")
+    assert "research-only" in why
+    # the indoor SuperGlue file is missing: then the permissive pair runs
+    config, why = choose_networks(params)
+    assert config["frontend"] == "aliked" and "superglue_indoor.pth not found" in why
+
+
+@pytest.mark.parametrize(
+    ("frontend", "matcher"),
+    [("orb", "mnn"), ("sift", "mnn"), ("aliked", "lightglue"), ("disk", "lightglue")],
+)
+def test_matcher_auto_takes_the_frontends_own(frontend, matcher):
+    config, why = choose_networks({"frontend": frontend, "matcher": "auto"})
+    assert config["matcher"] == matcher and f"matcher auto: {matcher}" in why
+    assert choose_networks({"frontend": frontend, "matcher": matcher})[1] == ""
+
+
+def test_frontend_auto_with_superglue_is_superpoint(no_research_weights):
+    config, _ = choose_networks({"frontend": "auto", "matcher": "superglue"})
+    assert config["frontend"] == "superpoint"  # its missing weights then say so at build
+
+
+def test_classical_auto_builds_without_weights():
+    assert isinstance(
+        build_matcher({"frontend": "orb", "matcher": "auto"}), MutualNearestNeighbourMatcher
+    )

@@ -67,6 +67,22 @@ def test_presets_differ_from_the_defaults() -> None:
     assert load_params_file(CONFIG / "indoor.yaml")["superglue.weights"] == "indoor"
 
 
+def test_presets_name_scenes_and_leave_the_networks_to_what_is_installed() -> None:
+    """indoor and outdoor run whatever networks are installed (auto), so they work without
+    the research-only weights; fast_cpu runs the fastest pipeline on a CPU (ORB)."""
+    presets = {p.stem for p in CONFIG_FILES} - {"matcher"}
+    assert presets == {"indoor", "outdoor", "fast_cpu"}  # no preset named after a network
+    for scene in ("indoor", "outdoor"):
+        values = load_params_file(CONFIG / f"{scene}.yaml")
+        assert (values["frontend"], values["matcher"]) == ("auto", "auto"), scene
+        # thresholds for both networks auto may choose
+        assert {"superpoint.max_keypoints", "aliked.max_keypoints"} <= set(values), scene
+    fast = load_params_file(CONFIG / "fast_cpu.yaml")
+    assert (fast["frontend"], fast["matcher"]) == ("orb", "mnn")
+    for doc in (PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs" / "ros.md", LAUNCH):
+        assert "preset:=lightglue" not in doc.read_text(), doc
+
+
 def test_runtime_changes() -> None:
     assert check_runtime_change("keyframes.min_matches", 10) == (10, "")
     value, reason = check_runtime_change("keyframes.min_match_ratio", 2.0)

@@ -13,6 +13,7 @@ read without checking again. Run-time changes are checked by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,22 +37,31 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     runtime: bool = False  # may be changed while running (thresholds only)
     allow_minus_one: bool = False  # -1 means "no limit" despite min_value
+    # A string value must match the regular expression fully; (expression, said in words).
+    pattern: tuple[str, str] | None = None
 
 
 PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "frontend",
         "superpoint",
-        "Keypoint detector/descriptor.",
-        choices=("superpoint", "aliked", "disk", "orb", "sift"),
+        "Keypoint detector/descriptor; auto (the presets): superpoint where its research-only "
+        "weights are installed, else aliked (permissive weights, installed with the project).",
+        choices=("superpoint", "aliked", "disk", "orb", "sift", "auto"),
     ),
     ParamSpec(
         "matcher",
         "superglue",
-        "Matcher between the frame and each keyframe.",
-        choices=("superglue", "lightglue", "mnn"),
+        "Matcher between the frame and each keyframe; auto: the one trained for the frontend "
+        "(superglue for superpoint, lightglue for aliked and disk, mnn for orb and sift).",
+        choices=("superglue", "lightglue", "mnn", "auto"),
     ),
-    ParamSpec("device", "auto", "Torch device: auto (cuda when available), cpu, cuda or cuda:N."),
+    ParamSpec(
+        "device",
+        "auto",
+        "Torch device: auto (cuda when available), cpu, cuda or cuda:N.",
+        pattern=(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N"),
+    ),
     ParamSpec(
         "runtime",
         "torch",
@@ -295,6 +305,18 @@ class ParameterError(ValueError):
         super().__init__(text)
 
 
+def _check_text(spec: ParamSpec, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"parameter '{spec.name}' must be a string, got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ValueError(
+            f"parameter '{spec.name}' must be one of {', '.join(spec.choices)}; got {value!r}"
+        )
+    if spec.pattern is not None and re.fullmatch(spec.pattern[0], value) is None:
+        raise ValueError(f"parameter '{spec.name}' must be {spec.pattern[1]}; got {value!r}")
+    return value
+
+
 def check_value(spec: ParamSpec, value: Any) -> ParamValue:
     """Return value converted to the spec's type, or raise ValueError naming the parameter."""
     kind = type(spec.default)
@@ -310,13 +332,7 @@ def check_value(spec: ParamSpec, value: Any) -> ParamValue:
             raise ValueError(f"parameter '{spec.name}' must be a number, got {value!r}")
         value = float(value)
     elif kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f"parameter '{spec.name}' must be a string, got {value!r}")
-        if spec.choices is not None and value not in spec.choices:
-            raise ValueError(
-                f"parameter '{spec.name}' must be one of {', '.join(spec.choices)}; got {value!r}"
-            )
-        return value
+        return _check_text(spec, value)
     if spec.allow_minus_one and value == -1:
         return value
     low, high = spec.min_value, spec.max_value

@@ -15,7 +15,7 @@ import numpy as np
 from .frontend import PreprocessingFrontend
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from .params import Config, check_runtime_changes, validate
-from .registry import build_frontend, build_matcher
+from .registry import build_frontend, build_matcher, choose_networks
 from .tracks import TrackIdAssigner
 from .types import Features, FrameResult, Frontend, KeyframeMatch, Matcher, PairMatches
 
@@ -62,16 +62,21 @@ class Pipeline:
         self._last_stamp_ns: int | None = None
         # Why the next frame is a keyframe when the buffer was emptied on purpose.
         self._empty_buffer_reason: str | None = None
+        self.network_choice = ""  # from_params: how frontend/matcher auto were resolved
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Pipeline:
         """Validate params (unless already a Config), then build the named frontend and matcher.
 
+        frontend/matcher ``auto`` are resolved first (registry.choose_networks);
+        ``network_choice`` says what was chosen and why ("" when nothing was auto).
         Raises ValueError on a bad value or combination and
         WeightsNotFoundError when a learned component's weights are missing.
         """
-        config = validate(params or {})
-        return cls(build_frontend(config), build_matcher(config), config)
+        config, why = choose_networks(params)
+        pipeline = cls(build_frontend(config), build_matcher(config), config)
+        pipeline.network_choice = why
+        return pipeline
 
     @property
     def config(self) -> Config:

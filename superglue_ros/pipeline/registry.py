@@ -3,6 +3,11 @@
 Each factory takes the pipeline's validated Config. The learned components are
 imported inside their factories, so the classical baselines (and
 ``import superglue_ros.pipeline``) work without torch or the model code.
+
+``frontend: auto`` and ``matcher: auto`` (what the scene presets set) are
+resolved by :func:`choose_networks` before anything is built: SuperPoint +
+SuperGlue where its research-only weights are installed, else ALIKED +
+LightGlue, whose permissive weights install with the project.
 """
 
 from __future__ import annotations
@@ -130,18 +135,89 @@ def check_compatible(frontend: str, matcher: str, aliked_model: str = "n16") -> 
         )
 
 
+AUTO = "auto"
+# matcher auto: the matcher each frontend's descriptors were trained with.
+MATCHER_FOR_FRONTEND = {
+    "superpoint": "superglue",
+    "aliked": "lightglue",
+    "disk": "lightglue",
+    "orb": "mnn",
+    "sift": "mnn",
+}
+
+
+def _missing_research_weights(config: Config, matcher: str) -> str | None:
+    """None when SuperPoint (and the weights of the matcher it would run with) are
+    found by the weights lookup, else the first line of why not."""
+    from superglue_ros.models.weights import SUPERGLUE_FILES, SUPERPOINT_FILE, find_weights
+
+    names = [SUPERPOINT_FILE]
+    if matcher in (AUTO, "superglue"):
+        names.append(SUPERGLUE_FILES[config.text("superglue.weights")])
+    try:
+        for name in names:
+            find_weights(name, config.text("weights_dir") or None)
+        if matcher == "lightglue":
+            from superglue_ros.models.open_weights import find_open_weights
+
+            find_open_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
+    except FileNotFoundError as error:  # also a corrupt file
+        return str(error).splitlines()[0]
+    return None
+
+
+def choose_networks(params: Mapping[str, Any] | None = None) -> tuple[Config, str]:
+    """params validated, with ``auto`` frontend/matcher replaced by what runs here;
+    and why, for the log ("" when neither was auto).
+
+    frontend auto: SuperPoint when its research-only weights (and the matcher's)
+    are found, else ALIKED (permissive weights; SuperGlue keeps SuperPoint, it
+    matches nothing else). matcher auto: the matcher of MATCHER_FOR_FRONTEND.
+    """
+    config = validate(params or {})
+    frontend, matcher = config.text("frontend"), config.text("matcher")
+    if AUTO not in (frontend, matcher):
+        return config, ""
+    reasons = []
+    if frontend == AUTO:
+        missing = None if matcher == "superglue" else _missing_research_weights(config, matcher)
+        if missing is None:
+            frontend = "superpoint"
+            reasons.append(
+                "frontend auto: superpoint, its weights are installed (research-only licence)"
+                if matcher != "superglue"
+                else "frontend auto: superpoint, the only frontend superglue matches"
+            )
+        else:
+            frontend = "aliked"
+            reasons.append(
+                f"frontend auto: aliked (permissive weights), as SuperPoint's research-only "
+                f"weights are not installed ({missing}; `superglue-ros weights download` "
+                "gets them)"
+            )
+    if matcher == AUTO:
+        matcher = MATCHER_FOR_FRONTEND[frontend]
+        reasons.append(f"matcher auto: {matcher}, trained on {frontend} descriptors")
+    chosen = validate({**config, "frontend": frontend, "matcher": matcher}, config.specs)
+    return chosen, "; ".join(reasons)
+
+
 def build_frontend(params: Mapping[str, Any] | None = None) -> Frontend:
-    """The frontend named by params['frontend'], configured from params (a Config or
-    plain values, validated here when plain)."""
-    factory = _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
-    return factory(validate(params or {}))
+    """The frontend named by params['frontend'] (auto: see choose_networks), configured
+    from params (a Config or plain values, validated here when plain)."""
+    if _name(params, "frontend") != AUTO:
+        _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
+    config, _ = choose_networks(params)
+    return FRONTENDS[config.text("frontend")](config)
 
 
 def build_matcher(params: Mapping[str, Any] | None = None) -> Matcher:
-    """The matcher named by params['matcher'], configured from params; the one place
-    that checks it fits params['frontend']."""
-    factory = _lookup(MATCHERS, "matcher", _name(params, "matcher"))
-    _lookup(FRONTENDS, "frontend", _name(params, "frontend"))
-    config = validate(params or {})
+    """The matcher named by params['matcher'] (auto: see choose_networks), configured
+    from params; the one place that checks it fits params['frontend']."""
+    for kind, registry in (("matcher", MATCHERS), ("frontend", FRONTENDS)):
+        if _name(params, kind) != AUTO:
+            _lookup(registry, kind, _name(params, kind))
+    config, _ = choose_networks(params)
+    factory = MATCHERS[config.text("matcher")]
     check_compatible(config.text("frontend"), config.text("matcher"), config.text("aliked.model"))
     return factory(config)
