@@ -90,7 +90,9 @@ def test_play_folder_publishes_images_stamps_and_camera_info(ros_env, tmp_path, 
     assert "published 4 frames" in out
 
 
-def test_play_bag(ros_env, tmp_path, probe) -> None:  # noqa: F811
+def test_play_bag_publishes_on_its_own_topics(ros_env, tmp_path, probe) -> None:  # noqa: F811
+    """By default a bag's images and camera info go out on the bag's own topics (what a
+    node remapped to them listens on); --topic moves camera info along with the images."""
     from sensor_msgs.msg import CameraInfo, Image
 
     from superglue_ros.io.images import image_to_array
@@ -99,8 +101,8 @@ def test_play_bag(ros_env, tmp_path, probe) -> None:  # noqa: F811
     folder, images = write_folder(tmp_path, count=3)
     bag = tmp_path / "bag"
     write_from_images(folder, bag, topic="/camera/image_raw", camera_yaml=folder / "camera.yaml")
-    got = probe.collect("image", Image, reliable(50))
-    infos = probe.collect("camera_info", CameraInfo, reliable(50))
+    got = probe.collect("/camera/image_raw", Image, reliable(50))
+    infos = probe.collect("/camera/camera_info", CameraInfo, reliable(50))
     proc = run_play(ros_env, str(bag), "--rate", "20", "--wait-subscribers", "1")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
@@ -110,6 +112,17 @@ def test_play_bag(ros_env, tmp_path, probe) -> None:  # noqa: F811
     ]
     np.testing.assert_array_equal(image_to_array(got[2]), images[2])
     assert infos[0].k[4] == 51.0
+    assert "on /camera/image_raw and /camera/camera_info" in out
+
+    moved = probe.collect("/relay/image", Image, reliable(50))
+    moved_infos = probe.collect("/relay/camera_info", CameraInfo, reliable(50))
+    proc = run_play(
+        ros_env, str(bag), "--topic", "/relay/image", "--rate", "20", "--wait-subscribers", "1"
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    wait_until(lambda: len(moved) == 3 and len(moved_infos) == 3, 5, "remapped bag frames")
+    assert len(got) == 3  # nothing more on the bag's own topic
 
 
 def test_play_bad_path_exits_non_zero(ros_env, tmp_path) -> None:

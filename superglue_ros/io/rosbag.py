@@ -29,6 +29,7 @@ from superglue_ros.io.damaged_bag import (
     bag_files,
 )
 from superglue_ros.io.rosbag2_writer import Rosbag2Writer
+from superglue_ros.io.topics import camera_info_topic_for
 
 MSGS_PACKAGE = "superglue_ros_msgs"
 IMAGE = "sensor_msgs/msg/Image"
@@ -118,13 +119,6 @@ class ImageStream:
     msgtype: str
     count: int
     camera_info_topic: str | None
-
-
-def camera_info_topic_for(image_topic: str) -> str:
-    """``/cam/image_raw`` -> ``/cam/camera_info`` (``/compressed`` suffixes ignored)."""
-    base = image_topic.removesuffix("/compressed")
-    namespace = base.rsplit("/", 1)[0]
-    return f"{namespace}/camera_info"
 
 
 def open_damaged(path: Path, error: Exception) -> list[DamagedBag]:

@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from superglue_ros.io import image_files, images, rosbag
+from superglue_ros.io import image_files, images, rosbag, topics
 from superglue_ros.io.stamps import NSEC_PER_SEC, stamp_fields, stamp_to_ns
 from superglue_ros.ros import convert, qos, shutdown
 
@@ -77,6 +77,10 @@ class Source:
     count: int
     description: str
     damage: Any = None  # a damaged bag: where it ended (set once frames() got there)
+    # A bag's own topics, what play publishes on by default (None: a folder or memory).
+    image_topic: str | None = None
+    camera_info_topic: str | None = None
+    compressed: bool = False  # the frames are ready CompressedImage messages
 
 
 def folder_source(
@@ -115,7 +119,10 @@ def bag_source(path: Path, image_topic: str | None) -> Source:
             source.damage = bag.damage
 
     description = f"{stream.count} frames of {stream.topic} in {path}"
-    source = Source(frames, info, stream.count, description)
+    compressed = cls is CompressedImage
+    base = topics.base_image_topic(stream.topic) if compressed else stream.topic
+    info_topic = stream.camera_info_topic or topics.camera_info_topic_for(base)
+    source = Source(frames, info, stream.count, description, None, base, info_topic, compressed)
     return source
 
 
@@ -257,8 +264,8 @@ def play(
 class PlayOptions:
     """How ``play_to_topics`` publishes (the ``superglue-ros play`` options)."""
 
-    topic: str = "image"
-    camera_info_topic: str = "camera_info"
+    topic: str | None = None  # None: the bag's image topic, else "image"
+    camera_info_topic: str | None = None  # None: the bag's, else beside the image topic
     frame_id: str = "camera"
     reliability: str = "reliable"
     compressed: bool = False
@@ -266,6 +273,23 @@ class PlayOptions:
     loop: bool = False
     wait_subscribers: int = 0
     wait_timeout_s: float = 60.0
+
+
+def publish_topics(source: Source, options: PlayOptions) -> tuple[str, str]:
+    """(image topic, camera info topic): the options', else the bag's own, else ``image``;
+    camera info beside the image topic unless given. ValueError for --compressed on a bag
+    (its images are published as recorded)."""
+    if options.compressed and source.image_topic is not None and not source.compressed:
+        raise ValueError(
+            "--compressed encodes folder frames as jpeg; this bag's images are raw and are "
+            "published as recorded (drop --compressed)"
+        )
+    topic = options.topic or source.image_topic or "image"
+    if options.camera_info_topic:
+        return topic, options.camera_info_topic
+    if options.topic is None and source.camera_info_topic is not None:
+        return topic, source.camera_info_topic
+    return topic, topics.camera_info_topic_for(topic)
 
 
 def play_to_topics(
@@ -280,18 +304,20 @@ def play_to_topics(
     and ends the playing early (however many signals come). Raises TimeoutError
     when fewer than options.wait_subscribers listen in time.
     """
+    topic, info_topic = publish_topics(source, options)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO if stop else None)
     stop = stop or shutdown.StopRequest()
     try:
         with Player(
-            options.topic,
-            options.camera_info_topic,
+            topic,
+            info_topic,
             options.frame_id,
             options.reliability,
-            options.compressed,
+            options.compressed or source.compressed,
             stop=stop,
         ) as player:
-            log(f"{source.description} on {player.image_pub.topic_name}")
+            info = f" and {player.info_pub.topic_name}" if source.camera_info is not None else ""
+            log(f"{source.description} on {player.image_pub.topic_name}{info}")
             if options.wait_subscribers > 0:
                 log(f"waiting for {options.wait_subscribers} subscriber(s)")
                 waited = player.wait_for_subscribers(

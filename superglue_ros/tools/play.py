@@ -3,7 +3,8 @@
 A folder's frames are stamped from their file names in seconds
 (``1341847980.722988.png``) or, when the names are not stamps, from --rate; its
 camera.yaml (or --camera-yaml) gives the CameraInfo. A bag (rosbag2 folder,
-.mcap, .db3 or ROS 1 .bag) keeps its header stamps and its CameraInfo topic.
+.mcap, .db3 or ROS 1 .bag) keeps its header stamps and is published on its own
+image and CameraInfo topics unless --topic / --camera-info-topic say otherwise.
 Publishes at --rate Hz (default: real time from the stamps).
 """
 
@@ -32,8 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait-timeout", type=float, default=60.0, metavar="S", help="give up waiting after S s"
     )
-    parser.add_argument("--topic", default="image", help="image topic to publish (default: image)")
-    parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic")
+    parser.add_argument(
+        "--topic",
+        help="image topic to publish (default: a bag's own image topic; image for a folder)",
+    )
+    parser.add_argument(
+        "--camera-info-topic",
+        help="CameraInfo topic (default: a bag's own; else camera_info beside the image topic: "
+        "/cam/image_raw -> /cam/camera_info)",
+    )
     parser.add_argument("--bag-topic", help="image topic to read from a bag with several")
     parser.add_argument("--camera-yaml", type=Path, help="intrinsics for a folder")
     parser.add_argument("--frame-id", default="camera", help="header frame_id of folder frames")
