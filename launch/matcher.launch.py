@@ -1,14 +1,17 @@
 """Launch matcher_node: SuperPoint + SuperGlue keyframe matching on a camera topic.
 
-    ros2 launch superglue_ros matcher.launch.py image:=/camera/image_raw \
-        camera_info:=/camera/camera_info preset:=fast_cpu
+    ros2 launch superglue_ros matcher.launch.py image:=/camera/image_raw preset:=indoor
 
-odometry:=true also starts odometry_node (the reference back-end) in the same
-namespace, on the matcher's correspondences and the same camera_info.
+camera_info defaults to the camera info beside the image topic
+(/camera/image_raw -> /camera/camera_info). odometry:=true also starts
+odometry_node (the reference back-end) in the same namespace, on the matcher's
+correspondences and the same camera_info.
 
 Parameters come from params_file (default: the installed config/matcher.yaml),
-then the preset's file (config/<preset>.yaml), then the arguments below that
-are not empty.
+then the preset's file (config/<preset>.yaml: indoor, outdoor or fast_cpu, a
+kind of scene), then the arguments below that are not empty. Every argument is
+checked before a node starts (superglue_ros/ros/launch_args.py); a bad one ends
+the launch with a message naming it.
 
 When the node exits with an error (a bad parameter: 2, missing weights: 3), the
 launch ends too, with a non-zero status: launch returns 1 after an exception in
@@ -22,7 +25,30 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-PRESETS = ("none", "indoor", "outdoor", "fast_cpu")
+from superglue_ros.ros import launch_args
+
+# Every argument generate_launch_description declares; _node checks them all.
+ARGUMENT_NAMES = (
+    "image",
+    "camera_info",
+    "vins_topic",
+    "params_file",
+    "preset",
+    "weights_dir",
+    "device",
+    "precision",
+    "runtime",
+    "onnx_dir",
+    "frontend",
+    "matcher",
+    "image_reliability",
+    "image_qos_depth",
+    "namespace",
+    "node_name",
+    "use_sim_time",
+    "log_level",
+    "odometry",
+)
 NODE_EXIT_MEANINGS = {2: "bad parameter", 3: "model weights missing", 1: "start-up failed"}
 
 
@@ -41,60 +67,41 @@ def _fail_on_error_exit(event, context):
 
 
 def _node(context, *args, **kwargs):
-    def value(name: str) -> str:
-        return LaunchConfiguration(name).perform(context)
-
-    params = [value("params_file")]
-    preset = value("preset")
-    if preset != "none":
-        share = FindPackageShare("superglue_ros").perform(context)
-        params.append(f"{share}/config/{preset}.yaml")
-    overrides = {
-        name: value(name)
-        for name in (
-            "weights_dir",
-            "device",
-            "precision",
-            "frontend",
-            "matcher",
-            "runtime",
-            "onnx_dir",
-            "image_reliability",
-        )
-        if value(name)
-    }
-    if value("image_qos_depth"):
-        overrides["image_qos_depth"] = int(value("image_qos_depth"))
-    overrides["use_sim_time"] = value("use_sim_time").lower() in ("true", "1", "yes")
-    params.append(overrides)
+    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENT_NAMES}
+    share = FindPackageShare("superglue_ros").perform(context)
+    settings = launch_args.check(values, share)  # LaunchArgumentError names a bad argument
+    ros_args = ["--ros-args", "--log-level", settings.log_level]
     node = Node(
         package="superglue_ros",
         executable="matcher_node",
-        name=value("node_name"),
-        namespace=value("namespace"),
+        name=settings.node_name,
+        namespace=settings.namespace,
         output="screen",
         emulate_tty=True,
-        parameters=params,
-        remappings=[
-            ("image", value("image")),
-            ("camera_info", value("camera_info")),
-            ("features_vins", value("vins_topic")),
+        parameters=[
+            *settings.params_files,
+            {**settings.overrides, "use_sim_time": settings.use_sim_time},
         ],
-        arguments=["--ros-args", "--log-level", value("log_level")],
+        remappings=[
+            ("image", settings.image),
+            ("camera_info", settings.camera_info),
+            ("features_vins", settings.vins_topic),
+        ],
+        arguments=ros_args,
     )
     on_exit = OnProcessExit(target_action=node, on_exit=_fail_on_error_exit)
     nodes = [node, RegisterEventHandler(on_exit)]
-    if value("odometry").lower() in ("true", "1", "yes"):
+    if settings.odometry:
         nodes.append(
             Node(
                 package="superglue_ros",
                 executable="odometry_node",
-                namespace=value("namespace"),
+                namespace=settings.namespace,
                 output="screen",
                 emulate_tty=True,
-                parameters=[{"use_sim_time": overrides["use_sim_time"]}],
-                remappings=[("camera_info", value("camera_info"))],
-                arguments=["--ros-args", "--log-level", value("log_level")],
+                parameters=[{"use_sim_time": settings.use_sim_time}],
+                remappings=[("camera_info", settings.camera_info)],
+                arguments=ros_args,
             )
         )
     return nodes
@@ -107,7 +114,10 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("image", default_value="image", description="input image topic"),
         DeclareLaunchArgument(
-            "camera_info", default_value="camera_info", description="CameraInfo topic"
+            "camera_info",
+            default_value="",
+            description="CameraInfo topic; empty: beside the image topic "
+            "(/cam/image_raw -> /cam/camera_info)",
         ),
         DeclareLaunchArgument(
             "vins_topic",
@@ -120,8 +130,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "preset",
             default_value="none",
-            choices=list(PRESETS),
-            description="config/<preset>.yaml loaded after params_file",
+            description="kind of scene, config/<preset>.yaml loaded after params_file: "
+            f"{', '.join(launch_args.PRESETS)} (the networks: frontend and matcher)",
         ),
         DeclareLaunchArgument(
             "weights_dir", default_value="", description="directory of the .pth weights"
@@ -133,10 +143,15 @@ def generate_launch_description() -> LaunchDescription:
             "onnx_dir", default_value="", description="directory of the exported .onnx files"
         ),
         DeclareLaunchArgument(
-            "frontend", default_value="", description="superpoint, aliked, disk, orb, sift"
+            "frontend",
+            default_value="",
+            description="superpoint, aliked, disk, orb, sift or auto (superpoint where its "
+            "weights are installed, else aliked)",
         ),
         DeclareLaunchArgument(
-            "matcher", default_value="", description="superglue, lightglue or mnn"
+            "matcher",
+            default_value="",
+            description="superglue, lightglue, mnn or auto (the one trained for the frontend)",
         ),
         DeclareLaunchArgument(
             "image_reliability",
@@ -155,7 +170,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "use_sim_time", default_value="false", description="use /clock (bag replay)"
         ),
-        DeclareLaunchArgument("log_level", default_value="info", description="log level"),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", description="debug, info, warn, error or fatal"
+        ),
         DeclareLaunchArgument(
             "odometry",
             default_value="false",

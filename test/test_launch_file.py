@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "matcher.launch.py"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = PROJECT_ROOT / "launch" / "matcher.launch.py"
 
 
 class Recorded:
@@ -32,7 +33,7 @@ class LaunchConfiguration(Recorded):
 
 class FindPackageShare(Recorded):
     def perform(self, context) -> str:
-        return "/share/superglue_ros"
+        return str(PROJECT_ROOT)  # config/ as installed
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def launch_actions(module, **arguments: str) -> tuple[dict[str, Recorded], list[
     (description,) = module.generate_launch_description().args
     declared = {a.args[0]: a for a in description if a.args and isinstance(a.args[0], str)}
     context = {name: a.kwargs["default_value"] for name, a in declared.items()}
-    context["params_file"] = "/share/superglue_ros/config/matcher.yaml"
+    context["params_file"] = str(PROJECT_ROOT / "config" / "matcher.yaml")
     context.update(arguments)
     (opaque,) = [a for a in description if "function" in a.kwargs]
     return declared, opaque.kwargs["function"](context)
@@ -99,3 +100,81 @@ def test_node_error_exit_ends_the_launch_with_an_error(launch_module) -> None:
     event.returncode = 3
     with pytest.raises(launch_module.NodeFailedError, match="status 3 .model weights missing"):
         callback(event, {})
+
+
+# A value each declared argument refuses: every argument is checked, and its message
+# names it. A new argument needs an entry here (the test fails without one).
+BAD_VALUES = {
+    "image": "camera image",
+    "camera_info": "1/camera_info",
+    "vins_topic": "feature//tracker",
+    "params_file": "/nowhere/matcher.yaml",
+    "preset": "lightglue",  # a network, not a scene
+    "weights_dir": "/nowhere/weights",
+    "device": "tpu",
+    "precision": "fp8",
+    "runtime": "tensorrt",
+    "onnx_dir": str(LAUNCH_FILE),  # a file
+    "frontend": "superglue",
+    "matcher": "ransac",
+    "image_reliability": "lossy",
+    "image_qos_depth": "abc",
+    "namespace": "front camera",
+    "node_name": "matcher-node",
+    "use_sim_time": "maybe",
+    "log_level": "loud",
+    "odometry": "sometimes",
+}
+
+
+def test_every_argument_is_checked_and_named_when_bad(launch_module) -> None:
+    declared, _ = launch_actions(launch_module)
+    assert set(BAD_VALUES) == set(declared) == set(launch_module.ARGUMENT_NAMES)
+    for name, value in BAD_VALUES.items():
+        with pytest.raises(ValueError, match=f"launch argument {name}:=") as caught:
+            launch_actions(launch_module, **{name: value})
+        assert repr(value) in str(caught.value)
+    with pytest.raises(ValueError, match="image_qos_depth:='0'.*in \\[1, 100\\]"):
+        launch_actions(launch_module, image_qos_depth="0")
+
+
+@pytest.mark.parametrize("frontend", ["orb", "sift", "superpoint", "aliked", "disk", "auto"])
+def test_device_is_checked_for_every_frontend(launch_module, frontend: str) -> None:
+    with pytest.raises(ValueError, match="launch argument device:='tpu'.*auto, cpu, cuda"):
+        launch_actions(launch_module, frontend=frontend, device="tpu")
+    _, (node, _) = launch_actions(launch_module, frontend=frontend, device="cuda:1")
+    assert node.kwargs["parameters"][-1]["device"] == "cuda:1"
+
+
+def test_preset_names_a_scene_file(launch_module) -> None:
+    for preset in ("indoor", "outdoor", "fast_cpu"):
+        _, (node, _) = launch_actions(launch_module, preset=preset)
+        files = node.kwargs["parameters"][:-1]
+        assert files == [
+            str(PROJECT_ROOT / "config" / "matcher.yaml"),
+            f"{PROJECT_ROOT}/config/{preset}.yaml",
+        ]
+        assert Path(files[-1]).is_file()
+    with pytest.raises(
+        ValueError, match="preset:='lightglue'.*frontend:=aliked matcher:=lightglue"
+    ):
+        launch_actions(launch_module, preset="lightglue")
+
+
+def remapped(node: Recorded) -> dict[str, str]:
+    return dict(node.kwargs["remappings"])
+
+
+def test_camera_info_follows_the_image_namespace_unless_given(launch_module) -> None:
+    _, (matcher, _, odometry) = launch_actions(
+        launch_module, image="/cam/image_raw", odometry="true"
+    )
+    assert remapped(matcher)["image"] == "/cam/image_raw"
+    assert remapped(matcher)["camera_info"] == "/cam/camera_info"
+    assert remapped(odometry)["camera_info"] == "/cam/camera_info"
+    _, (matcher, _) = launch_actions(launch_module)
+    assert remapped(matcher)["camera_info"] == "camera_info"  # relative, in the namespace
+    _, (matcher, _, odometry) = launch_actions(
+        launch_module, image="/cam/image_raw", camera_info="/calib/info", odometry="true"
+    )
+    assert remapped(matcher)["camera_info"] == remapped(odometry)["camera_info"] == "/calib/info"
