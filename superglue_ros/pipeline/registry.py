@@ -162,7 +162,7 @@ def _missing_research_weights(config: Config, matcher: str) -> str | None:
 
             find_open_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
     except FileNotFoundError as error:  # also a corrupt file
-        return str(error).splitlines()[0]
+        return str(error).splitlines()[0].removesuffix(" Looked in:").rstrip(".")
     return None
 
 
@@ -191,9 +191,9 @@ def choose_networks(params: Mapping[str, Any] | None = None) -> tuple[Config, st
         else:
             frontend = "aliked"
             reasons.append(
-                f"frontend auto: aliked (permissive weights), as SuperPoint's research-only "
-                f"weights are not installed ({missing}; `superglue-ros weights download` "
-                "gets them)"
+                "frontend auto: aliked (permissive weights), as SuperPoint's research-only "
+                f"weights are not installed: {missing} (`superglue-ros weights where` lists "
+                "the places looked, `superglue-ros weights download` gets them)"
             )
     if matcher == AUTO:
         matcher = MATCHER_FOR_FRONTEND[frontend]
