@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder, .mcap, .db3 or .bag")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
     add_params_argument(parser)
-    parser.add_argument("--image-topic", help="default: the bag's only image topic")
+    parser.add_argument(
+        "--image-topic",
+        help="default: the bag's only image topic, else its only left / colour camera topic "
+        "(e.g. /camera/left/image_rect, /camera/color/image_raw)",
+    )
     parser.add_argument(
         "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
     )
