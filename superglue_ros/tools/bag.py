@@ -67,10 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
     """``525,525,320,240`` -> (fx, fy, cx, cy); argparse reports a ValueError."""
-    values = tuple(float(v) for v in text.split(","))
+    values = [float(v) for v in text.split(",")]
     if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
         raise argparse.ArgumentTypeError(f"expected FX,FY,CX,CY with FX, FY > 0, got {text!r}")
-    return values  # type: ignore[return-value]
+    fx, fy, cx, cy = values
+    return fx, fy, cx, cy
 
 
 def import_dataset(

@@ -99,7 +99,7 @@ def write_dataset_bag(
             (
                 stream,
                 connection(stream.topic, rosbag.IMAGE),
-                connection(stream.camera_info_topic, rosbag.CAMERA_INFO),
+                connection(rosbag.camera_info_topic_for(stream.topic), rosbag.CAMERA_INFO),
             )
             for stream in dataset.streams
         ]

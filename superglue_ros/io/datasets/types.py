@@ -42,10 +42,6 @@ class Stream:
     distortion_model: str = "plumb_bob"
     depth_per_mm: float = 1.0
 
-    @property
-    def camera_info_topic(self) -> str:
-        return self.topic.rsplit("/", 1)[0] + "/camera_info"
-
     def camera_info_fields(self, stamp_ns: int) -> dict[str, Any]:
         """sensor_msgs/CameraInfo fields of this stream at stamp_ns."""
         return {
