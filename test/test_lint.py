@@ -35,12 +35,19 @@ LAYER_CASES = [
     ("superglue_ros/ros/probe.py", "from superglue_ros.tools import common", True),
     ("superglue_ros/ros/probe.py", "from superglue_ros.io import images", False),
     ("superglue_ros/tools/probe.py", "from superglue_ros.ros import player", False),
+    ("superglue_ros/evaluation/probe.py", "import rclpy", True),
+    ("superglue_ros/evaluation/probe.py", "import argparse", True),
+    ("superglue_ros/evaluation/probe.py", "from superglue_ros.tools import cli", True),
+    ("superglue_ros/evaluation/probe.py", "from superglue_ros.ros import player", True),
+    ("superglue_ros/evaluation/probe.py", "from superglue_ros.odometry import trajectory", False),
+    ("superglue_ros/io/datasets/probe.py", "from superglue_ros.tools import bag", True),
 ]
 
 
 @pytest.mark.parametrize(("path", "line", "banned"), LAYER_CASES)
 def test_ruff_enforces_the_import_layers(path: str, line: str, banned: bool) -> None:
-    """models <- pipeline <- io <- {ros, tools}: each folder's ruff.toml bans what is above it."""
+    """models <- pipeline <- io <- {odometry, evaluation, ros, tools}: each folder's ruff.toml
+    bans what is above it."""
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (make test installs it)")

@@ -197,6 +197,23 @@ def image_fields(image: np.ndarray, stamp_ns: int, frame_id: str) -> dict[str, A
     return {"header": header_fields(stamp_ns, frame_id), **array_to_image_fields(image)}
 
 
+def depth_image_fields(depth: np.ndarray, stamp_ns: int, frame_id: str) -> dict[str, Any]:
+    """sensor_msgs/Image fields with header of [H, W] uint16 depth (16UC1, millimetres)."""
+    if depth.dtype != np.uint16 or depth.ndim != 2:
+        raise ValueError(f"expected a uint16 [H, W] depth image, got {depth.dtype} {depth.shape}")
+    depth = np.ascontiguousarray(depth, dtype="<u2")
+    height, width = depth.shape
+    return {
+        "header": header_fields(stamp_ns, frame_id),
+        "height": height,
+        "width": width,
+        "encoding": "16UC1",
+        "is_bigendian": 0,
+        "step": 2 * width,
+        "data": depth.view(np.uint8).reshape(-1),
+    }
+
+
 def compressed_image_fields(image: np.ndarray, fmt: str = "jpeg") -> dict[str, Any]:
     """sensor_msgs/CompressedImage fields (header left out) of a uint8 gray or RGB image."""
     if fmt not in ("jpeg", "png"):

@@ -38,6 +38,16 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 CORRESPONDENCES = f"{MSGS_PACKAGE}/msg/Correspondences"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 BAG_VERSION = 8  # rosbag2 metadata version understood by Humble and newer
+# With several image topics, the one a mono replay takes by default: the left or
+# colour camera of a stereo / RGB-D bag (the names usual drivers and
+# ``bag from-dataset`` give them).
+PRIMARY_IMAGE_SUFFIXES = (
+    "/left/image_rect",
+    "/left/image_rect_color",
+    "/left/image_raw",
+    "/color/image_raw",
+    "/rgb/image_raw",
+)
 
 
 class BagError(ValueError):
@@ -121,6 +131,16 @@ class ImageStream:
     camera_info_topic: str | None
 
 
+def default_image_topic(image_topics: Mapping[str, str]) -> str | None:
+    """The only image topic, else the only left / colour one (PRIMARY_IMAGE_SUFFIXES)."""
+    if len(image_topics) == 1:
+        return next(iter(image_topics))
+    primary = [
+        t for t in image_topics if t.removesuffix("/compressed").endswith(PRIMARY_IMAGE_SUFFIXES)
+    ]
+    return primary[0] if len(primary) == 1 else None
+
+
 def open_damaged(path: Path, error: Exception) -> list[DamagedBag]:
     """The readable part of each storage file of a bag rosbags cannot open.
 
@@ -190,12 +210,12 @@ class BagSource:
         listing = ", ".join(f"{t} ({images[t]}, {counts[t]} msgs)" for t in sorted(images))
         listing = listing or "none"
         if image_topic is None:
-            if len(images) != 1:
+            image_topic = default_image_topic(images)
+            if image_topic is None:
                 raise BagError(
                     f"bag {path} has {len(images)} image topics; choose one with "
                     f"--image-topic. Image topics: {listing}"
                 )
-            image_topic = next(iter(images))
         if image_topic not in images:
             raise BagError(f"bag {path} has no image topic {image_topic}. Image topics: {listing}")
         if counts[image_topic] == 0:

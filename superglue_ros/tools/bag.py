@@ -5,6 +5,24 @@ rgb8) on --topic, and with --camera-yaml a sensor_msgs/CameraInfo per image on
 ``<topic's namespace>/camera_info``. Time stamps come from the file names
 (seconds, e.g. ``1341847980.722988.png``) or, with --rate, start at 0 and step
 by 1/rate.
+
+``bag from-dataset PATH OUT``: a standard dataset sequence (KITTI odometry,
+7-Scenes, TUM RGB-D, EuRoC MAV; the layout is recognised) as a rosbag2 with
+every stream it has, and ``OUT/groundtruth.tum`` (TUM format: stamp tx ty tz
+qx qy qz qw, camera-to-world of the left / colour camera, on the image stamps).
+--first / --last are inclusive frame indices, --every N keeps every Nth frame
+from the first; stamps stay the dataset's. Topics (camera_info beside each):
+
+  KITTI      /camera/left/image_rect, /camera/right/image_rect (mono8; the
+             baseline in the right camera_info's P[0, 3] = -fx * B)
+  EuRoC      /camera/left/image_raw, /camera/right/image_raw (mono8, raw; D and
+             the stereo rectification R, P in camera_info), /imu/data
+  7-Scenes   /camera/color/image_raw (rgb8; fx 525 unless --intrinsics),
+             /camera/depth/image_raw (16UC1 mm; the depth camera's own 585)
+  TUM RGB-D  /camera/color/image_raw, /camera/aligned_depth_to_color/image_raw
+             (16UC1 mm, registered to colour)
+
+``replay`` picks the left / colour topic of such a bag by itself.
 """
 
 from __future__ import annotations
@@ -12,6 +30,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+GROUNDTRUTH_FILE = "groundtruth.tum"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +47,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     images.add_argument("--format", choices=("mcap", "sqlite3"), default="mcap")
     images.add_argument("--frame-id", default="camera", help="header frame_id")
+    dataset = sub.add_parser(
+        "from-dataset", help="a KITTI / 7-Scenes / TUM RGB-D / EuRoC sequence as a rosbag2",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    dataset.add_argument("path", type=Path, metavar="PATH", help="the sequence folder")
+    dataset.add_argument("output", type=Path, metavar="OUT", help="bag to create (a new folder)")
+    dataset.add_argument("--first", type=int, metavar="I", help="first frame index (inclusive)")
+    dataset.add_argument("--last", type=int, metavar="J", help="last frame index (inclusive)")
+    dataset.add_argument("--every", type=int, default=1, metavar="N", help="keep every Nth frame")
+    dataset.add_argument(
+        "--intrinsics",
+        type=parse_intrinsics,
+        metavar="FX,FY,CX,CY",
+        help="the left / colour camera's intrinsics (default: the dataset's)",
+    )
+    dataset.add_argument("--format", choices=("mcap", "sqlite3"), default="mcap")
+
+
+def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
+    """``525,525,320,240`` -> (fx, fy, cx, cy); argparse reports a ValueError."""
+    values = [float(v) for v in text.split(",")]
+    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
+        raise argparse.ArgumentTypeError(f"expected FX,FY,CX,CY with FX, FY > 0, got {text!r}")
+    fx, fy, cx, cy = values
+    return fx, fy, cx, cy
+
+
+def import_dataset(
+    path: Path,
+    output: Path,
+    first: int | None = None,
+    last: int | None = None,
+    every: int = 1,
+    intrinsics: tuple[float, float, float, float] | None = None,
+    storage: str = "mcap",
+) -> tuple[Any, dict[str, int]]:
+    """Write the dataset at path as a bag at output plus output/groundtruth.tum.
+
+    Returns (the selected Dataset, message count per topic). Everything is read
+    and checked before the bag is created.
+    """
+    from superglue_ros.io import datasets
+    from superglue_ros.io.datasets.bag_writer import write_dataset_bag
+    from superglue_ros.odometry.trajectory import write_tum
+
+    if output.exists():
+        raise ValueError(f"{output} exists already; choose a new output path")
+    dataset = datasets.select(datasets.open_dataset(path, intrinsics), first, last, every)
+    counts = write_dataset_bag(dataset, output, storage)
+    poses = [(f.stamp_ns, f.pose) for f in dataset.frames if f.pose is not None]
+    write_tum(output / GROUNDTRUTH_FILE, poses)
+    return dataset, counts
 
 
 def write_from_images(
@@ -84,6 +157,8 @@ def _remove_partial(output: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bag_command == "from-dataset":
+        return run_from_dataset(args)
     count = write_from_images(
         args.directory,
         args.output,
@@ -94,4 +169,23 @@ def run(args: argparse.Namespace) -> int:
         frame_id=args.frame_id,
     )
     print(f"wrote {count} images to {args.output} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def run_from_dataset(args: argparse.Namespace) -> int:
+    dataset, counts = import_dataset(
+        args.path, args.output, args.first, args.last, args.every, args.intrinsics, args.format
+    )
+    frames = dataset.frames
+    posed = sum(f.pose is not None for f in frames)
+    print(
+        f"wrote {len(frames)} frames of a {dataset.layout} sequence (indices "
+        f"{frames[0].index} to {frames[-1].index}) to {args.output} ({args.format}); "
+        f"{posed} ground-truth poses in {args.output / GROUNDTRUTH_FILE}",
+        file=sys.stderr,
+    )
+    for topic, count in counts.items():
+        print(f"  {topic}: {count} messages", file=sys.stderr)
+    for note in dataset.notes:
+        print(f"  note: {note}", file=sys.stderr)
     return 0

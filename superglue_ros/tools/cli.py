@@ -25,8 +25,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "time ALIKED / DISK extraction and batched LightGlue",
     ),
     "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
-    "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images)"),
+    "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images, from-dataset)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
+    "benchmark": (
+        "superglue_ros.tools.benchmark",
+        "configurations x sequences x seeds with the back-end: one ATE / RPE / time table",
+    ),
     "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
     "generate": ("superglue_ros.tools.generate", "render image sequences with exact ground truth"),
     "homography-bag": (

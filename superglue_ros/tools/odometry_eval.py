@@ -19,7 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.odometry import CameraIntrinsics, VisualOdometry, observation_from_message
+from superglue_ros.odometry import (
+    CameraIntrinsics,
+    VisualOdometry,
+    geometry,
+    observation_from_message,
+)
 from superglue_ros.odometry.trajectory import (
     Trajectory,
     TrajectoryError,
@@ -50,6 +55,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="camera yaml for --odometry when the bag has no camera_info (or to override it)",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="RANSAC seed of the back-end for --odometry (default: its fixed seed, "
+        f"{geometry.RANSAC_SEED}); runs with the same seed are identical",
+    )
+
+
+def seed_ransac(seed: int) -> None:
+    """Make the back-end seed OpenCV's generator with seed before each RANSAC call.
+
+    The back-end reseeds before every call from geometry.RANSAC_SEED (read at
+    call time), so a run stays deterministic for any one seed.
+    """
+    geometry.RANSAC_SEED = seed
 
 
 def camera_from_file(path: Path) -> CameraIntrinsics:
@@ -140,6 +161,7 @@ class OdometryRecorder:
                 "max": float(np.max(keyframe_ms)) if keyframe_ms else None,
             },
             "settings": dict(odometry.conf) if odometry is not None else dict(self.conf),
+            "ransac_seed": geometry.RANSAC_SEED,
         }
         if groundtruth is not None:
             try:

@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder, .mcap, .db3 or .bag")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
     add_params_argument(parser)
-    parser.add_argument("--image-topic", help="default: the bag's only image topic")
+    parser.add_argument(
+        "--image-topic",
+        help="default: the bag's only image topic, else its only left / colour camera topic "
+        "(e.g. /camera/left/image_rect, /camera/color/image_raw)",
+    )
     parser.add_argument(
         "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
     )
@@ -423,8 +427,10 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
 def odometry_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
     """(--camera intrinsics, --groundtruth trajectory), each None when not given; read
     before the replay so that a bad file fails at once."""
-    if (args.groundtruth or args.camera) and not args.odometry:
-        raise CliError("--groundtruth and --camera need --odometry")
+    if (args.groundtruth or args.camera or args.seed is not None) and not args.odometry:
+        raise CliError("--groundtruth, --camera and --seed need --odometry")
+    if args.seed is not None:
+        odometry_eval.seed_ransac(args.seed)
     from superglue_ros.odometry.trajectory import read_tum
 
     camera = odometry_eval.camera_from_file(args.camera) if args.camera else None
