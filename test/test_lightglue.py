@@ -172,3 +172,51 @@ def test_aliked_file_loads_strictly_with_its_grid_rebuilt() -> None:
         build_aliked({k: v for k, v in state.items() if k != "block1.conv1.weight"})
     with pytest.raises(ValueError, match="mis-shaped"):
         build_aliked(state, {"model": "n16"})  # t16 weights in an n16 network
+
+
+def test_lean_aliked_gives_kornias_features(freiburg_rgb) -> None:
+    """The lower-memory dense map runs kornia's operations on the same values: the
+    keypoints, scores and descriptors of kornia's own ALIKED forward, bit for bit."""
+    _require_installed_weights()
+    from kornia.feature import ALIKED
+
+    from superglue_ros.models.extractors import LeanALIKED, build_aliked
+
+    state = torch.load(installed_dir() / "aliked-n16.pth", map_location="cpu", weights_only=True)
+    lean = build_aliked(state, {"max_keypoints": 256})
+    assert isinstance(lean, LeanALIKED)
+    reference = ALIKED("aliked-n16", max_num_keypoints=256, detection_threshold=0.0)
+    reference.load_state_dict(lean.state_dict())
+    reference.eval()
+    # An odd size, so that both pad to multiples of 32 and crop back.
+    image = torch.from_numpy(freiburg_rgb[0][:229, :301].copy()).permute(2, 0, 1)[None]
+    image = image.float() / 255
+    with torch.inference_mode():
+        ours, theirs = lean(image)[0], reference(image)[0]
+    assert len(ours.keypoints) == 256
+    torch.testing.assert_close(ours.keypoints, theirs.keypoints, rtol=0, atol=0)
+    torch.testing.assert_close(ours.keypoint_scores, theirs.keypoint_scores, rtol=0, atol=0)
+    torch.testing.assert_close(ours.descriptors, theirs.descriptors, rtol=0, atol=0)
+
+
+def test_fused_cross_attention_equals_kornias_with_padded_keys() -> None:
+    """cross_attention (two SDPA calls) against kornia's CrossBlock forward, which
+    forms the similarity matrix, on the real rows of a padded pair."""
+    torch.manual_seed(0)
+    block = lg.CrossBlock(256, 4).eval()
+    n, m, real1 = 60, 50, 35
+    desc0, desc1 = torch.randn(1, n, 256), torch.randn(1, m, 256)
+    valid1 = torch.arange(m)[None] < real1
+    with torch.inference_mode():
+        ours0, ours1 = lg.cross_attention(block, desc0, desc1, None, valid1[:, None, None, :])
+        # kornia's mask: [b, 1, N, M] over real (query, key) pairs.
+        mask = torch.ones(1, n, dtype=torch.bool)[:, :, None] & valid1[:, None]
+        ref0, ref1 = block(desc0, desc1, mask[:, None])
+        # The unpadded pair on its own, kornia without a mask.
+        alone0, alone1 = block(desc0, desc1[:, :real1])
+    # float32 sums over <= 60 terms of O(1) products, then two linear layers: 1e-5
+    # relative is ample and far below the O(1) change a missing mask makes.
+    torch.testing.assert_close(ours0, ref0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours1[:, :real1], ref1[:, :real1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours0, alone0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours1[:, :real1], alone1, rtol=1e-5, atol=1e-5)
