@@ -51,7 +51,7 @@ class LeanALIKED(ALIKED):
     """
 
     def extract_dense_map(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """image [B, 3, H, W] -> feature map [B, dim, H, W] (L2-normalised), score map [B, 1, H, W]."""
+        """image [B, 3, H, W] -> L2-normalised features [B, dim, H, W], scores [B, 1, H, W]."""
         padder = InputPadder(image.shape[-2], image.shape[-1], 2**5)
         x1 = self.block1(padder.pad(image))
         x2 = self.block2(self.pool2(x1))

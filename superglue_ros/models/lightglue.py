@@ -37,9 +37,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from kornia.feature.lightglue import CrossBlock
+from kornia.feature.lightglue import CrossBlock, filter_matches, normalize_keypoints
 from kornia.feature.lightglue import LightGlue as KorniaLightGlue
-from kornia.feature.lightglue import filter_matches, normalize_keypoints
 
 from superglue_ros.models.superpoint import autocast_for
 
