@@ -106,18 +106,46 @@ def test_batched_equals_pair_by_pair(learned) -> None:
     _, matcher, features = learned
     frame, *others = features
     keyframes = [others[2], _cut(others[0], 37), others[1], _cut(others[1], 1)]
-    batched = matcher.match(frame, keyframes)
-    layers_batched = list(matcher.last_layers)
-    matcher.batched = False
-    try:
-        looped = matcher.match(frame, keyframes)
-    finally:
-        matcher.batched = True
-    assert layers_batched == matcher.last_layers
+    runs = {}
+    # batched in one forward, in forwards of at most two pairs (a budget of 2.5
+    # pairs of 512 points), and pair by pair.
+    for batching, budget_mb in (
+        ("batched", 0.0),
+        ("batched", 2.5 * lg.batch_bytes(512, 256, 4) / 2**20),
+        ("loop", 0.0),
+    ):
+        matcher.batching, matcher.memory_budget_mb = batching, budget_mb
+        try:
+            runs[batching, budget_mb] = (matcher.match(frame, keyframes), list(matcher.last_layers))
+        finally:
+            matcher.batching, matcher.memory_budget_mb = "auto", 512.0
+    (batched, layers_batched), *others_runs = runs.values()
     assert all(1 <= n <= 9 for n in layers_batched)
-    for a, b in zip(batched, looped, strict=True):
-        np.testing.assert_array_equal(a.matches0, b.matches0)
-        np.testing.assert_allclose(a.scores0, b.scores0, atol=1e-4)
+    for results, layers in others_runs:
+        assert layers == layers_batched
+        for a, b in zip(batched, results, strict=True):
+            np.testing.assert_array_equal(a.matches0, b.matches0)
+            np.testing.assert_allclose(a.scores0, b.scores0, atol=1e-4)
+
+
+def test_batch_plans_follow_the_strategy_and_the_memory_budget() -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    plan = lg.plan_batches
+    assert plan(cpu, "loop", 100, [100, 100], 0, 256, 4) == [[0], [1]]
+    assert plan(cpu, "batched", 2048, [2048] * 3, 0, 256, 4) == [[0, 1, 2]]
+    # auto: a GPU batches; a CPU batches small pairs only (CPU_BATCH_MAX_POINTS).
+    assert plan(gpu, "auto", 2048, [2048] * 3, 0, 256, 4) == [[0, 1, 2]]
+    half = lg.CPU_BATCH_MAX_POINTS // 2
+    assert plan(cpu, "auto", half, [half, half - 1], 0, 256, 4) == [[0, 1]]
+    assert plan(cpu, "auto", half, [half + 1, 3], 0, 256, 4) == [[0], [1]]
+    # A budget of two padded pairs of 4096 points: groups of two, in order; a
+    # budget below one pair still runs each pair.
+    two = 2 * lg.batch_bytes(4096, 256, 4)
+    assert plan(gpu, "batched", 2048, [2048] * 5, two, 256, 4) == [[0, 1], [2, 3], [4]]
+    assert plan(gpu, "batched", 2048, [2048] * 5, two, 256, 2) == [[0, 1, 2, 3], [4]]
+    assert plan(gpu, "batched", 2048, [2048] * 2, 1, 256, 4) == [[0], [1]]
+    with pytest.raises(ValueError, match="batching"):
+        plan(cpu, "sometimes", 1, [1], 0, 256, 4)
 
 
 def test_no_keyframes_and_an_empty_frame(learned) -> None:

@@ -63,6 +63,63 @@ _UNUSED_SCALE_KEY = re.compile(r"^log_assignment\.\d+\.r$")
 DERIVED_BUFFERS = ("confidence_thresholds",)
 
 
+BATCHINGS = ("auto", "batched", "loop")
+# auto on CPU: one batch only while a padded pair holds at most this many points
+# (N + M); measured with `superglue-ros bench-lightglue` (docs/models.md).
+CPU_BATCH_MAX_POINTS = 1024
+# Activations of one transformer layer, in descriptor-widths (D values) per point,
+# as measured for the batched forward in fp32 (about 13; rounded up).
+LAYER_WIDTHS_PER_POINT = 16
+
+
+def batch_bytes(points: int, dim: int, element_size: int) -> int:
+    """Estimated working set of a batched forward over pairs holding `points`
+    padded points together (sum of N + M over the pairs): one layer's
+    activations. Attention adds nothing quadratic (fused SDPA)."""
+    return points * dim * element_size * LAYER_WIDTHS_PER_POINT
+
+
+def plan_batches(
+    device: torch.device,
+    batching: str,
+    count0: int,
+    counts1: list[int],
+    budget_bytes: float,
+    dim: int,
+    element_size: int,
+) -> list[list[int]]:
+    """Groups of keyframe indices, each run as one padded forward, in order.
+
+    batching: loop -> one pair per group; batched -> as few groups as the
+    memory budget allows (consecutive keyframes, each group padded to its
+    longest; budget_bytes <= 0: no limit); auto -> batched on an accelerator,
+    and on CPU batched only while every padded pair holds at most
+    CPU_BATCH_MAX_POINTS points (larger pairs keep both cores busy alone and
+    the padding only costs), else loop.
+    """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
+    indices = list(range(len(counts1)))
+    if batching == "auto":
+        small = count0 + max(counts1, default=0) <= CPU_BATCH_MAX_POINTS
+        batching = "batched" if device.type != "cpu" or small else "loop"
+    if batching == "loop":
+        return [[i] for i in indices]
+    groups: list[list[int]] = []
+    for i in indices:
+        if groups:
+            group = groups[-1] + [i]
+            width = count0 + max(counts1[j] for j in group)
+            fits = budget_bytes <= 0 or batch_bytes(len(group) * width, dim, element_size) <= (
+                budget_bytes
+            )
+            if fits:
+                groups[-1] = group
+                continue
+        groups.append([i])
+    return groups
+
+
 class LightGlueWeightsError(ValueError):
     """A LightGlue state dict that does not fit: names the offending keys."""
 
