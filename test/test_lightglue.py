@@ -106,18 +106,46 @@ def test_batched_equals_pair_by_pair(learned) -> None:
     _, matcher, features = learned
     frame, *others = features
     keyframes = [others[2], _cut(others[0], 37), others[1], _cut(others[1], 1)]
-    batched = matcher.match(frame, keyframes)
-    layers_batched = list(matcher.last_layers)
-    matcher.batched = False
-    try:
-        looped = matcher.match(frame, keyframes)
-    finally:
-        matcher.batched = True
-    assert layers_batched == matcher.last_layers
+    runs = {}
+    # batched in one forward, in forwards of at most two pairs (a budget of 2.5
+    # pairs of 512 points), and pair by pair.
+    for batching, budget_mb in (
+        ("batched", 0.0),
+        ("batched", 2.5 * lg.batch_bytes(512, 256, 4) / 2**20),
+        ("loop", 0.0),
+    ):
+        matcher.batching, matcher.memory_budget_mb = batching, budget_mb
+        try:
+            runs[batching, budget_mb] = (matcher.match(frame, keyframes), list(matcher.last_layers))
+        finally:
+            matcher.batching, matcher.memory_budget_mb = "auto", 512.0
+    (batched, layers_batched), *others_runs = runs.values()
     assert all(1 <= n <= 9 for n in layers_batched)
-    for a, b in zip(batched, looped, strict=True):
-        np.testing.assert_array_equal(a.matches0, b.matches0)
-        np.testing.assert_allclose(a.scores0, b.scores0, atol=1e-4)
+    for results, layers in others_runs:
+        assert layers == layers_batched
+        for a, b in zip(batched, results, strict=True):
+            np.testing.assert_array_equal(a.matches0, b.matches0)
+            np.testing.assert_allclose(a.scores0, b.scores0, atol=1e-4)
+
+
+def test_batch_plans_follow_the_strategy_and_the_memory_budget() -> None:
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    plan = lg.plan_batches
+    assert plan(cpu, "loop", 100, [100, 100], 0, 256, 4) == [[0], [1]]
+    assert plan(cpu, "batched", 2048, [2048] * 3, 0, 256, 4) == [[0, 1, 2]]
+    # auto: a GPU batches; a CPU batches small pairs only (CPU_BATCH_MAX_POINTS).
+    assert plan(gpu, "auto", 2048, [2048] * 3, 0, 256, 4) == [[0, 1, 2]]
+    half = lg.CPU_BATCH_MAX_POINTS // 2
+    assert plan(cpu, "auto", half, [half, half - 1], 0, 256, 4) == [[0, 1]]
+    assert plan(cpu, "auto", half, [half + 1, 3], 0, 256, 4) == [[0], [1]]
+    # A budget of two padded pairs of 4096 points: groups of two, in order; a
+    # budget below one pair still runs each pair.
+    two = 2 * lg.batch_bytes(4096, 256, 4)
+    assert plan(gpu, "batched", 2048, [2048] * 5, two, 256, 4) == [[0, 1], [2, 3], [4]]
+    assert plan(gpu, "batched", 2048, [2048] * 5, two, 256, 2) == [[0, 1, 2, 3], [4]]
+    assert plan(gpu, "batched", 2048, [2048] * 2, 1, 256, 4) == [[0], [1]]
+    with pytest.raises(ValueError, match="batching"):
+        plan(cpu, "sometimes", 1, [1], 0, 256, 4)
 
 
 def test_no_keyframes_and_an_empty_frame(learned) -> None:
@@ -172,3 +200,51 @@ def test_aliked_file_loads_strictly_with_its_grid_rebuilt() -> None:
         build_aliked({k: v for k, v in state.items() if k != "block1.conv1.weight"})
     with pytest.raises(ValueError, match="mis-shaped"):
         build_aliked(state, {"model": "n16"})  # t16 weights in an n16 network
+
+
+def test_lean_aliked_gives_kornias_features(freiburg_rgb) -> None:
+    """The lower-memory dense map runs kornia's operations on the same values: the
+    keypoints, scores and descriptors of kornia's own ALIKED forward, bit for bit."""
+    _require_installed_weights()
+    from kornia.feature import ALIKED
+
+    from superglue_ros.models.extractors import LeanALIKED, build_aliked
+
+    state = torch.load(installed_dir() / "aliked-n16.pth", map_location="cpu", weights_only=True)
+    lean = build_aliked(state, {"max_keypoints": 256})
+    assert isinstance(lean, LeanALIKED)
+    reference = ALIKED("aliked-n16", max_num_keypoints=256, detection_threshold=0.0)
+    reference.load_state_dict(lean.state_dict())
+    reference.eval()
+    # An odd size, so that both pad to multiples of 32 and crop back.
+    image = torch.from_numpy(freiburg_rgb[0][:229, :301].copy()).permute(2, 0, 1)[None]
+    image = image.float() / 255
+    with torch.inference_mode():
+        ours, theirs = lean(image)[0], reference(image)[0]
+    assert len(ours.keypoints) == 256
+    torch.testing.assert_close(ours.keypoints, theirs.keypoints, rtol=0, atol=0)
+    torch.testing.assert_close(ours.keypoint_scores, theirs.keypoint_scores, rtol=0, atol=0)
+    torch.testing.assert_close(ours.descriptors, theirs.descriptors, rtol=0, atol=0)
+
+
+def test_fused_cross_attention_equals_kornias_with_padded_keys() -> None:
+    """cross_attention (two SDPA calls) against kornia's CrossBlock forward, which
+    forms the similarity matrix, on the real rows of a padded pair."""
+    torch.manual_seed(0)
+    block = lg.CrossBlock(256, 4).eval()
+    n, m, real1 = 60, 50, 35
+    desc0, desc1 = torch.randn(1, n, 256), torch.randn(1, m, 256)
+    valid1 = torch.arange(m)[None] < real1
+    with torch.inference_mode():
+        ours0, ours1 = lg.cross_attention(block, desc0, desc1, None, valid1[:, None, None, :])
+        # kornia's mask: [b, 1, N, M] over real (query, key) pairs.
+        mask = torch.ones(1, n, dtype=torch.bool)[:, :, None] & valid1[:, None]
+        ref0, ref1 = block(desc0, desc1, mask[:, None])
+        # The unpadded pair on its own, kornia without a mask.
+        alone0, alone1 = block(desc0, desc1[:, :real1])
+    # float32 sums over <= 60 terms of O(1) products, then two linear layers: 1e-5
+    # relative is ample and far below the O(1) change a missing mask makes.
+    torch.testing.assert_close(ours0, ref0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours1[:, :real1], ref1[:, :real1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours0, alone0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours1[:, :real1], alone1, rtol=1e-5, atol=1e-5)

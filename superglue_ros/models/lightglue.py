@@ -15,6 +15,10 @@ adaptive computation per pair:
   remaining pair, so pruned points cost nothing.
 * The assignment of a finished pair is computed on its real points only, with
   kornia's ``MatchAssignment`` and ``filter_matches``.
+* Attention never holds an N x M matrix: self and cross attention go through
+  ``scaled_dot_product_attention`` with a [B, 1, 1, keys] padding mask (kornia's
+  CPU cross attention forms the similarity and its softmaxes, 1.3 GB for four
+  pairs of 2048 points). Only the assignment of one finished pair is N x M.
 
 So each pair of a batch gives the matches it gives alone in kornia's own
 forward (tested on real images: the same matches in fp32). kornia itself runs a
@@ -32,8 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from kornia.feature.lightglue import CrossBlock, filter_matches, normalize_keypoints
 from kornia.feature.lightglue import LightGlue as KorniaLightGlue
-from kornia.feature.lightglue import filter_matches, normalize_keypoints
 
 from superglue_ros.models.superpoint import autocast_for
 
@@ -56,6 +61,63 @@ _OLD_BLOCK_KEY = re.compile(r"^(self_attn|cross_attn)\.(\d+)\.")
 _UNUSED_SCALE_KEY = re.compile(r"^log_assignment\.\d+\.r$")
 # Buffers the model derives from its configuration; the files do not hold them.
 DERIVED_BUFFERS = ("confidence_thresholds",)
+
+
+BATCHINGS = ("auto", "batched", "loop")
+# auto on CPU: one batch only while a padded pair holds at most this many points
+# (N + M); measured with `superglue-ros bench-lightglue` (docs/models.md).
+CPU_BATCH_MAX_POINTS = 1024
+# Activations of one transformer layer, in descriptor-widths (D values) per point,
+# as measured for the batched forward in fp32 (about 13; rounded up).
+LAYER_WIDTHS_PER_POINT = 16
+
+
+def batch_bytes(points: int, dim: int, element_size: int) -> int:
+    """Estimated working set of a batched forward over pairs holding `points`
+    padded points together (sum of N + M over the pairs): one layer's
+    activations. Attention adds nothing quadratic (fused SDPA)."""
+    return points * dim * element_size * LAYER_WIDTHS_PER_POINT
+
+
+def plan_batches(
+    device: torch.device,
+    batching: str,
+    count0: int,
+    counts1: list[int],
+    budget_bytes: float,
+    dim: int,
+    element_size: int,
+) -> list[list[int]]:
+    """Groups of keyframe indices, each run as one padded forward, in order.
+
+    batching: loop -> one pair per group; batched -> as few groups as the
+    memory budget allows (consecutive keyframes, each group padded to its
+    longest; budget_bytes <= 0: no limit); auto -> batched on an accelerator,
+    and on CPU batched only while every padded pair holds at most
+    CPU_BATCH_MAX_POINTS points (larger pairs keep both cores busy alone and
+    the padding only costs), else loop.
+    """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
+    indices = list(range(len(counts1)))
+    if batching == "auto":
+        small = count0 + max(counts1, default=0) <= CPU_BATCH_MAX_POINTS
+        batching = "batched" if device.type != "cpu" or small else "loop"
+    if batching == "loop":
+        return [[i] for i in indices]
+    groups: list[list[int]] = []
+    for i in indices:
+        if groups:
+            group = groups[-1] + [i]
+            width = count0 + max(counts1[j] for j in group)
+            fits = budget_bytes <= 0 or batch_bytes(len(group) * width, dim, element_size) <= (
+                budget_bytes
+            )
+            if fits:
+                groups[-1] = group
+                continue
+        groups.append([i])
+    return groups
 
 
 class LightGlueWeightsError(ValueError):
@@ -214,6 +276,44 @@ def _repack(
     return desc, enc, valid, index
 
 
+def _key_mask(valid: torch.Tensor) -> torch.Tensor | None:
+    """[b, 1, 1, n] attention mask keeping the real points as keys; None without padding.
+
+    Only keys are masked: a padded query's row is never read, so a mask over
+    queries as well (an [n, n] tensor per pair) would only cost memory.
+    """
+    return None if bool(valid.all()) else valid[:, None, None, :]
+
+
+def cross_attention(
+    block: CrossBlock,
+    desc0: torch.Tensor,
+    desc1: torch.Tensor,
+    keys0: torch.Tensor | None,
+    keys1: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """kornia's CrossBlock with both directions through scaled_dot_product_attention.
+
+    kornia's CPU path forms the [b, H, N, M] similarity, two softmaxes of it and
+    a transposed copy (five N x M tensors a head); two fused attention calls
+    (side 0 asking side 1 and the reverse) never hold an N x M matrix, at the
+    price of computing the similarity twice. Same weights, same arithmetic up
+    to rounding: SDPA's 1/sqrt(d) scale is kornia's scale**0.5 on each side.
+    desc0 [b, n, D], desc1 [b, m, D]; keys0 / keys1: see _key_mask.
+    """
+    qk0, qk1 = block.to_qk(desc0), block.to_qk(desc1)
+    v0, v1 = block.to_v(desc0), block.to_v(desc1)
+    qk0, qk1, v0, v1 = (
+        t.unflatten(-1, (block.heads, -1)).transpose(1, 2).contiguous() for t in (qk0, qk1, v0, v1)
+    )
+    m0 = F.scaled_dot_product_attention(qk0, qk1, v1, attn_mask=keys1)
+    m1 = F.scaled_dot_product_attention(qk1, qk0, v0, attn_mask=keys0)
+    m0, m1 = (block.to_out(t.transpose(1, 2).flatten(start_dim=-2)) for t in (m0, m1))
+    desc0 = desc0 + block.ffn(torch.cat([desc0, m0], -1))
+    desc1 = desc1 + block.ffn(torch.cat([desc1, m1], -1))
+    return desc0, desc1
+
+
 class BatchedLightGlue(torch.nn.Module):
     """kornia's LightGlue run over padded pairs with per-pair early exit and pruning."""
 
@@ -324,11 +424,10 @@ class BatchedLightGlue(torch.nn.Module):
     def _layer(self, i: int, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Transformer layer i (self then cross attention) with padded keys masked."""
         layer = self.net.transformers[i]
-        v0, v1 = batch.valid0, batch.valid1
-        # [b, 1, queries, keys]: a point attends to the real points only.
-        desc0 = layer.self_attn(batch.desc0, batch.enc0, (v0[:, :, None] & v0[:, None])[:, None])
-        desc1 = layer.self_attn(batch.desc1, batch.enc1, (v1[:, :, None] & v1[:, None])[:, None])
-        return layer.cross_attn(desc0, desc1, (v0[:, :, None] & v1[:, None])[:, None])
+        keys0, keys1 = _key_mask(batch.valid0), _key_mask(batch.valid1)
+        desc0 = layer.self_attn(batch.desc0, batch.enc0, keys0)
+        desc1 = layer.self_attn(batch.desc1, batch.enc1, keys1)
+        return cross_attention(layer.cross_attn, desc0, desc1, keys0, keys1)
 
     def _prune(
         self,

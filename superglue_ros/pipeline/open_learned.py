@@ -17,7 +17,7 @@ import torch
 
 from superglue_ros.models.batching import pad_keyframes
 from superglue_ros.models.extractors import build_aliked, build_disk, extract_aliked, extract_disk
-from superglue_ros.models.lightglue import BatchedLightGlue, build_lightglue
+from superglue_ros.models.lightglue import BatchedLightGlue, build_lightglue, plan_batches
 from superglue_ros.models.open_weights import (
     ALIKED_MODELS_BY_NAME,
     DISK_FILE,
@@ -30,6 +30,8 @@ from .params import Config, check_runtime_changes
 from .types import Features, PairMatches
 
 MIN_SIDE = 16  # smaller images cannot hold a keypoint away from the borders
+DEFAULT_MEMORY_BUDGET_MB = 512.0  # lightglue.memory_budget_mb's default
+PRECISION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 
 def _rgb_tensor(image: np.ndarray, device: torch.device, what: str) -> torch.Tensor:
@@ -97,12 +99,14 @@ class LightGlueMatcher:
         device: torch.device,
         features: str,
         cache_size: int,
-        batched: bool = True,
+        batching: str = "auto",
+        memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.features = features
-        self.batched = batched
+        self.batching = batching  # auto | batched | loop, see plan_batches
+        self.memory_budget_mb = float(memory_budget_mb)
         self.last_layers: list[int] = []
         self._cache = DeviceTensorCache(cache_size)
 
@@ -114,7 +118,7 @@ class LightGlueMatcher:
     def description(self) -> str:
         conf = self.model.conf
         return (
-            f"lightglue({self.features}, {'batched' if self.batched else 'loop'}) "
+            f"lightglue({self.features}, {self.batching}) "
             f"on {self.device} {conf['precision']}"
         )
 
@@ -154,11 +158,17 @@ class LightGlueMatcher:
             return []
         side0 = self._tensors(frame)
         sides1 = [self._tensors(k) for k in keyframes]
-        if self.batched:
-            out = self._forward(side0, sides1)
-        else:
-            outs = [self._forward(side0, [side]) for side in sides1]
-            out = {key: torch.cat([o[key] for o in outs]) for key in outs[0]}
+        groups = plan_batches(
+            self.device,
+            self.batching,
+            len(side0["kpts"]),
+            [len(side["kpts"]) for side in sides1],
+            self.memory_budget_mb * 2**20,
+            int(self.model.conf["descriptor_dim"]),
+            PRECISION_BYTES[self.model.conf["precision"]],
+        )
+        outs = [self._forward(side0, [sides1[i] for i in group]) for group in groups]
+        out = {key: torch.cat([o[key] for o in outs]) for key in outs[0]}
         self.last_layers = [int(v) for v in out["layers"].cpu().tolist()]
         return PairMatches.from_batch(
             out["matches0"].cpu().numpy(),
@@ -231,5 +241,11 @@ def build_lightglue_matcher(config: Config) -> LightGlueMatcher:
     state, path = load_open_state(LIGHTGLUE_FILES[features], config.text("weights_dir") or None)
     model = build_lightglue(state, conf, str(path))
     device = resolve_device(config.text("device"))
-    batched = config.text("lightglue.batching") == "batched"
-    return LightGlueMatcher(model, device, features, cache_size_for(config), batched)
+    return LightGlueMatcher(
+        model,
+        device,
+        features,
+        cache_size_for(config),
+        config.text("lightglue.batching"),
+        config.number("lightglue.memory_budget_mb"),
+    )

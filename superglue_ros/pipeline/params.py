@@ -223,9 +223,19 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "lightglue.batching",
-        "batched",
-        "batched: the frame against all keyframes in one padded forward; loop: pair by pair.",
-        choices=("batched", "loop"),
+        "auto",
+        "batched: the frame against the keyframes in padded forwards (split by "
+        "memory_budget_mb); loop: pair by pair; auto: batched on a GPU, on CPU only for "
+        "pairs of at most 1024 points (measured faster there).",
+        choices=("auto", "batched", "loop"),
+    ),
+    ParamSpec(
+        "lightglue.memory_budget_mb",
+        512.0,
+        "Largest estimated working set (MB) of one batched LightGlue forward; more "
+        "keyframes run in further batches. 0: no limit.",
+        min_value=0.0,
+        max_value=1.0e6,
     ),
     ParamSpec(
         "classical.max_keypoints",

@@ -6,7 +6,9 @@ extraction of one image; LightGlue on one pair; one frame against K keyframes
 as one padded batch and pair by pair (the loop is the baseline: both run in the
 same process, alternating on every repeat so that machine load hits both alike);
 the transformer layers each pair ran (early exit); and each --precisions entry
-with its agreement with fp32 (share of fp32 matches found again).
+with its agreement with fp32: the share of fp32 matches found again *by
+position* (both keypoints within AGREE_PX of the fp32 match's), since another
+precision detects its own keypoints, in another order.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from superglue_ros.tools.common import CliError
 
+AGREE_PX = 1.0  # two matches agree when both endpoints lie this close (px, each axis)
 SHARED_FREIBURG = Path(__file__).resolve().parents[2].parent / "shared/data/freiburg_sequence"
 
 
@@ -86,8 +89,9 @@ def paired_median_ms(
 
 def bench_precision(
     name: str, precision: str, frames: list, args: argparse.Namespace
-) -> tuple[list[str], list[Any]]:
-    """Table lines for one frontend + LightGlue at one precision, and the frame's matches."""
+) -> tuple[list[str], list[np.ndarray]]:
+    """Table lines for one frontend + LightGlue at one precision, and the frame's
+    matched positions per keyframe (see matched_positions)."""
     from superglue_ros.pipeline.registry import build_frontend, build_matcher
 
     params = {
@@ -105,34 +109,67 @@ def bench_precision(
     matches = matcher.match(frame, keyframes)
     layers = list(matcher.last_layers)
 
-    def loop() -> None:
-        matcher.batched = False
-        try:
-            matcher.match(frame, keyframes)
-        finally:
-            matcher.batched = True
+    def run_as(batching: str) -> Callable[[], Any]:
+        def run() -> None:
+            matcher.batching = batching
+            try:
+                matcher.match(frame, keyframes)
+            finally:
+                matcher.batching = "auto"
 
-    batched_ms, loop_ms = paired_median_ms(
-        lambda: matcher.match(frame, keyframes), loop, args.repeats
+        return run
+
+    batched_ms, loop_ms = paired_median_ms(run_as("batched"), run_as("loop"), args.repeats)
+    auto = (
+        "batched"
+        if [list(range(len(keyframes)))] == _auto_plan(matcher, frame, keyframes)
+        else "loop"
     )
     count = [int((m.matches0 >= 0).sum()) for m in matches]
     lines = [
         f"{name} {precision}: extraction {extract_ms:.0f} ms ({len(frame)} keypoints)",
         f"{name} {precision}: lightglue one pair {pair_ms:.0f} ms",
         f"{name} {precision}: lightglue frame vs K={len(keyframes)}: batched {batched_ms:.0f}"
-        f" ms, loop {loop_ms:.0f} ms (batched / loop {batched_ms / loop_ms:.2f}); "
-        f"layers per pair {layers}; matches {count}",
+        f" ms, loop {loop_ms:.0f} ms (batched / loop {batched_ms / loop_ms:.2f}; auto runs "
+        f"{auto}); layers per pair {layers}; matches {count}",
     ]
-    return lines, matches
+    return lines, [matched_positions(frame, k, m) for k, m in zip(keyframes, matches, strict=True)]
 
 
-def agreement(matches: list[Any], reference: list[Any]) -> float:
-    """Share of the reference's matches found again."""
-    same = sum(
-        int(((a.matches0 == b.matches0) & (b.matches0 >= 0)).sum())
-        for a, b in zip(matches, reference, strict=True)
+def _auto_plan(matcher: Any, frame: Any, keyframes: list) -> list[list[int]]:
+    """The groups lightglue.batching auto forms for this frame on the matcher's device."""
+    from superglue_ros.models.lightglue import plan_batches
+
+    return plan_batches(
+        matcher.device,
+        "auto",
+        len(frame),
+        [len(k) for k in keyframes],
+        matcher.memory_budget_mb * 2**20,
+        int(matcher.model.conf["descriptor_dim"]),
+        4,
     )
-    return same / max(sum(int((b.matches0 >= 0).sum()) for b in reference), 1)
+
+
+def matched_positions(frame: Any, keyframe: Any, matches: Any) -> np.ndarray:
+    """[P, 4] float (x0, y0, x1, y1): the frame and keyframe keypoints of each match."""
+    i = np.flatnonzero(matches.matches0 >= 0)
+    j = matches.matches0[i]
+    return np.hstack([frame.keypoints[i], keyframe.keypoints[j]]).astype(np.float64)
+
+
+def agreement(ours: list[np.ndarray], reference: list[np.ndarray], tol: float = AGREE_PX) -> float:
+    """Share of the reference's matches that ours also found, by position: a match
+    counts when ours has one whose both keypoints lie within tol px (each axis),
+    keyframe by keyframe (lists of matched_positions)."""
+    from scipy.spatial import cKDTree
+
+    found = 0
+    for mine, theirs in zip(ours, reference, strict=True):
+        if len(mine) and len(theirs):
+            nearest, _ = cKDTree(mine).query(theirs, p=np.inf, distance_upper_bound=tol + 1e-9)
+            found += int(np.isfinite(nearest).sum())
+    return found / max(sum(len(r) for r in reference), 1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,5 +192,9 @@ def run(args: argparse.Namespace) -> int:
             lines, matches = bench_precision(name, precision, frames, args)
             print("\n".join(lines), flush=True)
             share = 100 * agreement(matches, reference)
-            print(f"{name} {precision}: {share:.1f} % of the fp32 matches found again", flush=True)
+            print(
+                f"{name} {precision}: {share:.1f} % of the fp32 matches found again "
+                f"(by position, both keypoints within {AGREE_PX:g} px)",
+                flush=True,
+            )
     return 0
