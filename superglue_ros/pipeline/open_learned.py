@@ -117,10 +117,7 @@ class LightGlueMatcher:
     @property
     def description(self) -> str:
         conf = self.model.conf
-        return (
-            f"lightglue({self.features}, {self.batching}) "
-            f"on {self.device} {conf['precision']}"
-        )
+        return f"lightglue({self.features}, {self.batching}) on {self.device} {conf['precision']}"
 
     def update_params(self, changes: Mapping[str, Any]) -> None:
         """Apply run-time changes (lightglue.filter_threshold); other names are ignored.
