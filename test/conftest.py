@@ -10,6 +10,27 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
+# SUPERGLUE_ROS_TEST_THREADS=N runs the suite with N torch (and OpenMP) threads: results
+# must hold for any count, as reductions split across threads sum in another order.
+TEST_THREADS = os.environ.get("SUPERGLUE_ROS_TEST_THREADS", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not TEST_THREADS:
+        return
+    if not TEST_THREADS.isdigit() or int(TEST_THREADS) < 1:
+        raise pytest.UsageError(
+            f"SUPERGLUE_ROS_TEST_THREADS must be a positive integer, got {TEST_THREADS!r}"
+        )
+    os.environ["OMP_NUM_THREADS"] = TEST_THREADS  # child processes (nodes, CLIs) follow
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(int(TEST_THREADS))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"torch threads: {TEST_THREADS or 'default'} (SUPERGLUE_ROS_TEST_THREADS)"
 
 
 def _require_dir(path: Path) -> Path:

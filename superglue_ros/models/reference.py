@@ -155,10 +155,13 @@ def reference_log_optimal_transport(scores: Any, alpha: Any, iterations: int) ->
     return couplings + u.unsqueeze(2) + v.unsqueeze(1) - norm
 
 
-def reference_superglue(model: Any, data: dict[str, Any]) -> dict[str, Any]:
+def reference_superglue(model: Any, data: dict[str, Any], dtype: Any = None) -> dict[str, Any]:
     """SuperGlue on one unpadded pair as the reference computes it, with model's modules.
 
     data: SuperGlue input with B = 1 and no padding (a mask, if given, all True).
+    dtype: torch.float32 (None, the reference's) or torch.float64, which computes the
+    same pair with a copy of the model in double precision (the exact result to within
+    ~1e-16 relative, against which float32 rounding is measured).
     Returns log_assignment [1, N+1, M+1] and the matches (SuperGlue.match's keys).
     """
     import torch
@@ -169,17 +172,20 @@ def reference_superglue(model: Any, data: dict[str, Any]) -> dict[str, Any]:
         mask = data.get(f"mask{i}")
         if data[f"keypoints{i}"].shape[0] != 1 or (mask is not None and not bool(mask.all())):
             raise ValueError("the SuperGlue baseline runs one unpadded pair")
+    dtype = torch.float32 if dtype is None else dtype
+    if dtype != torch.float32:
+        model = copy.deepcopy(model).to(dtype)
     conf = model.conf
     dim, heads = int(conf["descriptor_dim"]), int(conf["num_heads"])
     with torch.inference_mode():
         desc = []
         for i in (0, 1):
-            kpts = data[f"keypoints{i}"].float()
+            kpts = data[f"keypoints{i}"].to(dtype)
             size = as_image_size(data[f"image_size{i}"], 1, kpts.device)
             position = torch.cat(
                 [normalize_keypoints(kpts, size).transpose(1, 2), data[f"scores{i}"][:, None]], 1
-            )
-            desc.append(data[f"descriptors{i}"].float() + model.kenc.encoder(position))
+            ).to(dtype)
+            desc.append(data[f"descriptors{i}"].to(dtype) + model.kenc.encoder(position))
         desc0, desc1 = desc
 
         def propagate(layer: Any, x: Any, source: Any) -> Any:
