@@ -13,7 +13,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 # rosbags is pinned: the output-bag writer extends its storage classes. mcap and
 # mcap-ros2-support read damaged mcap files, and are the independent reader in tests.
-PY_DEPS=(numpy pyyaml opencv-python-headless rosbags==0.11.9 matplotlib pytest ruff
+PY_DEPS=(numpy pyyaml "opencv-python-headless==5.0.0.93" rosbags==0.11.9 matplotlib pytest ruff
   "gtsam==4.3.0" "evo==1.38.1" "onnx==1.23.2" "mcap==1.6.0" "mcap-ros2-support==0.6.0")
 # ALIKED, DISK and LightGlue models (needs only torch, numpy and kornia-rs).
 LEARNED_DEPS=("kornia==0.9.0")
