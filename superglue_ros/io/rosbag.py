@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,23 @@ def open_writer(path: Path, storage: str = "mcap") -> Rosbag2Writer:
     writer = Rosbag2Writer(path, version=BAG_VERSION, storage_plugin=plugins[storage])
     writer.open()
     return writer
+
+
+@contextmanager
+def new_bag(path: Path, storage: str = "mcap") -> Iterator[Rosbag2Writer]:
+    """open_writer(path, storage), closed when the block ends; when it raises, the writer
+    is aborted and the new folder removed, so a failed import leaves no partial bag."""
+    writer = open_writer(path, storage)
+    try:
+        yield writer
+    except BaseException:
+        writer.abort()
+        if path.is_dir():
+            for child in path.iterdir():
+                child.unlink()
+            path.rmdir()
+        raise
+    writer.close()
 
 
 @dataclass

@@ -122,9 +122,7 @@ def write_from_images(
     if camera_yaml is not None:
         image_files.camera_info_fields(camera_yaml, 0, frame_id)  # fail before creating the bag
     typestore = rosbag.make_typestore()
-    writer = rosbag.open_writer(output, storage)
-    completed = False
-    try:
+    with rosbag.new_bag(output, storage) as writer:
         image_conn = writer.add_connection(topic, rosbag.IMAGE, typestore=typestore)
         info_conn = None
         if camera_yaml is not None:
@@ -138,22 +136,7 @@ def write_from_images(
                 fields = image_files.camera_info_fields(camera_yaml, stamp, frame_id)
                 info = rosbag.build_message(typestore, rosbag.CAMERA_INFO, fields)
                 writer.write(info_conn, stamp, typestore.serialize_cdr(info, rosbag.CAMERA_INFO))
-        completed = True
-    finally:
-        if completed:
-            writer.close()
-        else:
-            writer.abort()
-            _remove_partial(output)
     return len(paths)
-
-
-def _remove_partial(output: Path) -> None:
-    """Delete what an aborted writer left in output (our own new folder only)."""
-    if output.is_dir():
-        for child in output.iterdir():
-            child.unlink()
-        output.rmdir()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -83,10 +83,8 @@ def write_dataset_bag(
     A failure part-way removes what was written (output was a new folder).
     """
     typestore = rosbag.make_typestore()
-    writer = rosbag.open_writer(output, storage)
     counts: dict[str, int] = {}
-    completed = False
-    try:
+    with rosbag.new_bag(output, storage) as writer:
         qos = [offered_qos(depth=QOS_DEPTH)]
 
         def connection(topic: str, msgtype: str) -> Any:
@@ -126,19 +124,4 @@ def write_dataset_bag(
         while imu is not None and pending is not None:
             write(imu, IMU, imu_fields(pending, dataset.imu_frame_id), pending.stamp_ns)
             pending = next(samples, None)
-        completed = True
-    finally:
-        if completed:
-            writer.close()
-        else:
-            writer.abort()
-            _remove_partial(output)
     return counts
-
-
-def _remove_partial(output: Path) -> None:
-    """Delete what an aborted writer left in output (our own new folder only)."""
-    if output.is_dir():
-        for child in output.iterdir():
-            child.unlink()
-        output.rmdir()
