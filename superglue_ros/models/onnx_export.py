@@ -56,6 +56,7 @@ from .onnx_format import (
     SUPERPOINT_OUTPUTS,
     SUPPORTED_OPSETS,
     WEIGHTS_KEY,
+    WEIGHTS_SHA256_KEY,
     baked_config,
 )
 from .superglue import SuperGlue, extract_matches, log_optimal_transport
@@ -252,9 +253,54 @@ def _export(
     kind: str,
     model: nn.Module,
 ) -> Path:
+    metadata = {
+        MODEL_KEY: kind,
+        FORMAT_KEY: FORMAT_VERSION,
+        CONFIG_KEY: json.dumps(baked_config(kind, model.conf), sort_keys=True),
+        WEIGHTS_KEY: state_sha1(model),
+    }
+    return _write(graph, example, path, inputs, outputs, axes, opset, metadata)
+
+
+def export_graph(
+    graph: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    input_axes: Mapping[str, dict[int, str]],
+    outputs: tuple[str, ...],
+    output_axes: Mapping[str, dict[int, str]],
+    opset: int,
+    meta: tuple[str, Mapping[str, Any], str],
+) -> Path:
+    """Write graph (inputs named as input_axes, in order) with the metadata
+    meta = (model kind, options that shaped it, SHA-256 of the weights file)."""
+    kind, config, sha256 = meta
+    metadata = {
+        MODEL_KEY: kind,
+        FORMAT_KEY: FORMAT_VERSION,
+        CONFIG_KEY: json.dumps(dict(config), sort_keys=True),
+        WEIGHTS_SHA256_KEY: sha256,
+    }
+    axes = {**input_axes, **output_axes}
+    return _write(graph, example, path, tuple(input_axes), outputs, axes, opset, metadata)
+
+
+def _write(
+    graph: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    axes: Mapping[str, dict[int, str]],
+    opset: int,
+    metadata: Mapping[str, str],
+) -> Path:
     import onnx
 
     check_opset(opset)
+    # A new wrapper module is in training mode, which the exporter restores on the
+    # wrapped model afterwards (BatchNorm would then normalise by the batch).
+    graph.eval()
     directory = writable_directory(path.parent)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
     os.close(handle)
@@ -272,16 +318,10 @@ def _export(
                 opset_version=opset,
                 input_names=list(inputs),
                 output_names=list(outputs),
-                dynamic_axes=axes,
+                dynamic_axes=dict(axes),
             )
         proto = onnx.load(str(temp))
-        metadata = {
-            MODEL_KEY: kind,
-            FORMAT_KEY: FORMAT_VERSION,
-            CONFIG_KEY: json.dumps(baked_config(kind, model.conf), sort_keys=True),
-            WEIGHTS_KEY: state_sha1(model),
-        }
-        onnx.helper.set_model_props(proto, metadata)
+        onnx.helper.set_model_props(proto, dict(metadata))
         onnx.save(proto, str(temp))
         temp.chmod(0o644)  # mkstemp's 0600 would hide the file from other users
         os.replace(temp, path)

@@ -78,3 +78,44 @@ def superglue_file(weights: str) -> str:
 def baked_config(model: str, conf: Mapping[str, Any]) -> dict[str, Any]:
     """The options of conf that a graph of this model bakes in (JSON-ready values)."""
     return {key: json.loads(json.dumps(conf[key])) for key in BAKED_OPTIONS[model]}
+
+
+# --------------------------------------------------------------------------- ALIKED, DISK, LightGlue
+#
+# Their graphs carry superglue_ros.weights_sha256 (the SHA-256 of the released
+# .pth file, the value models/open_weights.py checks) instead of the SHA-1 of a
+# state dict, and superglue_ros.config holds the options that shaped the graph.
+
+WEIGHTS_SHA256_KEY = "superglue_ros.weights_sha256"
+DISK_DENSE_FILE = "disk_dense.onnx"
+LIGHTGLUE_FORMS = ("fixed", "adaptive")
+
+
+def aliked_files(model: str) -> tuple[str, str]:
+    """The dense and descriptor-head graphs of ALIKED-<model>."""
+    return f"aliked_{model}_dense.onnx", f"aliked_{model}_descriptors.onnx"
+
+
+def extractor_config(network: str, model: str) -> dict[str, Any]:
+    """What an extractor graph depends on besides its weights."""
+    return {"network": network, "model": model}
+
+
+def lightglue_fixed_file(features: str) -> str:
+    """The fixed-depth LightGlue graph for <features> descriptors (all layers, no pruning)."""
+    return f"lightglue_{features}_fixed.onnx"
+
+
+def lightglue_adaptive_dir(features: str) -> str:
+    """The folder of the adaptive form: one graph per stage, driven by the runtime."""
+    return f"lightglue_{features}_adaptive"
+
+
+def lightglue_stage_files(n_layers: int) -> list[str]:
+    """Files of the adaptive form, relative to its folder: the input encoder, then per
+    layer its transformer layer (with the confidence and matchability heads) and its
+    assignment."""
+    files = ["encode.onnx"]
+    for i in range(n_layers):
+        files += [f"layer_{i}.onnx", f"assign_{i}.onnx"]
+    return files
