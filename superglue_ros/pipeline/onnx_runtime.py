@@ -18,7 +18,8 @@ Where the graphs come from (``onnx_dir``):
 
 Providers (``device``): ``cpu`` -> CPUExecutionProvider; ``cuda`` / ``cuda:N`` ->
 TensorrtExecutionProvider (its engines cached under ``$XDG_CACHE_HOME/superglue_ros/
-tensorrt``), then CUDAExecutionProvider, on device N, whichever of the two this
+tensorrt/<key>``, key = hash of the graph, the TensorRT version and the GPU's name,
+see ``tensorrt_cache_key``), then CUDAExecutionProvider, on device N, whichever of the two this
 onnxruntime build has (``pip install onnxruntime-gpu``), with the CPU provider last
 for operators neither takes; ``auto`` -> as ``cuda`` when the build has a GPU
 provider, else the CPU. See ``select_providers``.
@@ -26,7 +27,8 @@ provider, else the CPU. See ``select_providers``.
 What the graphs leave to this module (see ``models/onnx_export.py``): SuperPoint's
 keypoint selection (threshold, border, top-k) and descriptor sampling, done here
 in numpy exactly as ``models/superpoint.py`` does them; and skipping pairs with no
-point on a side.
+point on a side. ALIKED, DISK and LightGlue: ``pipeline/onnx_extractors.py`` and
+``pipeline/onnx_lightglue.py``, built by ``pipeline/onnx_learned.py``.
 """
 
 from __future__ import annotations
@@ -119,6 +121,58 @@ def select_providers(
     return providers
 
 
+def tensorrt_cache_key(graph: bytes, tensorrt_version: str, gpu_name: str) -> str:
+    """Folder name of the TensorRT engines of one graph: an engine is valid only for
+    the graph it was built from, the TensorRT that built it and the GPU model it was
+    built on, so each of the three changes the key."""
+    digest = hashlib.sha256(graph)
+    digest.update(b"\0" + tensorrt_version.encode() + b"\0" + gpu_name.encode())
+    return digest.hexdigest()[:24]
+
+
+def tensorrt_version() -> str:
+    """The installed TensorRT's version ("none" without the tensorrt package)."""
+    try:
+        import tensorrt
+    except ImportError:
+        return "none"
+    return str(tensorrt.__version__)
+
+
+def gpu_name(index: int) -> str:
+    """The name of GPU index as nvidia-smi reports it ("unknown" when it cannot)."""
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", f"--id={index}", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def engine_cache_dir(graph: bytes, device: str) -> Path:
+    """$XDG_CACHE_HOME/superglue_ros/tensorrt/<tensorrt_cache_key> for this graph on device."""
+    index_text = device.split(":", 1)[1] if ":" in device else "0"
+    index = int(index_text) if index_text.isdigit() else 0
+    key = tensorrt_cache_key(graph, tensorrt_version(), gpu_name(index))
+    return user_cache() / "tensorrt" / key
+
+
+def uses_tensorrt(session: Any) -> bool:
+    return TENSORRT in session.get_providers()
+
+
+def device_kind(session: Any) -> str:
+    """cpu or cuda: where the session runs (LightGlue's pruning depends on it)."""
+    return "cpu" if session.get_providers()[0] == CPU else "cuda"
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -192,7 +246,9 @@ def open_session(
     import onnxruntime as ort
 
     data, baked = read_graph(path, model, expected)
-    providers = select_providers(device, ort.get_available_providers())
+    available = ort.get_available_providers()
+    cache = engine_cache_dir(data, device) if TENSORRT in available else None
+    providers = select_providers(device, available, cache)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the CPU fallback notices are expected
     options.intra_op_num_threads = threads

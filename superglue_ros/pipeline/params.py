@@ -66,14 +66,21 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "runtime",
         "torch",
         "What runs the learned models: torch, or onnxruntime on the exported ONNX graphs "
-        "of SuperPoint and SuperGlue (float32; CPU, CUDA or TensorRT provider by device).",
+        "(float32; CPU, CUDA or TensorRT provider by device).",
         choices=("torch", "onnxruntime"),
     ),
     ParamSpec(
         "onnx_dir",
         "",
-        "runtime onnxruntime: directory of superpoint.onnx and superglue_<weights>.onnx "
-        "(superglue-ros export onnx); empty: exported on first use into the user cache.",
+        "runtime onnxruntime: directory of the graphs written by superglue-ros export onnx; "
+        "empty: exported on first use into the user cache.",
+    ),
+    ParamSpec(
+        "onnx_warmup",
+        "auto",
+        "runtime onnxruntime: run the graphs once at start-up (TensorRT builds its engines "
+        "then, never on the first live frame); auto: only when TensorRT runs them.",
+        choices=("auto", "on", "off"),
     ),
     ParamSpec(
         "precision",
@@ -228,6 +235,13 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "memory_budget_mb); loop: pair by pair; auto: batched on a GPU, on CPU only for "
         "pairs of at most 1024 points (measured faster there).",
         choices=("auto", "batched", "loop"),
+    ),
+    ParamSpec(
+        "lightglue.onnx_form",
+        "auto",
+        "runtime onnxruntime: adaptive (per-layer graphs, early exit and pruning as torch) "
+        "or fixed (one graph, every layer); auto: fixed under TensorRT, else adaptive.",
+        choices=("auto", "adaptive", "fixed"),
     ),
     ParamSpec(
         "lightglue.memory_budget_mb",

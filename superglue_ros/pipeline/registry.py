@@ -40,31 +40,31 @@ def _superglue(config: Config) -> Matcher:
     return build_superglue_matcher(config)
 
 
-def _torch_only(config: Config, name: str) -> None:
-    """Networks without an ONNX export refuse runtime onnxruntime instead of ignoring it."""
-    if config.text("runtime") == "onnxruntime":
-        raise ValueError(
-            "runtime 'onnxruntime' runs the exported SuperPoint and SuperGlue graphs; "
-            f"{name} has no ONNX export yet (set runtime: torch)"
-        )
-
-
 def _aliked(config: Config) -> Frontend:
-    _torch_only(config, "aliked")
+    if config.text("runtime") == "onnxruntime":
+        from .onnx_learned import build_onnx_aliked_frontend
+
+        return build_onnx_aliked_frontend(config)
     from .open_learned import build_aliked_frontend
 
     return build_aliked_frontend(config)
 
 
 def _disk(config: Config) -> Frontend:
-    _torch_only(config, "disk")
+    if config.text("runtime") == "onnxruntime":
+        from .onnx_learned import build_onnx_disk_frontend
+
+        return build_onnx_disk_frontend(config)
     from .open_learned import build_disk_frontend
 
     return build_disk_frontend(config)
 
 
 def _lightglue(config: Config) -> Matcher:
-    _torch_only(config, "lightglue")
+    if config.text("runtime") == "onnxruntime":
+        from .onnx_learned import build_onnx_lightglue_matcher
+
+        return build_onnx_lightglue_matcher(config)
     from .open_learned import build_lightglue_matcher
 
     return build_lightglue_matcher(config)

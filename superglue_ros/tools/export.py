@@ -1,11 +1,19 @@
 """Export the learned models as ONNX graphs: ``superglue-ros export onnx --out DIR``.
 
-Writes DIR/superpoint.onnx and DIR/superglue_<superglue.weights>.onnx from the
-weights found by the usual lookup (--weights-dir, $SUPERGLUE_ROS_WEIGHTS, user
-cache), with the options of --params (the node's parameters file): nms_radius and
-sinkhorn_iterations are baked into the graphs and recorded in their metadata, so
-the node then runs them with ``runtime: onnxruntime`` and ``onnx_dir: DIR``.
-What each graph holds: docs/models.md, "ONNX export".
+Writes into DIR the graphs of the frontend and matcher of --params (the node's
+parameters file; ``auto`` resolved as the node resolves it), from the weights
+found by the usual lookup (--weights-dir, $SUPERGLUE_ROS_WEIGHTS, user cache,
+the installed permissive files):
+
+* superpoint: superpoint.onnx (nms_radius baked in);
+* superglue: superglue_<superglue.weights>.onnx (sinkhorn_iterations baked in);
+* aliked: aliked_<aliked.model>_dense.onnx and _descriptors.onnx;
+* disk: disk_dense.onnx;
+* lightglue: lightglue_<frontend>_fixed.onnx and the folder lightglue_<frontend>_adaptive/.
+
+--networks lists other networks to write instead. The node then runs them with
+``runtime: onnxruntime`` and ``onnx_dir: DIR``. What each graph holds:
+docs/models.md, "ONNX export".
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from superglue_ros.tools.cli import CliError
 
@@ -27,23 +36,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights-dir", default=None, help="directory of the .pth weights (overrides --params)"
     )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--networks",
+        default=None,
+        metavar="LIST",
+        help="comma-separated networks to write (superpoint, superglue, aliked, disk, "
+        "lightglue); default: the frontend and matcher of --params",
+    )
+
+
+NETWORKS = ("superpoint", "superglue", "aliked", "disk", "lightglue")
+
+
+def chosen_networks(args: argparse.Namespace, params: Any) -> list[str]:
+    """--networks, or the (auto-resolved) frontend and matcher of params; CliError
+    for an unknown name. Classical baselines have nothing to export."""
+    if args.networks:
+        names = [name.strip() for name in args.networks.split(",") if name.strip()]
+        unknown = [name for name in names if name not in NETWORKS]
+        if unknown:
+            raise CliError(f"--networks: unknown {', '.join(unknown)}; known: {', '.join(NETWORKS)}")
+        return names
+    from superglue_ros.pipeline.registry import choose_networks
+
+    config, _ = choose_networks(params)
+    names = [config.text("frontend"), config.text("matcher")]
+    return [name for name in names if name in NETWORKS]
 
 
 def run(args: argparse.Namespace) -> int:
-    from superglue_ros.models.onnx_format import DEFAULT_OPSET, SUPERPOINT_FILE, superglue_file
+    from superglue_ros.models.onnx_format import DEFAULT_OPSET
     from superglue_ros.tools.common import load_configs
 
     _, params = load_configs([args.params] if args.params else [], "export")[0]
     opset = DEFAULT_OPSET if args.opset is None else args.opset
 
-    from superglue_ros.models.onnx_export import (
-        OnnxExportError,
-        check_opset,
-        export_superglue,
-        export_superpoint,
-        writable_directory,
-    )
-    from superglue_ros.models.weights import load_superglue, load_superpoint
+    from superglue_ros.models.onnx_export import OnnxExportError, check_opset, writable_directory
 
     try:
         check_opset(opset)
@@ -51,21 +79,73 @@ def run(args: argparse.Namespace) -> int:
     except OnnxExportError as error:
         raise CliError(str(error)) from error
     weights_dir = args.weights_dir or params["weights_dir"] or None
-    superpoint = load_superpoint(weights_dir, {"nms_radius": params["superpoint.nms_radius"]})
-    which = params["superglue.weights"]
-    superglue = load_superglue(
-        which, weights_dir, {"sinkhorn_iterations": params["superglue.sinkhorn_iterations"]}
-    )
+    names = chosen_networks(args, params)
+    if not names:
+        raise CliError("nothing to export: the frontend and matcher of --params are classical")
+    written: list[tuple[Path, str]] = []
     try:
-        written = [
-            export_superpoint(superpoint, out / SUPERPOINT_FILE, opset),
-            export_superglue(superglue, out / superglue_file(which), opset),
-        ]
+        for name in names:
+            written += EXPORTERS[name](params, weights_dir, out, opset)
     except OnnxExportError as error:
         raise CliError(str(error)) from error
-    for path, model in zip(written, (superpoint, superglue), strict=True):
-        baked = {k: model.conf[k] for k in ("nms_radius", "sinkhorn_iterations") if k in model.conf}
+    for path, baked in written:
         size = path.stat().st_size / 2**20
-        print(f"wrote {path} ({size:.1f} MiB, opset {opset}, baked {json.dumps(baked)})")
+        print(f"wrote {path} ({size:.1f} MiB, opset {opset}, {baked})")
     print(f"run it with parameters runtime: onnxruntime, onnx_dir: {out}")
     return 0
+
+
+def _superpoint(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
+    from superglue_ros.models.onnx_export import export_superpoint
+    from superglue_ros.models.onnx_format import SUPERPOINT_FILE
+    from superglue_ros.models.weights import load_superpoint
+
+    model = load_superpoint(weights_dir, {"nms_radius": params["superpoint.nms_radius"]})
+    path = export_superpoint(model, out / SUPERPOINT_FILE, opset)
+    return [(path, "baked " + json.dumps({"nms_radius": model.conf["nms_radius"]}))]
+
+
+def _superglue(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
+    from superglue_ros.models.onnx_export import export_superglue
+    from superglue_ros.models.onnx_format import superglue_file
+    from superglue_ros.models.weights import load_superglue
+
+    which = params["superglue.weights"]
+    iterations = params["superglue.sinkhorn_iterations"]
+    model = load_superglue(which, weights_dir, {"sinkhorn_iterations": iterations})
+    path = export_superglue(model, out / superglue_file(which), opset)
+    return [(path, "baked " + json.dumps({"sinkhorn_iterations": iterations}))]
+
+
+def _aliked(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
+    from superglue_ros.models.onnx_bundle import export_aliked_files
+
+    model = params["aliked.model"]
+    return [(p, f"aliked-{model}") for p in export_aliked_files(model, out, weights_dir, opset)]
+
+
+def _disk(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
+    from superglue_ros.models.onnx_bundle import export_disk_files
+
+    return [(p, "disk") for p in export_disk_files(out, weights_dir, opset)]
+
+
+def _lightglue(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
+    from superglue_ros.models.onnx_bundle import export_lightglue_files
+    from superglue_ros.pipeline.registry import choose_networks
+
+    config, _ = choose_networks(params)
+    features = config.text("frontend")
+    if features not in ("aliked", "disk", "superpoint"):
+        raise CliError(f"LightGlue has weights for aliked, disk and superpoint; frontend is {features}")
+    paths = export_lightglue_files(features, out, weights_dir, opset=opset)
+    return [(p, f"lightglue for {features}") for p in paths]
+
+
+EXPORTERS = {
+    "superpoint": _superpoint,
+    "superglue": _superglue,
+    "aliked": _aliked,
+    "disk": _disk,
+    "lightglue": _lightglue,
+}

@@ -1,0 +1,209 @@
+"""Building ALIKED, DISK and LightGlue on onnxruntime from the pipeline's Config.
+
+Where the graphs come from, as for SuperPoint / SuperGlue (``onnx_runtime.py``):
+``onnx_dir`` set: the files ``superglue-ros export onnx`` wrote there (a missing
+or damaged file is an error saying how to write it); empty: exported on first
+use into ``$XDG_CACHE_HOME/superglue_ros/onnx/<key>/``, key = hash of the
+weights file's SHA-256, the network, the graph format and the opset (needs
+torch; later starts reuse the files).
+
+``onnx_warmup`` (auto: when TensorRT runs the graphs) runs every graph once here,
+so that TensorRT builds its engines at start-up and never on a live frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from superglue_ros.models.onnx_format import (
+    DEFAULT_OPSET,
+    DISK_DENSE_FILE,
+    FORMAT_VERSION,
+    aliked_files,
+    lightglue_adaptive_dir,
+    lightglue_fixed_file,
+    lightglue_stage_files,
+)
+
+from .onnx_extractors import OnnxAlikedFrontend, OnnxDiskFrontend
+from .onnx_lightglue import OnnxLightGlueMatcher
+from .onnx_runtime import (
+    TENSORRT,
+    _check_precision,
+    device_kind,
+    open_session,
+    user_cache,
+    uses_tensorrt,
+)
+from .params import Config
+
+
+def graph_folder(
+    config: Config, key_parts: Callable[[], list[Any]], export: Callable[[Path], Any]
+) -> Path:
+    """onnx_dir, or the cache folder of these weights and graphs (exported when absent).
+
+    key_parts is called only for the cache: with onnx_dir the weights need not exist here.
+    """
+    onnx_dir = config.text("onnx_dir")
+    if onnx_dir:
+        return Path(onnx_dir).expanduser()
+    text = json.dumps([*key_parts(), FORMAT_VERSION, DEFAULT_OPSET], sort_keys=True)
+    folder = user_cache() / "onnx" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    marker = folder / ".complete"
+    if not marker.is_file():
+        export(folder)
+        marker.write_text("written by superglue_ros on first use\n")
+    return folder
+
+
+def _weights_key(name: str, config: Config) -> str:
+    from superglue_ros.models.onnx_bundle import weights_sha256
+
+    return weights_sha256(name, config.text("weights_dir") or None)
+
+
+def _warm(config: Config, session: Any) -> bool:
+    choice = config.text("onnx_warmup")
+    return choice == "on" or (choice == "auto" and uses_tensorrt(session))
+
+
+def build_onnx_aliked_frontend(config: Config) -> OnnxAlikedFrontend:
+    """ALIKED on aliked_<model>_{dense,descriptors}.onnx (see the module doc)."""
+    from superglue_ros.models.open_weights import ALIKED_MODELS_BY_NAME
+
+    _check_precision(config)
+    model = config.text("aliked.model")
+    weights_dir = config.text("weights_dir") or None
+
+    def export(folder: Path) -> None:
+        from superglue_ros.models.onnx_bundle import export_aliked_files
+
+        export_aliked_files(model, folder, weights_dir)
+
+    def key() -> list[Any]:
+        return ["aliked", model, _weights_key(ALIKED_MODELS_BY_NAME[model], config)]
+
+    folder = graph_folder(config, key, export)
+    expected = {"network": "aliked", "model": model}
+    device = config.text("device")
+    dense_file, head_file = aliked_files(model)
+    dense, _ = open_session(folder / dense_file, "aliked_dense", expected, device)
+    head, _ = open_session(folder / head_file, "aliked_descriptors", expected, device)
+    frontend = OnnxAlikedFrontend(
+        dense,
+        head,
+        {
+            "model": model,
+            "max_keypoints": config.integer("aliked.max_keypoints"),
+            "detection_threshold": config.number("aliked.detection_threshold"),
+            "nms_radius": config.integer("aliked.nms_radius"),
+        },
+    )
+    if _warm(config, dense):
+        frontend.warmup()
+    return frontend
+
+
+def build_onnx_disk_frontend(config: Config) -> OnnxDiskFrontend:
+    """DISK on disk_dense.onnx (see the module doc)."""
+    from superglue_ros.models.open_weights import DISK_FILE
+
+    _check_precision(config)
+    weights_dir = config.text("weights_dir") or None
+
+    def export(folder: Path) -> None:
+        from superglue_ros.models.onnx_bundle import export_disk_files
+
+        export_disk_files(folder, weights_dir)
+
+    folder = graph_folder(config, lambda: ["disk", _weights_key(DISK_FILE, config)], export)
+    expected = {"network": "disk", "model": "depth"}
+    dense, _ = open_session(folder / DISK_DENSE_FILE, "disk_dense", expected, config.text("device"))
+    frontend = OnnxDiskFrontend(
+        dense,
+        {
+            "max_keypoints": config.integer("disk.max_keypoints"),
+            "nms_window": config.integer("disk.nms_window"),
+            "score_threshold": config.number("disk.score_threshold"),
+        },
+    )
+    if _warm(config, dense):
+        frontend.warmup()
+    return frontend
+
+
+def lightglue_form(config: Config) -> str:
+    """adaptive or fixed: lightglue.onnx_form, auto resolved (fixed under TensorRT)."""
+    form = config.text("lightglue.onnx_form")
+    if form != "auto":
+        return form
+    import onnxruntime as ort
+
+    device = config.text("device")
+    tensorrt = TENSORRT in ort.get_available_providers() and device != "cpu"
+    return "fixed" if tensorrt else "adaptive"
+
+
+def open_lightglue_sessions(
+    folder: Path, features: str, form: str, device: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sessions of one form ({"fixed": s} or the stages) and the graphs' options."""
+    expected = {"network": "lightglue", "features": features, "form": form}
+    if form == "fixed":
+        session, config = open_session(
+            folder / lightglue_fixed_file(features), "lightglue_fixed", expected, device
+        )
+        return {"fixed": session}, config
+    stages = folder / lightglue_adaptive_dir(features)
+    encode, config = open_session(stages / "encode.onnx", "lightglue_encode", expected, device)
+    sessions = {"encode": encode}
+    for name in lightglue_stage_files(int(config["n_layers"]))[1:]:
+        kind = "lightglue_layer" if name.startswith("layer_") else "lightglue_assign"
+        layer = {**expected, "layer": int(name.split("_")[1].split(".")[0])}
+        sessions[name[: -len(".onnx")]], _ = open_session(stages / name, kind, layer, device)
+    return sessions, config
+
+
+def build_onnx_lightglue_matcher(config: Config) -> OnnxLightGlueMatcher:
+    """LightGlue for the configured frontend, in lightglue.onnx_form (see the module doc)."""
+    from superglue_ros.models.open_weights import LIGHTGLUE_FILES
+
+    _check_precision(config)
+    features = config.text("frontend")
+    if features not in LIGHTGLUE_FILES:
+        raise ValueError(
+            f"matcher 'lightglue' has weights for frontends {', '.join(LIGHTGLUE_FILES)}; "
+            f"got frontend {features!r}"
+        )
+    form = lightglue_form(config)
+    weights_dir = config.text("weights_dir") or None
+
+    def export(folder: Path) -> None:
+        from superglue_ros.models.onnx_bundle import export_lightglue_files
+
+        export_lightglue_files(features, folder, weights_dir)
+
+    def key() -> list[Any]:
+        return ["lightglue", features, _weights_key(LIGHTGLUE_FILES[features], config)]
+
+    folder = graph_folder(config, key, export)
+    sessions, graph_config = open_lightglue_sessions(folder, features, form, config.text("device"))
+    first = next(iter(sessions.values()))
+    matcher = OnnxLightGlueMatcher(
+        sessions,
+        graph_config,
+        {
+            "filter_threshold": config.number("lightglue.filter_threshold"),
+            "depth_confidence": config.number("lightglue.depth_confidence"),
+            "width_confidence": config.number("lightglue.width_confidence"),
+        },
+        device_kind(first),
+    )
+    if _warm(config, first):
+        matcher.warmup(keyframes=config.integer("keyframes.buffer_size"))
+    return matcher
