@@ -16,6 +16,10 @@ With --runtime onnxruntime the models are exported to ONNX (a temporary folder)
 and the exported graphs run through the pipeline's onnxruntime runtime
 (pipeline/onnx_runtime.py: the graphs plus its keypoint selection and descriptor
 sampling) are compared, with the same tolerances.
+
+With --params FILE --pair IMAGE0 IMAGE1 --runtime onnxruntime, the frontend and
+matcher of FILE (ALIKED / DISK / SuperPoint, LightGlue in both ONNX forms, or
+SuperGlue) are compared on a real image pair instead: tools/parity_pair.py.
 """
 
 from __future__ import annotations
@@ -46,11 +50,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="torch",
         help="run the torch models, or their exported ONNX graphs with onnxruntime",
     )
+    parser.add_argument(
+        "--params", type=Path, default=None, metavar="FILE", help="with --pair: parameters file"
+    )
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        type=Path,
+        metavar=("IMAGE0", "IMAGE1"),
+        help="compare torch and the exported graphs of --params on this image pair "
+        "(needs --runtime onnxruntime; see tools/parity_pair.py)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pair is not None:
+        from superglue_ros.tools.parity_pair import run_pair
+
+        return run_pair(args)
     if args.superpoint is None and args.superglue is None:
-        raise CliError("give --superpoint FILE, --superglue FILE or both")
+        raise CliError("give --superpoint FILE, --superglue FILE or both, or --pair IMAGE0 IMAGE1")
     import tempfile
 
     import torch
