@@ -60,13 +60,24 @@ def test_classical_components_take_their_parameters():
 
 
 @pytest.mark.parametrize(
-    ("frontend", "matcher"),
-    [("aliked", "lightglue"), ("disk", "lightglue"), ("superpoint", "lightglue")],
+    ("frontend", "matcher", "missing"),
+    [
+        ("aliked", "lightglue", "aliked_n16_dense.onnx"),
+        ("disk", "lightglue", "disk_dense.onnx"),
+    ],
 )
-def test_networks_without_an_onnx_export_refuse_runtime_onnxruntime(frontend, matcher):
+def test_runtime_onnxruntime_builds_the_exported_open_networks(
+    frontend, matcher, missing, tmp_path
+):
+    # The registry goes to the ONNX runtime (graphs from onnx_dir) instead of refusing;
+    # test/test_onnx_learned.py runs them.
+    pytest.importorskip("onnxruntime", reason="runtime onnxruntime needs onnxruntime")
     params = {"frontend": frontend, "matcher": matcher, "runtime": "onnxruntime"}
-    with pytest.raises(ValueError, match="no ONNX export yet.*runtime: torch"):
-        build_frontend(params) if frontend != "superpoint" else build_matcher(params)
+    params["onnx_dir"] = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{missing} does not exist.*export onnx"):
+        build_frontend(params)
+    with pytest.raises(FileNotFoundError, match=f"lightglue_{frontend}_adaptive.*export onnx"):
+        build_matcher(params)
 
 
 @pytest.fixture

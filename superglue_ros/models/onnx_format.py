@@ -80,7 +80,7 @@ def baked_config(model: str, conf: Mapping[str, Any]) -> dict[str, Any]:
     return {key: json.loads(json.dumps(conf[key])) for key in BAKED_OPTIONS[model]}
 
 
-# --------------------------------------------------------------------------- ALIKED, DISK, LightGlue
+# ----------------------------------------------------------------- ALIKED, DISK, LightGlue
 #
 # Their graphs carry superglue_ros.weights_sha256 (the SHA-256 of the released
 # .pth file, the value models/open_weights.py checks) instead of the SHA-1 of a

@@ -39,8 +39,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from kornia.feature.lightglue import CrossBlock, SelfBlock
-from kornia.feature.lightglue import normalize_keypoints
+from kornia.feature.lightglue import CrossBlock, SelfBlock, normalize_keypoints
 from torch import nn
 
 from .lightglue import BatchedLightGlue
@@ -92,7 +91,9 @@ def cross_block(block: CrossBlock, desc0, desc1, keys0: torch.Tensor, keys1: tor
     """models.lightglue.cross_attention (both directions) with _attention."""
     qk0, qk1 = block.to_qk(desc0), block.to_qk(desc1)
     v0, v1 = block.to_v(desc0), block.to_v(desc1)
-    qk0, qk1, v0, v1 = (t.unflatten(2, (block.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1))
+    qk0, qk1, v0, v1 = (
+        t.unflatten(2, (block.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1)
+    )
     m0 = _attention(qk0, qk1, v1, keys1)
     m1 = _attention(qk1, qk0, v0, keys0)
     m0, m1 = (block.to_out(t.transpose(1, 2).flatten(start_dim=2)) for t in (m0, m1))

@@ -66,9 +66,7 @@ def repack(
     return desc, enc, valid, index
 
 
-def pad_sides(
-    frame: Features, keyframes: Sequence[Features], dim: int
-) -> dict[str, np.ndarray]:
+def pad_sides(frame: Features, keyframes: Sequence[Features], dim: int) -> dict[str, np.ndarray]:
     """The frame repeated as side 0 and the keyframes zero-padded as side 1 (masks)."""
     count = len(keyframes)
     width = max(len(k) for k in keyframes)
@@ -147,7 +145,9 @@ class OnnxLightGlueMatcher:
         layers = np.zeros(count, np.int64)
         real = [i for i, k in enumerate(keyframes) if len(k) and num0]
         if real:
-            data = pad_sides(frame, [keyframes[i] for i in real], int(self.graph_config["input_dim"]))
+            data = pad_sides(
+                frame, [keyframes[i] for i in real], int(self.graph_config["input_dim"])
+            )
             out = self._run(data)
             matches0[real], scores0[real], layers[real] = out
         self.last_layers = [int(v) for v in layers]
@@ -166,9 +166,7 @@ class OnnxLightGlueMatcher:
         return self._run_adaptive(data)
 
     def _encode(self, data: dict[str, np.ndarray], side: str) -> tuple[np.ndarray, np.ndarray]:
-        feeds = {
-            name: data[f"{name}{side}"] for name in ("keypoints", "descriptors", "image_size")
-        }
+        feeds = {name: data[f"{name}{side}"] for name in ("keypoints", "descriptors", "image_size")}
         desc, enc = self.sessions["encode"].run(["desc", "encoding"], feeds)
         return desc, enc
 
@@ -231,9 +229,7 @@ class OnnxLightGlueMatcher:
             unsure = ((token0 < threshold) & batch.valid0).sum(1) + (
                 (token1 < threshold) & batch.valid1
             ).sum(1)
-            confident = np.float32(1.0) - unsure.astype(np.float32) / batch.total.astype(
-                np.float32
-            )
+            confident = np.float32(1.0) - unsure.astype(np.float32) / batch.total.astype(np.float32)
             stop = confident > np.float32(depth)
             if stop.any():
                 self._finish(i, batch.select(stop), out)

@@ -55,7 +55,9 @@ def chosen_networks(args: argparse.Namespace, params: Any) -> list[str]:
         names = [name.strip() for name in args.networks.split(",") if name.strip()]
         unknown = [name for name in names if name not in NETWORKS]
         if unknown:
-            raise CliError(f"--networks: unknown {', '.join(unknown)}; known: {', '.join(NETWORKS)}")
+            raise CliError(
+                f"--networks: unknown {', '.join(unknown)}; known: {', '.join(NETWORKS)}"
+            )
         return names
     from superglue_ros.pipeline.registry import choose_networks
 
@@ -137,7 +139,9 @@ def _lightglue(params: Any, weights_dir: str | None, out: Path, opset: int) -> l
     config, _ = choose_networks(params)
     features = config.text("frontend")
     if features not in ("aliked", "disk", "superpoint"):
-        raise CliError(f"LightGlue has weights for aliked, disk and superpoint; frontend is {features}")
+        raise CliError(
+            f"LightGlue has weights for aliked, disk and superpoint; frontend is {features}"
+        )
     paths = export_lightglue_files(features, out, weights_dir, opset=opset)
     return [(p, f"lightglue for {features}") for p in paths]
 
