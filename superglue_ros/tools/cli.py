@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "superglue_ros.tools.bench_lightglue",
         "time ALIKED / DISK extraction and batched LightGlue",
     ),
+    "bench-onnx": (
+        "superglue_ros.tools.bench_onnx",
+        "time the learned frame on onnxruntime against torch (ratios, matches kept)",
+    ),
     "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
     "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images, from-dataset)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
