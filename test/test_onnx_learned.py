@@ -257,3 +257,19 @@ def test_warmup_runs_every_stage(onnx_dir) -> None:
         session.run = counted
     matcher.warmup(points=64, keyframes=2)
     assert set(calls) == set(matcher.sessions)
+
+
+def test_runtime_auto_follows_the_measured_table(onnx_dir) -> None:
+    from superglue_ros.pipeline.params import validate
+    from superglue_ros.pipeline.registry import AUTO_RUNTIME, runtime_for
+
+    auto = validate({**ALIKED, "runtime": "auto", "onnx_dir": str(onnx_dir)})
+    for network in ("superpoint", "superglue", "aliked", "disk", "lightglue"):
+        assert runtime_for(auto, network) == AUTO_RUNTIME[("cpu", network)]
+        explicit = validate({**auto, "runtime": "torch"})
+        assert runtime_for(explicit, network) == "torch"
+        # The exported graphs are float32: another precision stays on torch.
+        assert runtime_for(validate({**auto, "precision": "bf16"}), network) == "torch"
+    frontend = build_frontend(auto)
+    expected = OnnxAlikedFrontend if AUTO_RUNTIME[("cpu", "aliked")] == "onnxruntime" else object
+    assert isinstance(frontend, expected)

@@ -66,8 +66,9 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "runtime",
         "torch",
         "What runs the learned models: torch, or onnxruntime on the exported ONNX graphs "
-        "(float32; CPU, CUDA or TensorRT provider by device).",
-        choices=("torch", "onnxruntime"),
+        "(float32; CPU, CUDA or TensorRT provider by device); auto: per network the one "
+        "measured faster on this device kind (docs/models.md).",
+        choices=("torch", "onnxruntime", "auto"),
     ),
     ParamSpec(
         "onnx_dir",

@@ -19,9 +19,45 @@ from .baselines import MutualNearestNeighbourMatcher, OrbFrontend, SiftFrontend
 from .params import PIPELINE_SPECS, Config, validate
 from .types import Frontend, Matcher
 
+AUTO = "auto"
+
+
+# runtime auto: the faster runtime per device kind and network, as measured on the
+# float32 frame by `superglue-ros bench` (SuperPoint + SuperGlue) and `superglue-ros
+# bench-onnx` (ALIKED + LightGlue) on the CPU (docs/models.md, "runtime: auto").
+# Nothing has been measured on a GPU yet, so a GPU runs torch (its fp16 / bf16).
+AUTO_RUNTIME: dict[tuple[str, str], str] = {
+    ("cpu", "superpoint"): "onnxruntime",
+    ("cpu", "superglue"): "onnxruntime",
+    ("cpu", "aliked"): "onnxruntime",
+    ("cpu", "disk"): "onnxruntime",
+    ("cpu", "lightglue"): "torch",
+}
+
+
+def runtime_for(config: Config, network: str) -> str:
+    """torch or onnxruntime for network: the runtime parameter, auto resolved by
+    AUTO_RUNTIME (torch where onnxruntime is not installed, or precision is not fp32)."""
+    runtime = config.text("runtime")
+    if runtime != AUTO:
+        return runtime
+    import importlib.util
+
+    device = config.text("device")
+    if device == AUTO:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = "cpu" if device == "cpu" else "cuda"
+    chosen = AUTO_RUNTIME.get((kind, network), "torch")
+    usable = importlib.util.find_spec("onnxruntime") is not None
+    if chosen == "onnxruntime" and (not usable or config.text("precision") != "fp32"):
+        return "torch"
+    return chosen
+
 
 def _superpoint(config: Config) -> Frontend:
-    if config.text("runtime") == "onnxruntime":
+    if runtime_for(config, "superpoint") == "onnxruntime":
         from .onnx_runtime import build_onnx_superpoint_frontend
 
         return build_onnx_superpoint_frontend(config)
@@ -31,7 +67,7 @@ def _superpoint(config: Config) -> Frontend:
 
 
 def _superglue(config: Config) -> Matcher:
-    if config.text("runtime") == "onnxruntime":
+    if runtime_for(config, "superglue") == "onnxruntime":
         from .onnx_runtime import build_onnx_superglue_matcher
 
         return build_onnx_superglue_matcher(config)
@@ -41,7 +77,7 @@ def _superglue(config: Config) -> Matcher:
 
 
 def _aliked(config: Config) -> Frontend:
-    if config.text("runtime") == "onnxruntime":
+    if runtime_for(config, "aliked") == "onnxruntime":
         from .onnx_learned import build_onnx_aliked_frontend
 
         return build_onnx_aliked_frontend(config)
@@ -51,7 +87,7 @@ def _aliked(config: Config) -> Frontend:
 
 
 def _disk(config: Config) -> Frontend:
-    if config.text("runtime") == "onnxruntime":
+    if runtime_for(config, "disk") == "onnxruntime":
         from .onnx_learned import build_onnx_disk_frontend
 
         return build_onnx_disk_frontend(config)
@@ -61,7 +97,7 @@ def _disk(config: Config) -> Frontend:
 
 
 def _lightglue(config: Config) -> Matcher:
-    if config.text("runtime") == "onnxruntime":
+    if runtime_for(config, "lightglue") == "onnxruntime":
         from .onnx_learned import build_onnx_lightglue_matcher
 
         return build_onnx_lightglue_matcher(config)
@@ -135,7 +171,6 @@ def check_compatible(frontend: str, matcher: str, aliked_model: str = "n16") -> 
         )
 
 
-AUTO = "auto"
 # matcher auto: the matcher each frontend's descriptors were trained with.
 MATCHER_FOR_FRONTEND = {
     "superpoint": "superglue",
