@@ -179,3 +179,63 @@ def test_any_configuration_of_the_fixture_format(fixtures_dir, tmp_path, capsys,
 def test_missing_fixture_file_is_a_user_error(tmp_path, capsys, missing) -> None:
     assert main(["parity", f"--{missing}", str(tmp_path / "absent.npz")]) == 2
     assert "absent.npz" in capsys.readouterr().err
+
+
+@pytest.fixture
+def image_pair(tmp_path):
+    """Two views (a 6 px shift) of one texture, as PNG files, and a small ALIKED + LightGlue
+    parameters file (few keypoints: the check runs torch and both ONNX forms)."""
+    import cv2
+
+    from synthetic import textured_image
+
+    pytest.importorskip("onnxruntime", reason="the ONNX runtime needs onnxruntime")
+    big = textured_image(140, 200, seed=5)
+    paths = []
+    for i, shift in enumerate((0, 6)):
+        path = tmp_path / f"view{i}.png"
+        cv2.imwrite(str(path), big[10:130, 10 + shift : 170 + shift])
+        paths.append(path)
+    params = tmp_path / "aliked.yaml"
+    params.write_text("frontend: aliked\nmatcher: lightglue\naliked:\n  max_keypoints: 128\n")
+    return params, paths
+
+
+def test_pair_mode_passes_on_a_real_pair_of_views(image_pair, capsys) -> None:
+    params, (first, second) = image_pair
+    argv = ["parity", "--runtime", "onnxruntime", "--params", str(params), "--pair"]
+    assert main([*argv, str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    for name in ("keypoints image0", "descriptors image1", "matches adaptive", "layers adaptive"):
+        assert f"{name}: " in out and "-> FAIL" not in out
+    assert number(r"matches fixed: torch (\d+)", out) > 10
+    assert out.rstrip().endswith("parity: PASS")
+
+
+def test_pair_mode_names_the_first_disagreement(image_pair, capsys, monkeypatch) -> None:
+    from superglue_ros.pipeline.onnx_extractors import OnnxAlikedFrontend
+
+    extract = OnnxAlikedFrontend.extract
+
+    def shifted(self, image):  # an exported frontend one pixel off
+        features = extract(self, image)
+        features.keypoints[:] += 1.0
+        return features
+
+    monkeypatch.setattr(OnnxAlikedFrontend, "extract", shifted)
+    params, (first, second) = image_pair
+    argv = ["parity", "--runtime", "onnxruntime", "--params", str(params), "--pair"]
+    assert main([*argv, str(first), str(second)]) == 1
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith("parity: FAIL (first disagreement: keypoints image0:")
+
+
+def test_pair_mode_needs_onnxruntime_and_readable_images(image_pair, tmp_path, capsys) -> None:
+    params, (first, _) = image_pair
+    argv = ["parity", "--params", str(params), "--pair", str(first), str(first)]
+    assert main(argv) != 0
+    assert "--runtime onnxruntime" in capsys.readouterr().err
+    missing = tmp_path / "nowhere.png"
+    argv = ["parity", "--runtime", "onnxruntime", "--pair", str(first), str(missing)]
+    assert main(argv) != 0
+    assert "nowhere.png does not exist" in capsys.readouterr().err

@@ -62,6 +62,11 @@ TENSORRT = "TensorrtExecutionProvider"
 ProviderList = list[tuple[str, dict[str, Any]]]
 
 
+#: CPU threads per operator of every session opened (0: onnxruntime's default, one per
+#: core); benchmarks set it to compare runtimes at equal thread counts.
+DEFAULT_THREADS = 0
+
+
 class OnnxModelError(ValueError):
     """An .onnx file that cannot be used: damaged, wrong opset, other model or options."""
 
@@ -235,11 +240,12 @@ def read_graph(path: Path, model: str, expected: Mapping[str, Any]) -> tuple[byt
 
 
 def open_session(
-    path: Path, model: str, expected: Mapping[str, Any], device: str, threads: int = 0
+    path: Path, model: str, expected: Mapping[str, Any], device: str, threads: int | None = None
 ) -> Any:
     """An onnxruntime InferenceSession of a checked graph (see read_graph), and its options.
 
-    threads: CPU threads per operator (0: onnxruntime's default, one per core). Idle
+    threads: CPU threads per operator (None: DEFAULT_THREADS; 0: onnxruntime's default,
+    one per core). Idle
     worker threads sleep instead of spinning, so that between frames they leave the
     cores to the node's other threads and to other processes.
     """
@@ -251,7 +257,7 @@ def open_session(
     providers = select_providers(device, available, cache)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: the CPU fallback notices are expected
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = DEFAULT_THREADS if threads is None else threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(

@@ -5,7 +5,8 @@ One frame = the frontend on an H x W image plus the matcher against K keyframes
 (default ALIKED-n16 + LightGlue). The graphs are exported into a temporary
 folder first. torch and onnxruntime run alternately, frame by frame, so machine
 load hits both alike; the table gives median frame milliseconds, the ratio
-onnxruntime / torch, and the matches each keeps (onnxruntime's matches that are
+onnxruntime / torch for the frame and for each stage (frontend, matcher; medians of
+the stage times), and the matches each keeps (onnxruntime's matches that are
 torch's, compared by keypoint position, as a share of torch's).
 
 Images: a textured image and shifted, slightly rotated views of it, generated
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--forms", default="adaptive,fixed", help="LightGlue ONNX forms to time")
     parser.add_argument("--repeats", type=int, default=5, help="timed frames per row (median)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads of each runtime (0: their defaults)"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write JSON")
 
 
@@ -73,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
     from superglue_ros.tools.parity_pair import export_for
 
     counts = _keyframe_counts(args.keyframes)
+    if args.threads > 0:
+        # Equal thread counts: on a loaded machine torch's default two spinning threads
+        # lose far more time to each other than onnxruntime's sleeping ones.
+        import torch
+
+        from superglue_ros.pipeline import onnx_runtime
+
+        torch.set_num_threads(args.threads)
+        onnx_runtime.DEFAULT_THREADS = args.threads
     _, params = load_configs([args.params] if args.params else [], "bench-onnx")[0]
     base = {"frontend": "aliked", "matcher": "lightglue"} if args.params is None else {}
     config, _ = choose_networks({**params, **base, "device": args.device, "precision": "fp32"})
@@ -113,17 +126,23 @@ def _row(runs: dict, images: list[np.ndarray], count: int, repeats: int, form: s
     keyframes = {
         name: [f.extract(p(i)) for i in images[1 : count + 1]] for name, (f, _, p) in runs.items()
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     results: dict[str, Any] = {}
     for _ in range(repeats + 1):  # the first frame of each is not timed
         for name, (frontend, matcher, pixels) in runs.items():
             image = pixels(images[0])
             start = time.perf_counter()
             features = frontend.extract(image)
+            middle = time.perf_counter()
             out = matcher.match(features, keyframes[name])
-            times[name].append(time.perf_counter() - start)
+            times[name].append((middle - start, time.perf_counter() - middle))
             results[name] = (features, out)
-    medians = {name: statistics.median(t[1:]) * 1e3 for name, t in times.items()}
+    medians = {name: statistics.median(a + b for a, b in t[1:]) * 1e3 for name, t in times.items()}
+    stages = {
+        f"{name}_{stage}_ms": round(statistics.median(t[i] for t in runs_t[1:]) * 1e3, 1)
+        for name, runs_t in times.items()
+        for i, stage in enumerate(("frontend", "matcher"))
+    }
     ours, theirs = results["torch"], results["onnxruntime"]
     nearest0, _ = nearest_keypoints(ours[0].keypoints, theirs[0].keypoints)
     kept, total = 0.0, 0
@@ -140,6 +159,7 @@ def _row(runs: dict, images: list[np.ndarray], count: int, repeats: int, form: s
         "torch_ms": round(medians["torch"], 1),
         "onnxruntime_ms": round(medians["onnxruntime"], 1),
         "ratio": round(medians["onnxruntime"] / medians["torch"], 3),
+        **stages,
         "torch_matches": total,
         "onnx_matches": int(sum((m.matches0 >= 0).sum() for m in theirs[1])),
         "kept": round(kept / total, 4) if total else 1.0,
@@ -148,17 +168,21 @@ def _row(runs: dict, images: list[np.ndarray], count: int, repeats: int, form: s
 
 def print_table(rows: list[dict], config: Any, args: argparse.Namespace) -> None:
     frontend, matcher = config.text("frontend"), config.text("matcher")
+    threads = args.threads or "default"
     print(
         f"{frontend} + {matcher}, {args.width}x{args.height}, {args.keypoints} keypoints, "
-        f"device {args.device}, median of {args.repeats} frames (alternating)"
+        f"device {args.device}, threads {threads}, median of {args.repeats} frames (alternating)"
     )
     print(
         f"{'form':<10}{'K':>3}{'torch ms':>10}{'onnx ms':>10}{'onnx/torch':>12}"
-        f"{'matches':>9}{'onnx':>7}{'kept':>8}"
+        f"{'frontend':>10}{'matcher':>9}{'matches':>9}{'onnx':>7}{'kept':>8}"
     )
     for row in rows:
         print(
             f"{row['form']:<10}{row['keyframes']:>3}{row['torch_ms']:>10.1f}"
-            f"{row['onnxruntime_ms']:>10.1f}{row['ratio']:>12.3f}{row['torch_matches']:>9}"
+            f"{row['onnxruntime_ms']:>10.1f}{row['ratio']:>12.3f}"
+            f"{row['onnxruntime_frontend_ms'] / row['torch_frontend_ms']:>10.3f}"
+            f"{row['onnxruntime_matcher_ms'] / row['torch_matcher_ms']:>9.3f}"
+            f"{row['torch_matches']:>9}"
             f"{row['onnx_matches']:>7}{row['kept'] * 100:>7.1f}%"
         )
