@@ -22,7 +22,9 @@ matched, as in ``models/lightglue.py``'s batched forward.
   - ``layer_<i>.onnx``: ``desc0``, ``desc1``, ``encoding0``, ``encoding1``,
     ``mask0``, ``mask1`` -> ``updated0``, ``updated1`` after self and cross attention,
     and (all layers but the last) ``token0`` / ``token1`` (confidence, for early
-    exit) and ``matchability0`` / ``matchability1`` (for pruning);
+    exit) and ``matchability0`` / ``matchability1`` (for pruning); attention is
+    onnxruntime's fused ``com.microsoft.MultiHeadAttention`` (CPU and CUDA
+    providers; under TensorRT those nodes fall back to CUDA);
   - ``assign_<i>.onnx``: ``desc0``, ``desc1``, ``mask0``, ``mask1``,
     ``filter_threshold`` -> ``matches0``, ``matching_scores0`` at layer i.
 
@@ -70,6 +72,33 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Te
     return torch.matmul(sim.softmax(3), v)
 
 
+class FusedAttention(torch.autograd.Function):
+    """Attention over the real keys, exported as onnxruntime's fused
+    com.microsoft MultiHeadAttention (it never holds all heads' N x M scores at once;
+    on this CPU as fast as torch's SDPA, where the written-out form was about 2x
+    slower). q [B, N, H*d], k / v [B, M, H*d] (head h in channels h*d..), keep [B, M]
+    bool; the scale is 1/sqrt(d). Used by the adaptive form (CPU / CUDA providers);
+    the fixed form keeps plain operators for TensorRT."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, keep, heads: int, channels: int):
+        split = [t.unflatten(2, (heads, -1)).transpose(1, 2) for t in (q, k, v)]
+        return _attention(*split, _keys(keep)).transpose(1, 2).flatten(start_dim=2)
+
+    @staticmethod
+    def symbolic(g, q, k, v, keep, heads: int, channels: int):
+        bias = g.op("Constant", value_t=torch.zeros(3 * channels))  # q, k, v biases: none
+        mask = g.op("Cast", keep, to_i=6)  # int32 key padding mask, 1 = real key
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, bias, mask, num_heads_i=heads)
+        out.setType(q.type())  # [B, N, H*d] float32, as q
+        return out
+
+
+def _heads_last(t: torch.Tensor) -> torch.Tensor:
+    """[B, H, N, d] -> [B, N, H*d]."""
+    return t.transpose(1, 2).flatten(start_dim=2)
+
+
 def _rotary(encoding: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """kornia's apply_cached_rotary_emb with positive axes (t [B, H, N, d])."""
     pairs = t.unflatten(3, (-1, 2))
@@ -77,26 +106,35 @@ def _rotary(encoding: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return t * encoding[0] + rotated * encoding[1]
 
 
-def self_block(block: SelfBlock, x: torch.Tensor, encoding: torch.Tensor, keys: torch.Tensor):
-    """kornia's SelfBlock.forward with _attention and positive axes throughout (the
-    exporter resolves some negative axes against a wrong rank)."""
+def self_block(
+    block: SelfBlock, x: torch.Tensor, encoding: torch.Tensor, mask: torch.Tensor, fused: bool
+) -> torch.Tensor:
+    """kornia's SelfBlock.forward with _attention (or FusedAttention) and positive axes
+    throughout (the exporter resolves some negative axes against a wrong rank)."""
     qkv = block.Wqkv(x).unflatten(2, (block.num_heads, -1, 3)).transpose(1, 2)
     q, k, v = qkv[:, :, :, :, 0], qkv[:, :, :, :, 1], qkv[:, :, :, :, 2]
-    context = _attention(_rotary(encoding, q), _rotary(encoding, k), v, keys)
-    message = block.out_proj(context.transpose(1, 2).flatten(start_dim=2))
+    q, k = _rotary(encoding, q), _rotary(encoding, k)
+    if fused:
+        q, k, v = map(_heads_last, (q, k, v))
+        context = FusedAttention.apply(q, k, v, mask, block.num_heads, block.Wqkv.in_features)
+    else:
+        context = _heads_last(_attention(q, k, v, _keys(mask)))
+    message = block.out_proj(context)
     return x + block.ffn(torch.cat([x, message], 2))
 
 
-def cross_block(block: CrossBlock, desc0, desc1, keys0: torch.Tensor, keys1: torch.Tensor):
-    """models.lightglue.cross_attention (both directions) with _attention."""
+def cross_block(block: CrossBlock, desc0, desc1, mask0, mask1, fused: bool):
+    """models.lightglue.cross_attention (both directions) with _attention or FusedAttention."""
     qk0, qk1 = block.to_qk(desc0), block.to_qk(desc1)
     v0, v1 = block.to_v(desc0), block.to_v(desc1)
-    qk0, qk1, v0, v1 = (
-        t.unflatten(2, (block.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1)
-    )
-    m0 = _attention(qk0, qk1, v1, keys1)
-    m1 = _attention(qk1, qk0, v0, keys0)
-    m0, m1 = (block.to_out(t.transpose(1, 2).flatten(start_dim=2)) for t in (m0, m1))
+    if fused:
+        m0 = FusedAttention.apply(qk0, qk1, v1, mask1, block.heads, block.to_qk.out_features)
+        m1 = FusedAttention.apply(qk1, qk0, v0, mask0, block.heads, block.to_qk.out_features)
+    else:
+        split = [t.unflatten(2, (block.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1)]
+        m0 = _heads_last(_attention(split[0], split[1], split[3], _keys(mask1)))
+        m1 = _heads_last(_attention(split[1], split[0], split[2], _keys(mask0)))
+    m0, m1 = block.to_out(m0), block.to_out(m1)
     desc0 = desc0 + block.ffn(torch.cat([desc0, m0], 2))
     desc1 = desc1 + block.ffn(torch.cat([desc1, m1], 2))
     return desc0, desc1
@@ -149,12 +187,11 @@ class EncodeGraph(nn.Module):
         return self.net.input_proj(descriptors), self.net.posenc(normalised)
 
 
-def _layer(net: nn.Module, i: int, desc0, desc1, enc0, enc1, mask0, mask1):
+def _layer(net: nn.Module, i: int, desc0, desc1, enc0, enc1, mask0, mask1, fused=False):
     layer = net.transformers[i]
-    keys0, keys1 = _keys(mask0), _keys(mask1)
-    desc0 = self_block(layer.self_attn, desc0, enc0, keys0)
-    desc1 = self_block(layer.self_attn, desc1, enc1, keys1)
-    return cross_block(layer.cross_attn, desc0, desc1, keys0, keys1)
+    desc0 = self_block(layer.self_attn, desc0, enc0, mask0, fused)
+    desc1 = self_block(layer.self_attn, desc1, enc1, mask1, fused)
+    return cross_block(layer.cross_attn, desc0, desc1, mask0, mask1, fused)
 
 
 class LayerGraph(nn.Module):
@@ -166,7 +203,7 @@ class LayerGraph(nn.Module):
 
     def forward(self, desc0, desc1, encoding0, encoding1, mask0, mask1):
         net, i = self.net, self.i
-        desc0, desc1 = _layer(net, i, desc0, desc1, encoding0, encoding1, mask0, mask1)
+        desc0, desc1 = _layer(net, i, desc0, desc1, encoding0, encoding1, mask0, mask1, True)
         if i == net.conf.n_layers - 1:
             return desc0, desc1
         token0, token1 = net.token_confidence[i](desc0, desc1)

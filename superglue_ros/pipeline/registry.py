@@ -24,8 +24,8 @@ AUTO = "auto"
 
 # runtime auto: the faster runtime per device kind and network, as measured on the
 # float32 frame by `superglue-ros bench` (SuperPoint + SuperGlue: onnxruntime 0.48x
-# torch) and `superglue-ros bench-onnx --threads 1` (ALIKED 1.2-1.4x, LightGlue
-# 1.3-2.0x torch) on the CPU (docs/models.md, "runtime: auto"). Anything not in the
+# torch) and `superglue-ros bench-onnx --threads 1` (ALIKED 1.2x, LightGlue
+# 1.1-1.25x torch) on the CPU (docs/models.md, "runtime: auto"). Anything not in the
 # table (DISK, every GPU: nothing measured there yet) runs torch.
 AUTO_RUNTIME: dict[tuple[str, str], str] = {
     ("cpu", "superpoint"): "onnxruntime",
