@@ -253,6 +253,89 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         runtime=True,
     ),
     ParamSpec(
+        "input",
+        "mono",
+        "What a frame is: mono (one image), stereo (a rectified left/right pair with "
+        "their camera_info) or rgbd (a colour image and the depth image aligned to it).",
+        choices=("mono", "stereo", "rgbd"),
+    ),
+    ParamSpec(
+        "sync.policy",
+        "approximate",
+        "How stereo/rgbd topics are paired: exact (identical stamps) or approximate "
+        "(stamps closer than sync.slop_s), as message_filters' synchronisers do.",
+        choices=("exact", "approximate"),
+    ),
+    ParamSpec(
+        "sync.slop_s",
+        0.01,
+        "approximate: largest stamp difference (s, exclusive) within a synchronised set.",
+        min_value=0.0,
+        max_value=10.0,
+    ),
+    ParamSpec(
+        "sync.queue_size",
+        10,
+        "Messages kept per topic while waiting for their partners; older ones are "
+        "dropped and counted as unpaired.",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "depth.min_m",
+        0.1,
+        "Keypoint depths (rgbd, stereo) nearer than this (m) become NaN.",
+        min_value=0.0,
+        max_value=1000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "depth.max_m",
+        40.0,
+        "Keypoint depths (rgbd, stereo) farther than this (m) become NaN.",
+        min_value=0.0,
+        max_value=100000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "depth.window_px",
+        2,
+        "rgbd: radius of the window a keypoint's depth is read from (2: 5 x 5 pixels).",
+        min_value=0,
+        max_value=15,
+    ),
+    ParamSpec(
+        "depth.surface_tolerance",
+        0.05,
+        "rgbd: depths within this fraction of the centre (or, on a hole, of the nearest) "
+        "depth count as one surface; the keypoint's depth is their median.",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "stereo.max_row_error_px",
+        2.0,
+        "stereo: a left-right match is kept when its rows differ by at most this (px).",
+        min_value=0.0,
+        max_value=100.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "stereo.min_disparity_px",
+        0.5,
+        "stereo: smallest disparity (px) of a kept left-right match (positive: the point "
+        "lies in front of both cameras).",
+        min_value=0.0,
+        max_value=10000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "stereo.subpixel",
+        True,
+        "stereo: refine each disparity to sub-pixel by block matching along the row "
+        "around the matched keypoint and a parabola through the best three costs.",
+    ),
+    ParamSpec(
         "keyframes.buffer_size",
         4,
         "How many recent keyframes are kept and matched.",
