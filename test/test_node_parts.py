@@ -252,11 +252,11 @@ def test_a_failing_frame_is_counted_and_the_next_is_served(node_in_process: Any)
     real_process = node._pipeline.process
     calls: list[int] = []
 
-    def fail_once(image: np.ndarray, stamp_ns: int) -> Any:
+    def fail_once(image: np.ndarray, stamp_ns: int, companions: Any = None) -> Any:
         calls.append(stamp_ns)
         if len(calls) == 1:
             raise RuntimeError("injected fault")
-        return real_process(image, stamp_ns)
+        return real_process(image, stamp_ns, companions)
 
     node._pipeline.process = fail_once
     sent: list[Any] = []
