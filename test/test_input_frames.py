@@ -1,4 +1,4 @@
-"""Messages -> stereo / RGB-D frames (io/frames.py, io/depth_images.py), without ROS."""
+"""Messages -> stereo / RGB-D frames (io/frames.py, io/images.py decode_depth), without ROS."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from superglue_ros.io.depth_images import decode_depth
 from superglue_ros.io.frames import (
     IMAGE_TOPICS,
     calibration_from_camera_infos,
     decode_frame,
     synchroniser_for,
 )
-from superglue_ros.io.images import BadImageError, depth_image_fields, image_fields
+from superglue_ros.io.images import (
+    BadImageError,
+    decode_depth,
+    depth_image_fields,
+    image_fields,
+)
 from superglue_ros.pipeline.params import validate
 from superglue_ros.pipeline.stereo import NotRectifiedError
 

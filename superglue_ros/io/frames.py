@@ -19,8 +19,7 @@ from superglue_ros.pipeline.stereo import stereo_calibration
 from superglue_ros.pipeline.synchroniser import Synchroniser
 from superglue_ros.pipeline.types import Companions, RightImage, StereoCalibration
 
-from .depth_images import decode_depth
-from .images import decode_image
+from .images import decode_depth, decode_image
 
 # Image topics per input mode, in synchroniser order (the first is the frame's image).
 IMAGE_TOPICS: dict[str, tuple[str, ...]] = {
