@@ -97,3 +97,16 @@ def test_rgbd_input_refuses_a_frame_without_depth_or_of_another_size() -> None:
     with pytest.raises(ValueError, match="input mono needs no companion"):
         orb_pipeline().process(color, 0, Companions(depth=DepthImage(depth)))
     assert pipeline.keyframes == []
+
+
+def test_an_empty_depth_range_is_refused_at_start_and_at_run_time() -> None:
+    with pytest.raises(ValueError, match="'depth.min_m' .5.0. must be below 'depth.max_m'"):
+        orb_pipeline({"depth.min_m": 5.0, "depth.max_m": 2.0})
+    pipeline = orb_pipeline({"input": "rgbd"})
+    with pytest.raises(ValueError, match="must be below"):
+        pipeline.update_params({"depth.max_m": 0.05})
+    assert pipeline.config["depth.max_m"] == 40.0  # nothing applied
+    pipeline.update_params({"depth.max_m": 2.0})
+    color, depth = SCENE.rgbd()
+    result = pipeline.process(color, 0, Companions(depth=DepthImage(depth)))
+    assert np.nanmax(result.depths) <= 2.0 and np.isnan(result.depths).any()

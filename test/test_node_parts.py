@@ -351,3 +351,16 @@ def test_player_compressed_message_and_memory_source(ros_messages: None) -> None
     assert [f.stamp_ns for f in first] == [f.stamp_ns for f in second]
     assert first[1].stamp_ns - first[0].stamp_ns == 250_000_000
     assert all(f.image is g for f, g in zip(first, frames, strict=True))
+
+
+def test_an_empty_depth_range_is_refused_at_run_time(node_in_process: Any) -> None:
+    from rclpy.parameter import Parameter
+
+    node = node_in_process
+    (refused,) = node.set_parameters([Parameter("depth.max_m", value=0.05)])
+    assert not refused.successful and "must be below 'depth.max_m'" in refused.reason
+    (accepted,) = node.set_parameters([Parameter("depth.max_m", value=3.0)])
+    assert accepted.successful, accepted.reason
+    # checked against the pending changes too: 3.0 is not applied yet
+    (refused,) = node.set_parameters([Parameter("depth.min_m", value=4.0)])
+    assert not refused.successful

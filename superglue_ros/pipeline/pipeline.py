@@ -54,6 +54,16 @@ def to_keyframe_match(keyframe: Keyframe, pair: PairMatches) -> KeyframeMatch:
     )
 
 
+def checked_depth_range(config: Config) -> Config:
+    """config, or ValueError when depth.min_m is not below depth.max_m (nothing would pass)."""
+    if config.number("depth.min_m") >= config.number("depth.max_m"):
+        raise ValueError(
+            f"parameter 'depth.min_m' ({config['depth.min_m']}) must be below 'depth.max_m' "
+            f"({config['depth.max_m']})"
+        )
+    return config
+
+
 def describe(component: object) -> str:
     """A component's own description, or its class name."""
     return getattr(component, "description", None) or type(component).__name__
@@ -69,7 +79,7 @@ class Pipeline:
         self, frontend: Frontend, matcher: Matcher, params: Mapping[str, Any] | None = None
     ) -> None:
         """params: a Config (used as it is) or plain values (validated here)."""
-        self._config = validate(params or {})
+        self._config = checked_depth_range(validate(params or {}))
         self.frontend = PreprocessingFrontend(frontend, self._config.integer("max_image_side"))
         self.matcher = matcher
         self.policy = KeyframePolicy.from_config(self._config)
@@ -273,10 +283,11 @@ class Pipeline:
         """
         checked = check_runtime_changes(changes)
         update_matcher = getattr(self.matcher, "update_params", None)
+        config = checked_depth_range(self._config.with_changes(checked))
         if update_matcher is not None:
             update_matcher(checked)
         self.policy.update_params(checked)
-        self._config = self._config.with_changes(checked)
+        self._config = config
 
     def reset(self) -> None:
         """Forget every keyframe. Frame ids and track ids keep counting."""

@@ -65,7 +65,6 @@ class Synchroniser:
     # Per topic: stamp -> item, in the order they were queued (the tie break).
     _queues: list[dict[int, Any]] = field(init=False, repr=False)
     unpaired: list[int] = field(init=False)
-    emitted: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.num_topics < 2:
@@ -98,7 +97,6 @@ class Synchroniser:
         else:
             found = self._approximate(topic, stamp_ns) if stamp_ns in queue else None
             sets = [] if found is None else [found]
-        self.emitted += len(sets)
         return sets
 
     def flush(self) -> int:

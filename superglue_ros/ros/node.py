@@ -53,7 +53,7 @@ from superglue_ros.io.images import BadImageError
 from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.io.topics import camera_info_topic_for
 from superglue_ros.pipeline.params import Config
-from superglue_ros.pipeline.pipeline import Pipeline
+from superglue_ros.pipeline.pipeline import Pipeline, checked_depth_range
 from superglue_ros.pipeline.stereo import NotRectifiedError
 from superglue_ros.pipeline.synchroniser import SyncedSet
 from superglue_ros.pipeline.types import StereoCalibration
@@ -264,7 +264,18 @@ class MatcherNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
             changes[parameter.name] = value
         with self._changes_lock:
-            self._pending_changes.update(changes)
+            pending = {**self._pending_changes, **changes}
+            pipeline = self._pipeline
+            if pipeline is not None:
+                try:  # the checks across parameters (depth.min_m < depth.max_m)
+                    checked_depth_range(
+                        pipeline.config.with_changes(
+                            {k: v for k, v in pending.items() if k in PIPELINE_NAMES}
+                        )
+                    )
+                except ValueError as error:
+                    return SetParametersResult(successful=False, reason=str(error))
+            self._pending_changes = pending
         return SetParametersResult(successful=True)
 
     def _on_incompatible_qos(self, event: Any) -> None:
