@@ -364,3 +364,31 @@ def test_an_empty_depth_range_is_refused_at_run_time(node_in_process: Any) -> No
     # checked against the pending changes too: 3.0 is not applied yet
     (refused,) = node.set_parameters([Parameter("depth.min_m", value=4.0)])
     assert not refused.successful
+
+
+def test_stereo_with_a_slop_that_pairs_nothing_is_a_bad_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_module("rclpy", "needs rclpy")
+    require_module("superglue_ros_msgs", "needs the built interface package")
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from superglue_ros.ros.node import EXIT_BAD_PARAMETER, MatcherNode, StartupError
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = Context()
+    rclpy.init(context=context, domain_id=90 + threading.get_native_id() % 10)
+    overrides = [
+        Parameter("frontend", value="orb"),
+        Parameter("matcher", value="mnn"),
+        Parameter("input", value="stereo"),
+        Parameter("sync.slop_s", value=0.0),
+    ]
+    try:
+        with pytest.raises(StartupError, match="slop of 0 pairs nothing") as caught:
+            MatcherNode(context=context, parameter_overrides=overrides)
+        assert caught.value.exit_code == EXIT_BAD_PARAMETER
+    finally:
+        rclpy.try_shutdown(context=context)

@@ -66,6 +66,9 @@ def test_bad_arguments_are_refused_with_a_message() -> None:
         Synchroniser(2, "nearest")
     with pytest.raises(ValueError, match="at least 2 topics"):
         Synchroniser(1)
+    with pytest.raises(ValueError, match="slop of 0 pairs nothing"):
+        Synchroniser(2, "approximate", slop_ns=0)
+    assert Synchroniser(2, "exact", slop_ns=0).policy == "exact"  # exact needs no slop
     with pytest.raises(ValueError, match="out of range"):
         Synchroniser(2).push(2, 0, None)
 

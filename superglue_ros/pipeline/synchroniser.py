@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .params import PIPELINE_SPECS
+
 POLICIES = ("exact", "approximate")
 
 
@@ -59,9 +61,10 @@ class Synchroniser:
     """
 
     num_topics: int
-    policy: str = "approximate"
-    queue_size: int = 10
-    slop_ns: int = 0
+    # Defaults: the parameter table's sync.* values (defaults live there only).
+    policy: str = str(PIPELINE_SPECS["sync.policy"].default)
+    queue_size: int = int(PIPELINE_SPECS["sync.queue_size"].default)
+    slop_ns: int = round(float(PIPELINE_SPECS["sync.slop_s"].default) * 1e9)
     # Per topic: stamp -> item, in the order they were queued (the tie break).
     _queues: list[dict[int, Any]] = field(init=False, repr=False)
     unpaired: list[int] = field(init=False)
@@ -77,6 +80,12 @@ class Synchroniser:
             raise ValueError(f"sync queue size must be at least 1, got {self.queue_size}")
         if self.slop_ns < 0:
             raise ValueError(f"sync slop must not be negative, got {self.slop_ns} ns")
+        if self.policy == "approximate" and self.slop_ns == 0:
+            # Stamps must span less than the slop: with 0 nothing would ever pair.
+            raise ValueError(
+                "approximate sync with a slop of 0 pairs nothing; set sync.slop_s above 0, "
+                "or sync.policy exact for identical stamps"
+            )
         self._queues = [{} for _ in range(self.num_topics)]
         self.unpaired = [0] * self.num_topics
 

@@ -159,7 +159,10 @@ class MatcherNode(Node):
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos.output_qos(10))
 
         self._input = settings.pipeline.text("input")
-        self._sync = synchroniser_for(settings.pipeline)
+        try:
+            self._sync = synchroniser_for(settings.pipeline)
+        except ValueError as error:
+            raise StartupError(f"bad parameters: {error}", EXIT_BAD_PARAMETER) from error
         self._sync_lock = threading.Lock()
         self._infos: list[CameraInfo | None] = [None] * len(CAMERA_INFO_TOPICS[self._input])
         self._calibration: StereoCalibration | None = None
