@@ -269,7 +269,7 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "sync.slop_s",
         0.01,
-        "approximate: largest stamp difference (s, exclusive) within a synchronised set.",
+        "approximate: stamps of a synchronised set span less than this (s; above 0).",
         min_value=0.0,
         max_value=10.0,
     ),
