@@ -153,6 +153,13 @@ class Pipeline:
                     f"right image is {right_features.image_size}, left is "
                     f"{features.image_size} (height, width): a rectified pair has one size"
                 )
+        depth = companions.depth
+        if depth is not None and depth.depth.shape[:2] != features.image_size:
+            raise ValueError(
+                f"depth image is {depth.depth.shape[:2]}, colour image is "
+                f"{features.image_size} (height, width): use the depth aligned to colour "
+                "(aligned_depth_to_color/image_raw)"
+            )
         frontend_done = time.perf_counter()
 
         matches, stereo_pair = self._match(features, keyframes, right_features)
@@ -162,16 +169,8 @@ class Pipeline:
         if right is not None and right_features is not None and stereo_pair is not None:
             stereo = self._stereo(image, right, features, right_features, stereo_pair)
             depths, right_x, right_indices = stereo.depths, stereo.right_x, stereo.right_indices
-        elif companions.depth is not None:
-            if companions.depth.depth.shape[:2] != features.image_size:
-                raise ValueError(
-                    f"depth image is {companions.depth.depth.shape[:2]}, colour image is "
-                    f"{features.image_size} (height, width): use the depth aligned to colour "
-                    "(aligned_depth_to_color/image_raw)"
-                )
-            depths = DepthReader.from_config(self._config).read(
-                companions.depth, features.keypoints
-            )
+        elif depth is not None:
+            depths = DepthReader.from_config(self._config).read(depth, features.keypoints)
         depth_done = time.perf_counter()
 
         frame_id = self._next_frame_id
