@@ -25,7 +25,8 @@ Matches are decisions (argmax of a row and of a column, a threshold) and flip on
 ties: if two float32 results are each within the tolerance t of float64, a comparison
 of two entries can only flip where their float64 values are less than 2 t apart, and
 the threshold test only where the entry is within t of it. Rows with a larger margin
-must match exactly; the others are left out, and a test asserts they are few.
+must match exactly, and so must rows whose best entry is below the threshold by more
+than t (they match nothing); the others are left out, and a test asserts they are few.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def decided_rows(log_assignment: np.ndarray, threshold: float, tolerance: float)
     rivals = np.where(np.arange(n)[:, None] == np.arange(n)[None, :], -np.inf, column)
     column_gap = np.abs(top - rivals.max(axis=0)) if n > 1 else np.full(n, np.inf)
     threshold_gap = np.abs(top - np.log(threshold))
-    return (row_gap > 2 * tolerance) & (column_gap > 2 * tolerance) & (threshold_gap > tolerance)
+    # A row below the threshold by more than the tolerance matches nothing, whatever
+    # ties its argmax has (a one-point keyframe: every row ties in its column).
+    below = top < np.log(threshold) - tolerance
+    clear = (row_gap > 2 * tolerance) & (column_gap > 2 * tolerance)
+    return (threshold_gap > tolerance) & (below | clear)
 
 
 def assert_matches_agree(
@@ -90,6 +95,16 @@ def assert_matches_agree(
     )
     differ = np.flatnonzero(decided & (got != exact))
     assert differ.size == 0, f"rows {differ.tolist()} match {got[differ]}, exact {exact[differ]}"
+
+
+def assert_scores_close(
+    matches0: np.ndarray, scores0: np.ndarray, exact: torch.Tensor, tolerance: float
+) -> None:
+    """A matching score is exp(log assignment): its log within tolerance of the exact one."""
+    rows = np.flatnonzero(np.asarray(matches0) >= 0)
+    log_exact = exact.double().numpy()[rows, np.asarray(matches0)[rows]]
+    errors = np.abs(np.log(np.asarray(scores0, dtype=np.float64)[rows]) - log_exact)
+    assert errors.max(initial=0.0) <= tolerance, (errors.max(initial=0.0), tolerance)
 
 
 def matches_of(log_assignment: np.ndarray, threshold: float) -> np.ndarray:

@@ -16,6 +16,7 @@ from superglue_ros.models.weights import build_superglue
 from numerics import (
     assert_close_to_exact,
     assert_matches_agree,
+    assert_scores_close,
     decided_rows,
     float32_tolerance,
     matches_of,
@@ -60,14 +61,6 @@ def exact_and_tolerance(model, data) -> tuple[torch.Tensor, float]:
     (the float32 reference's own error on this pair, machine and thread count)."""
     exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
     return exact, float32_tolerance(reference_superglue(model, data)["log_assignment"][0], exact)
-
-
-def assert_scores_close(matches0, scores0, exact: torch.Tensor, tolerance: float) -> None:
-    """A matching score is exp(log assignment): its log within tolerance of the exact one."""
-    rows = np.flatnonzero(np.asarray(matches0) >= 0)
-    log_exact = exact.numpy()[rows, np.asarray(matches0)[rows]]
-    errors = np.abs(np.log(np.asarray(scores0, dtype=np.float64)[rows]) - log_exact)
-    assert errors.max(initial=0.0) <= tolerance, (errors.max(initial=0.0), tolerance)
 
 
 def test_matches_reference_fixture(fixture, state, config) -> None:
