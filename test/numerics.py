@@ -115,3 +115,35 @@ def matches_of(log_assignment: np.ndarray, threshold: float) -> np.ndarray:
     valid0 = torch.ones(la.shape[:2], dtype=torch.bool)[:, :-1]
     valid1 = torch.ones(1, la.shape[2] - 1, dtype=torch.bool)
     return extract_matches(la, threshold, valid0, valid1)["matches0"][0].numpy()
+
+
+def superglue_pair(frame, keyframe) -> dict:
+    """SuperGlue's input (B = 1) for one unpadded pair of pipeline Features."""
+    data = {}
+    for i, side in enumerate((frame, keyframe)):
+        data[f"keypoints{i}"] = torch.from_numpy(side.keypoints)[None]
+        data[f"scores{i}"] = torch.from_numpy(side.scores)[None]
+        data[f"descriptors{i}"] = torch.from_numpy(np.ascontiguousarray(side.descriptors.T))[None]
+        data[f"image_size{i}"] = tuple(side.image_size)
+    return data
+
+
+def assert_pair_matches_float64(model, frame, keyframe, results) -> None:
+    """Each PairMatches of results (frame vs keyframe in float32, however computed: batched,
+    alone, another runtime) agrees with the pair in float64 computed with model's modules:
+    the same matches on the rows clear of near ties, scores within the float32
+    reference's own error (their logs, see above)."""
+    from superglue_ros.models.reference import reference_superglue
+
+    if len(frame) == 0 or len(keyframe) == 0:
+        assert all((r.matches0 == -1).all() for r in results)
+        return
+    data = superglue_pair(frame, keyframe)
+    exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
+    tolerance = float32_tolerance(reference_superglue(model, data)["log_assignment"][0], exact)
+    threshold = float(model.conf["match_threshold"])
+    expected = matches_of(exact.numpy(), threshold)
+    decided = decided_rows(exact.numpy(), threshold, tolerance)
+    for result in results:
+        assert_matches_agree(result.matches0, expected, decided)
+        assert_scores_close(result.matches0, result.scores0, exact, tolerance)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("onnxruntime", reason="runtime onnxruntime needs onnxruntime (make setup)")
 pytest.importorskip("onnx", reason="ONNX export needs onnx (make setup)")
@@ -19,7 +18,6 @@ from superglue_ros.models.onnx_export import (  # noqa: E402
     export_superpoint,
     state_sha1,
 )
-from superglue_ros.models.reference import reference_superglue  # noqa: E402
 from superglue_ros.models.superpoint import SuperPoint  # noqa: E402
 from superglue_ros.models.weights import load_superglue  # noqa: E402
 from superglue_ros.pipeline import Pipeline, build_frontend, build_matcher  # noqa: E402
@@ -36,13 +34,7 @@ from superglue_ros.pipeline.types import Features  # noqa: E402
 from superglue_ros.tools.cli import main  # noqa: E402
 
 from model_weights import write_small_checkpoints  # noqa: E402
-from numerics import (  # noqa: E402
-    assert_matches_agree,
-    assert_scores_close,
-    decided_rows,
-    float32_tolerance,
-    matches_of,
-)
+from numerics import assert_pair_matches_float64  # noqa: E402
 
 PARAMS = {
     "frontend": "superpoint",
@@ -88,17 +80,6 @@ def components(weights_dir, onnx_dir):
 def images(fixtures_dir):
     with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
         return npz["image0"][:200, :260].copy(), npz["image1"][:200, :260].copy()
-
-
-def superglue_pair(frame: Features, keyframe: Features) -> dict:
-    """SuperGlue's input (B = 1) for one unpadded pair of Features."""
-    data = {}
-    for i, side in enumerate((frame, keyframe)):
-        data[f"keypoints{i}"] = torch.from_numpy(side.keypoints)[None]
-        data[f"scores{i}"] = torch.from_numpy(side.scores)[None]
-        data[f"descriptors{i}"] = torch.from_numpy(np.ascontiguousarray(side.descriptors.T))[None]
-        data[f"image_size{i}"] = tuple(side.image_size)
-    return data
 
 
 def assert_same_features(ours: Features, reference: Features) -> None:
@@ -152,23 +133,13 @@ def test_superglue_padded_batch_equals_torch(components, images) -> None:
     batch = onnx_matcher.match(frame, keyframes)
     reference = torch_matcher.match(frame, keyframes)
     assert len(batch) == len(keyframes)
-    model = torch_matcher.model
-    threshold = float(model.conf["match_threshold"])
     for i, (ours, theirs) in enumerate(zip(batch, reference, strict=True)):
         single = onnx_matcher.match(frame, [keyframes[i]])[0]  # pair by pair
-        if len(keyframes[i]) == 0:
-            assert all((r.matches0 == -1).all() for r in (ours, theirs, single))
-            continue
         # ONNX Runtime and torch are two float32 evaluations (other kernels): each against
         # the pair in float64, within the float32 reference's own error (numerics.py).
-        data = superglue_pair(frame, keyframes[i])
-        exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
-        tolerance = float32_tolerance(reference_superglue(model, data)["log_assignment"][0], exact)
-        expected = matches_of(exact.numpy(), threshold)
-        decided = decided_rows(exact.numpy(), threshold, tolerance)
-        for result in (ours, theirs, single):
-            assert_matches_agree(result.matches0, expected, decided)
-            assert_scores_close(result.matches0, result.scores0, exact, tolerance)
+        assert_pair_matches_float64(
+            torch_matcher.model, frame, keyframes[i], [ours, theirs, single]
+        )
     assert (batch[0].matches0 >= 0).sum() > 10 and (batch[4].matches0 >= 0).sum() > 10
     assert (batch[2].matches0 == -1).all()
     assert onnx_matcher.match(empty, keyframes)[0].matches0.shape == (0,)
