@@ -34,6 +34,7 @@ from superglue_ros.pipeline.types import Features  # noqa: E402
 from superglue_ros.tools.cli import main  # noqa: E402
 
 from model_weights import write_small_checkpoints  # noqa: E402
+from numerics import assert_pair_matches_float64  # noqa: E402
 
 PARAMS = {
     "frontend": "superpoint",
@@ -82,7 +83,11 @@ def images(fixtures_dir):
 
 
 def assert_same_features(ours: Features, reference: Features) -> None:
-    """The same keypoint set and order, scores within 1e-5, descriptors cosine >= 0.9999."""
+    """The same keypoint set and order, scores within 1e-5, descriptors cosine >= 0.9999.
+
+    Two float32 evaluations of SuperPoint: test_superpoint measures the float32 error of
+    its scores against float64 at 2e-6 to 4e-6 (scores <= 1), so two of them differ by
+    under 1e-5; a unit descriptor's entries err by ~1e-6 relative, far above 0.9999."""
     np.testing.assert_array_equal(ours.keypoints, reference.keypoints)
     np.testing.assert_allclose(ours.scores, reference.scores, atol=1e-5)
     cosine = np.sum(ours.descriptors * reference.descriptors, axis=1)
@@ -133,10 +138,12 @@ def test_superglue_padded_batch_equals_torch(components, images) -> None:
     reference = torch_matcher.match(frame, keyframes)
     assert len(batch) == len(keyframes)
     for i, (ours, theirs) in enumerate(zip(batch, reference, strict=True)):
-        np.testing.assert_array_equal(ours.matches0, theirs.matches0, err_msg=f"keyframe {i}")
-        np.testing.assert_allclose(ours.scores0, theirs.scores0, atol=1e-4)
         single = onnx_matcher.match(frame, [keyframes[i]])[0]  # pair by pair
-        np.testing.assert_array_equal(single.matches0, ours.matches0)
+        # ONNX Runtime and torch are two float32 evaluations (other kernels): each against
+        # the pair in float64, within the float32 reference's own error (numerics.py).
+        assert_pair_matches_float64(
+            torch_matcher.model, frame, keyframes[i], [ours, theirs, single]
+        )
     assert (batch[0].matches0 >= 0).sum() > 10 and (batch[4].matches0 >= 0).sum() > 10
     assert (batch[2].matches0 == -1).all()
     assert onnx_matcher.match(empty, keyframes)[0].matches0.shape == (0,)

@@ -115,17 +115,15 @@ class NodeProcess:
 
 
 def missing_weights() -> str | None:
-    """None when SuperPoint and SuperGlue (indoor) weights are installed, else why not."""
+    """None when frontend/matcher auto run SuperPoint + SuperGlue here (the node's own
+    choice, registry.choose_networks: their weights are installed), else why not."""
     try:
-        from superglue_ros.models.weights import find_weights
+        from superglue_ros.pipeline.registry import choose_networks
+
+        config, why = choose_networks({"frontend": "auto", "matcher": "auto"})
     except ImportError as error:
         return f"the model code cannot be loaded ({error})"
-    try:
-        for name in ("superpoint_v1.pth", "superglue_indoor.pth"):
-            find_weights(name)
-    except FileNotFoundError as error:
-        return str(error)
-    return None
+    return None if config.text("frontend") == "superpoint" else why
 
 
 def missing_open_weights() -> str | None:
