@@ -48,8 +48,11 @@ default_conf: dict[str, Any] = {
     "window_keyframes": 8,  # keyframes optimised together by the sliding-window BA
     "fixed_keyframes": 2,  # the window's oldest keyframes, held fixed (gauge and scale)
     "min_init_matches": 50,  # shared tracks the two initial keyframes need
-    "min_init_points": 40,  # points the initial pair must triangulate
-    "min_init_parallax_deg": 2.0,  # median ray angle of the initial points
+    "min_init_points": 40,  # well-conditioned points the initial pair must triangulate
+    "min_init_parallax_deg": 1.0,  # ray angle of a well-conditioned initial point
+    # Homography chosen over the essential matrix above this score ratio S_H / (S_H + S_E)
+    # (a plane, or too little translation for the essential matrix to be trusted).
+    "homography_ratio": 0.45,
     "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
     "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
     "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
@@ -200,28 +203,30 @@ class VisualOdometry:
                     f"{reference.frame_id} (< {self.conf['min_init_matches']}): new reference",
                 )
             ]
-        k = self.camera.matrix
         result = geometry.two_view(
-            k,
+            self.camera.matrix,
             reference.keypoints[shared_ref],
             frame.keypoints[shared_new],
             self.conf["essential_threshold_px"],
             self.conf["max_reprojection_px"],
+            self.conf["min_init_parallax_deg"],
+            self.conf["pixel_sigma"],
+            self.conf["homography_ratio"],
         )
-        reason = ""
         if isinstance(result, str):
             reason = result
         elif len(result.points) < self.conf["min_init_points"]:
-            reason = f"{len(result.points)} points triangulated (< {self.conf['min_init_points']})"
-        elif result.median_parallax_deg < self.conf["min_init_parallax_deg"]:
+            # Forward motion: the points near the focus of expansion stay ill-conditioned
+            # for long, the rest are enough; the count, not the median, decides.
             reason = (
-                f"median parallax {result.median_parallax_deg:.2f} deg "
-                f"(< {self.conf['min_init_parallax_deg']:g})"
+                f"{len(result.points)} points with parallax >= "
+                f"{self.conf['min_init_parallax_deg']:g} deg (< {self.conf['min_init_points']}, "
+                f"{result.model} model, homography score ratio {result.homography_ratio:.2f})"
             )
-        if reason or isinstance(result, str):
-            self._wait(frame)
-            return [self._waiting_estimate(frame, f"not initialised: {reason}")]
-        return self._start_map(reference, frame, result, shared_ref[result.inliers])
+        else:
+            return self._start_map(reference, frame, result, shared_ref[result.inliers])
+        self._wait(frame)
+        return [self._waiting_estimate(frame, f"not initialised: {reason}")]
 
     def _wait(self, frame: FrameObservation) -> None:
         self._waiting.append(frame)
@@ -270,7 +275,8 @@ class VisualOdometry:
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         reason = (
             f"initialised from keyframes {reference.frame_id} and {frame.frame_id}: "
-            f"{len(two_view.points)} points, parallax {two_view.median_parallax_deg:.1f} deg"
+            f"{len(two_view.points)} points, median parallax "
+            f"{two_view.median_parallax_deg:.1f} deg, {two_view.model} model"
         )
         estimates = [
             self._keep_pose(reference, first, np.eye(4), len(two_view.points), reason),
