@@ -56,7 +56,9 @@ default_conf: dict[str, Any] = {
     "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
     "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
     "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
-    "min_triangulation_deg": 1.0,  # smallest ray angle of a new landmark
+    # Smallest ray angle of a new landmark. Under forward motion most points stay
+    # below 1 deg between keyframes; without them PnP has too few pairs to hold.
+    "min_triangulation_deg": 0.5,
     "max_reprojection_px": 3.0,  # observations reprojecting worse are outliers
     "pixel_sigma": 1.0,  # keypoint position noise, pixels (factor noise model)
     # Robust kernel of the reprojection factors: cauchy or huber. Cauchy's influence
