@@ -347,6 +347,22 @@ class VisualOdometry:
         start = time.perf_counter()
         result, indices = self._localise(frame)
         if isinstance(result, str):
+            bridged = self._bridge(frame)
+            if isinstance(bridged, str):
+                result = f"{result}; {bridged}"
+            else:
+                # The landmarks the bridged pose does not explain are this keyframe's
+                # outliers, kept out of its bundle adjustment.
+                points = [self._landmarks[t] for t in frame.track_ids[indices].tolist()]
+                errors = geometry.reprojection_errors(
+                    self.camera.matrix,
+                    bridged,
+                    np.array(points).reshape(-1, 3),
+                    frame.keypoints[indices],
+                )
+                inliers = np.flatnonzero(errors < self.conf["pnp_threshold_px"])
+                result = geometry.PnpResult(bridged, inliers)
+        if isinstance(result, str):
             if may_lose:
                 return self._lose(frame, f"keyframe not localised: {result}")
             return PoseEstimate(
@@ -364,6 +380,50 @@ class VisualOdometry:
         self._slide_window()
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         return self._keep_pose(frame, keyframe, np.eye(4), len(result.inliers))
+
+    def _bridge(self, frame: FrameObservation) -> np.ndarray | str:
+        """A pose for a keyframe PnP could not place, from the newest window keyframe:
+        their relative motion (as at initialisation) scaled by the depths of the
+        landmarks both see; a reason when that fails too.
+
+        A keyframe turning into new ground sees few landmarks yet (points enter the map
+        only once two keyframes saw them) while it shares plenty of tracks with the
+        previous keyframe: the map is not lost, it is behind.
+        """
+        last = self._window[-1]
+        assert last.track_ids is not None and last.keypoints is not None
+        _, in_last, in_frame = np.intersect1d(
+            last.track_ids, frame.track_ids, assume_unique=True, return_indices=True
+        )
+        if len(in_last) < self.conf["min_init_matches"]:
+            return f"{len(in_last)} tracks shared with keyframe {last.frame_id}"
+        two_view = geometry.two_view(
+            self.camera.matrix,
+            last.keypoints[in_last],
+            frame.keypoints[in_frame],
+            self.conf["essential_threshold_px"],
+            self.conf["max_reprojection_px"],
+            self.conf["min_triangulation_deg"],
+            self.conf["pixel_sigma"],
+            self.conf["homography_ratio"],
+        )
+        if isinstance(two_view, str):
+            return f"from keyframe {last.frame_id}: {two_view}"
+        tracks = last.track_ids[in_last[two_view.inliers]].tolist()
+        mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+        if len(mapped) < self.conf["min_pnp_inliers"]:
+            return (
+                f"from keyframe {last.frame_id}: {len(mapped)} landmarks among the "
+                f"two views' points, {self.conf['min_pnp_inliers']} needed for the scale"
+            )
+        landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
+        depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        scale = float(np.median(depths / two_view.points[mapped, 2]))
+        if not scale > 0:
+            return f"from keyframe {last.frame_id}: the two views' points lie behind the map's"
+        relative = two_view.pose_b.copy()
+        relative[:3, 3] *= scale
+        return last.pose @ relative
 
     def _lose(self, frame: FrameObservation, reason: str) -> PoseEstimate:
         """End the current map; the next keyframes initialise a new one."""
