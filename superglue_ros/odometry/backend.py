@@ -5,21 +5,29 @@ it answers with a pose per frame (camera-to-world, arbitrary scale, the first
 pose the identity):
 
 1. Initialisation: the first keyframe is the reference; each later keyframe is
-   tried against it (essential matrix with RANSAC, cheirality, triangulation).
-   The pair is accepted when it triangulates enough points with enough parallax;
-   frames that arrived meanwhile are localised once the map exists.
-2. Tracking: every frame is localised by PnP (RANSAC, then Levenberg-Marquardt)
+   tried against it. An essential matrix and a homography are fitted (seeded
+   RANSAC) and scored as ORB-SLAM does; when the homography explains the matches
+   nearly as well its motions compete with the essential matrix's. The pair is
+   accepted when the winning motion triangulates enough well-conditioned points
+   (in front of both cameras, reprojecting well, each with enough parallax): on
+   forward motion the points off the axis qualify within a few frames while the
+   median parallax would take many. Frames that arrived meanwhile are localised
+   once the map exists.
+2. Tracking: every frame is localised by PnP (seeded RANSAC, then Levenberg-Marquardt)
    against the landmarks its track ids name. A keyframe then enters the map:
    its new tracks are triangulated against the window's keyframes and a
    sliding window of keyframes is bundle-adjusted with GTSAM (robust Cauchy or
    Huber reprojection factors, the window's oldest keyframes held fixed for gauge and
    scale). Observations that still reproject badly are dropped as outliers.
-3. Loss: a keyframe that PnP cannot place, a front-end reset (a keyframe with no
-   buffered keyframe to match: the first frame or a time jump) or frame ids
-   running backwards end the current map. The frame says so (state ``lost`` and
-   a reason) and initialisation starts again from the next keyframes; the new
-   map starts where the last two poses' velocity predicts the lost keyframe, scaled
-   to the old map's keyframe spacing.
+   A keyframe PnP cannot place (it turned into ground the map has not reached yet)
+   is bridged from the newest keyframe: their two-view motion, scaled by the
+   landmarks both see.
+3. Loss: a keyframe that neither PnP nor the bridge can place, a front-end reset (a
+   keyframe with no buffered keyframe to match: the first frame or a time jump) or
+   frame ids running backwards end the current map. The frame says so (state
+   ``lost`` and a reason) and initialisation starts again from the next keyframes;
+   the new map starts where the last two poses' velocity predicts the lost keyframe,
+   scaled to the old map's keyframe spacing.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
