@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_demo_runs_the_sequence(ros_env) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "superglue_ros.tools.demo"],
+        [sys.executable, "-m", "superglue_ros.tools.cli", "demo"],
         env=ros_env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -62,7 +62,7 @@ def test_demo_falls_back_to_the_baseline_when_the_learned_node_fails(
     and how to fix it, then runs orb + mnn. The processes and DDS are stood in for."""
     pytest.importorskip("rclpy", reason="the demo imports its DDS client")
     from superglue_ros.ros import demo_client
-    from superglue_ros.tools import demo
+    from superglue_ros.tools import cli, demo
 
     started: list[dict] = []
 
@@ -92,7 +92,7 @@ def test_demo_falls_back_to_the_baseline_when_the_learned_node_fails(
     monkeypatch.setattr(demo, "missing_open_weights", lambda: "not installed here")
     monkeypatch.setattr(demo, "NodeProcess", FakeNode)
     monkeypatch.setattr(demo_client, "run_lockstep", lockstep)
-    assert demo.main() == 0
+    assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert [p["frontend"] for p in started] == ["superpoint", "orb"]
     assert "demo: superpoint + superglue weights are missing:" in out

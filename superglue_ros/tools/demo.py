@@ -1,4 +1,5 @@
-"""``make demo``: matcher_node as a separate process, a sequence played to it through DDS.
+"""``make demo`` (``superglue-ros demo``): matcher_node as a separate process, a
+sequence played to it through DDS.
 
 Learned matching by default: SuperPoint + SuperGlue when their (research-only)
 weights are installed; otherwise ALIKED + LightGlue, whose permissive weights
@@ -11,6 +12,7 @@ keyframe and the round-trip milliseconds (publish -> correspondences).
 
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import sys
@@ -169,7 +171,11 @@ def choose_attempts() -> list[tuple[str, dict[str, Any]]]:
     return attempts
 
 
-def main() -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options: the demo picks its sequence and configuration and says why."""
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         from superglue_ros.ros import demo_client
         from superglue_ros.ros.player import camera_info_from_yaml
@@ -221,7 +227,3 @@ def main() -> int:
     finally:
         if node is not None and node.alive():
             node.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
