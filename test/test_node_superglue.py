@@ -89,8 +89,8 @@ def test_node_runs_the_onnx_graphs(ros_env, tmp_path, probe) -> None:  # noqa: F
     import superglue_ros_msgs.msg as msgs
     from sensor_msgs.msg import Image
 
+    from superglue_ros.io.yaml_files import dump_params_file
     from superglue_ros.pipeline import Pipeline
-    from superglue_ros.pipeline.params import dump_params_file
     from superglue_ros.tools.cli import main
 
     from conftest import SHARED

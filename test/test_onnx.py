@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="runtime onnxruntime needs onnxruntime (make setup)")
 pytest.importorskip("onnx", reason="ONNX export needs onnx (make setup)")
 
+from superglue_ros.io.yaml_files import dump_params_file  # noqa: E402
 from superglue_ros.models.onnx_export import (  # noqa: E402
     OnnxExportError,
     export_superpoint,
@@ -29,7 +30,6 @@ from superglue_ros.pipeline.onnx_runtime import (  # noqa: E402
     read_graph,
     select_providers,
 )
-from superglue_ros.pipeline.params import dump_params_file  # noqa: E402
 from superglue_ros.pipeline.types import Features  # noqa: E402
 from superglue_ros.tools.cli import main  # noqa: E402
 

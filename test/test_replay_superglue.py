@@ -15,7 +15,7 @@ import pytest
 import torch
 from rosbags.highlevel import AnyReader
 
-from superglue_ros.pipeline.params import load_params_file
+from superglue_ros.io.yaml_files import load_params_file
 from superglue_ros.tools import bag, cli
 
 from model_weights import write_test_checkpoints

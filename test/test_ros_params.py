@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from superglue_ros.pipeline.params import PIPELINE_PARAMS, load_params_file, validate
+from superglue_ros.io.yaml_files import load_params_file
+from superglue_ros.pipeline.params import PIPELINE_PARAMS, validate
 from superglue_ros.ros.params import (
     ALL_SPECS,
     NODE_SPECS,
@@ -143,3 +144,4 @@ def test_docs_list_every_parameter() -> None:
     text = (PROJECT_ROOT / "docs" / "ros.md").read_text()
     missing = [name for name in ALL_SPECS if f"`{name}`" not in text]
     assert not missing, f"docs/ros.md does not document {missing}"
+

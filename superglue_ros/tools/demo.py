@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.pipeline.params import dump_params_file
+from superglue_ros.io.yaml_files import dump_params_file
 from superglue_ros.tools.common import EXIT_INTERRUPTED
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
