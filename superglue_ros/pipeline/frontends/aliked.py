@@ -4,30 +4,22 @@ checked and loaded strictly by ``superglue_ros.models.weights``)."""
 from __future__ import annotations
 
 from superglue_ros.models.extractors import build_aliked, extract_aliked
-from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME, load_state
+from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME
 
-from ..devices import resolve_device
 from ..params import Config
-from .colour import RgbFrontend
+from .colour import RgbFrontend, build_colour_frontend, network_conf
+
+SETTINGS = ("model", "max_keypoints", "detection_threshold", "nms_radius")
 
 
 def build_aliked_frontend(config: Config) -> RgbFrontend:
     """ALIKED from aliked-<aliked.model>.pth (WeightsNotFoundError / CorruptWeightsError)."""
-    conf = {
-        "model": config.text("aliked.model"),
-        "max_keypoints": config.integer("aliked.max_keypoints"),
-        "detection_threshold": config.number("aliked.detection_threshold"),
-        "nms_radius": config.integer("aliked.nms_radius"),
-        "precision": config.text("precision"),
-    }
-    state, path = load_state(
-        ALIKED_MODELS_BY_NAME[conf["model"]], config.text("weights_dir") or None
-    )
-    device = resolve_device(config.text("device"))
-    model = build_aliked(state, conf, str(path)).to(device).eval()
-    return RgbFrontend(
+    conf = network_conf(config, "aliked", SETTINGS)
+    return build_colour_frontend(
+        config,
         f"aliked-{conf['model']}",
-        lambda image: extract_aliked(model, image, conf["precision"]),
+        ALIKED_MODELS_BY_NAME[conf["model"]],
         conf,
-        device,
+        lambda state, source: build_aliked(state, conf, source),
+        lambda model, image: extract_aliked(model, image, conf["precision"]),
     )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from superglue_ros.models.weights import load_state
+
+from ..devices import resolve_device
+from ..params import Config
 from ..types import Features
 
 MIN_SIDE = 16  # smaller images cannot hold a keypoint away from the borders
@@ -63,3 +67,27 @@ class RgbFrontend:
     def extract(self, image: np.ndarray) -> Features:
         """image: [H, W, 3] uint8 RGB."""
         return _features(self.run(_rgb_tensor(image, self.device, self.name)), image)
+
+
+def network_conf(config: Config, family: str, settings: Sequence[str]) -> dict[str, Any]:
+    """The network's options: ``<family>.<setting>`` of config, and the precision."""
+    return {
+        **{name: config[f"{family}.{name}"] for name in settings},
+        "precision": config["precision"],
+    }
+
+
+def build_colour_frontend(
+    config: Config,
+    name: str,
+    weights_file: str,
+    conf: Mapping[str, Any],
+    build: Callable[[dict, str], torch.nn.Module],
+    extract: Callable[[torch.nn.Module, torch.Tensor], Mapping[str, torch.Tensor]],
+) -> RgbFrontend:
+    """weights_file loaded (lookup and hash check of models.weights) into build(state,
+    source), on the configured device, behind the Frontend protocol."""
+    state, path = load_state(weights_file, config.text("weights_dir") or None)
+    device = resolve_device(config.text("device"))
+    model = build(state, str(path)).to(device).eval()
+    return RgbFrontend(name, lambda image: extract(model, image), conf, device)
