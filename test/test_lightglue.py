@@ -16,7 +16,7 @@ require_module("kornia", "ALIKED, DISK and LightGlue come from kornia (make setu
 import torch  # noqa: E402
 
 from superglue_ros.models import lightglue as lg  # noqa: E402
-from superglue_ros.models.open_weights import installed_dir  # noqa: E402
+from superglue_ros.models.weights import installed_dir  # noqa: E402
 from superglue_ros.pipeline import Features, PreprocessingFrontend  # noqa: E402
 from superglue_ros.pipeline.registry import build_frontend, build_matcher  # noqa: E402
 

@@ -1,7 +1,8 @@
 """The pipeline's parameters: one schema shared by the ROS node and the replay tool.
 
 Names are dotted (``keyframes.min_matches``), which is how ROS 2 flattens a
-nested ``ros__parameters`` block, so one YAML file configures both shells.
+nested ``ros__parameters`` block, so one YAML file configures both shells
+(io/yaml_files.py reads and writes those files; the schema reads no file).
 
 The ``ParamSpec`` tables are the one place a parameter is defined: its default,
 its range and whether it may change at run time. Values are checked once, at
@@ -16,11 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import yaml
 
 ParamValue = bool | int | float | str
 
@@ -560,46 +558,3 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
             branch = branch.setdefault(group, {})
         branch[leaf] = value
     return tree
-
-
-def dump_params_file(path: str | Path, values: Mapping[str, Any], node: str = "/**") -> Path:
-    """Write dotted values as a ROS 2 parameters file for ``node`` (all nodes by default)."""
-    path = Path(path)
-    tree = {node: {"ros__parameters": unflatten(values)}}
-    path.write_text(yaml.safe_dump(tree, sort_keys=False))
-    return path
-
-
-def read_yaml_file(path: Path, what: str) -> Any:
-    """The parsed YAML of path; ValueError naming ``what`` and the file when it cannot be."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"{what} {path} is not valid YAML: {error}") from error
-
-
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a parameters YAML file into dotted names.
-
-    Accepts the ROS 2 form (``<node name or /**>: {ros__parameters: {...}}``)
-    and a plain nested mapping. Values are not validated here.
-    """
-    path = Path(path)
-    tree = read_yaml_file(path, "parameters file")
-    if tree is None:
-        return {}
-    if not isinstance(tree, Mapping):
-        raise ValueError(f"parameters file {path} must hold a mapping at the top level")
-    sections = [
-        v["ros__parameters"]
-        for v in tree.values()
-        if isinstance(v, Mapping) and "ros__parameters" in v
-    ]
-    if sections:
-        merged: dict[str, Any] = {}
-        for section in sections:
-            merged.update(flatten(section))
-        return merged
-    return flatten(tree)

@@ -25,7 +25,7 @@ def _superpoint(config: Config) -> Frontend:
         from .onnx_runtime import build_onnx_superpoint_frontend
 
         return build_onnx_superpoint_frontend(config)
-    from .learned import build_superpoint_frontend
+    from .frontends.superpoint import build_superpoint_frontend
 
     return build_superpoint_frontend(config)
 
@@ -35,7 +35,7 @@ def _superglue(config: Config) -> Matcher:
         from .onnx_runtime import build_onnx_superglue_matcher
 
         return build_onnx_superglue_matcher(config)
-    from .learned import build_superglue_matcher
+    from .matchers.superglue import build_superglue_matcher
 
     return build_superglue_matcher(config)
 
@@ -51,21 +51,21 @@ def _torch_only(config: Config, name: str) -> None:
 
 def _aliked(config: Config) -> Frontend:
     _torch_only(config, "aliked")
-    from .open_learned import build_aliked_frontend
+    from .frontends.aliked import build_aliked_frontend
 
     return build_aliked_frontend(config)
 
 
 def _disk(config: Config) -> Frontend:
     _torch_only(config, "disk")
-    from .open_learned import build_disk_frontend
+    from .frontends.disk import build_disk_frontend
 
     return build_disk_frontend(config)
 
 
 def _lightglue(config: Config) -> Matcher:
     _torch_only(config, "lightglue")
-    from .open_learned import build_lightglue_matcher
+    from .matchers.lightglue import build_lightglue_matcher
 
     return build_lightglue_matcher(config)
 
@@ -158,9 +158,9 @@ def _missing_research_weights(config: Config, matcher: str) -> str | None:
         for name in names:
             find_weights(name, config.text("weights_dir") or None)
         if matcher == "lightglue":
-            from superglue_ros.models.open_weights import find_open_weights
+            from superglue_ros.models.weights import find_weights
 
-            find_open_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
+            find_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
     except FileNotFoundError as error:  # also a corrupt file
         return str(error).splitlines()[0].removesuffix(" Looked in:").rstrip(".")
     return None

@@ -18,7 +18,8 @@ from typing import Any
 
 from superglue_ros.io.frames import CAMERA_INFO_TOPICS, IMAGE_TOPICS
 from superglue_ros.io.topics import camera_info_topic_for
-from superglue_ros.pipeline.params import check_value, load_params_file
+from superglue_ros.io.yaml_files import load_params_file
+from superglue_ros.pipeline.params import check_value
 from superglue_ros.ros.params import ALL_SPECS
 
 # Scene presets: config/<preset>.yaml, loaded after params_file. They choose
