@@ -3,7 +3,15 @@
     ros2 launch superglue_ros matcher.launch.py image:=/camera/image_raw preset:=indoor
 
 camera_info defaults to the camera info beside the image topic
-(/camera/image_raw -> /camera/camera_info). odometry:=true also starts
+(/camera/image_raw -> /camera/camera_info). input:=stereo takes a rectified pair
+(left_image, right_image and their camera_info), input:=rgbd a colour image and
+the depth aligned to it (color_image, depth_image, color_camera_info), paired by
+stamp (sync_policy, sync_slop_s):
+
+    ros2 launch superglue_ros matcher.launch.py input:=stereo \
+        left_image:=/zed/left/image_rect right_image:=/zed/right/image_rect \
+        left_camera_info:=/zed/left/camera_info right_camera_info:=/zed/right/camera_info
+ odometry:=true also starts
 odometry_node (the reference back-end) in the same namespace, on the matcher's
 correspondences and the same camera_info.
 
@@ -48,6 +56,10 @@ ARGUMENT_NAMES = (
     "use_sim_time",
     "log_level",
     "odometry",
+    "input",
+    "sync_policy",
+    "sync_slop_s",
+    *launch_args.INPUT_TOPIC_ARGUMENTS,
 )
 NODE_EXIT_MEANINGS = {2: "bad parameter", 3: "model weights missing", 1: "start-up failed"}
 
@@ -86,6 +98,7 @@ def _node(context, *args, **kwargs):
             ("image", settings.image),
             ("camera_info", settings.camera_info),
             ("features_vins", settings.vins_topic),
+            *settings.input_remappings,
         ],
         arguments=ros_args,
     )
@@ -100,7 +113,7 @@ def _node(context, *args, **kwargs):
                 output="screen",
                 emulate_tty=True,
                 parameters=[{"use_sim_time": settings.use_sim_time}],
-                remappings=[("camera_info", settings.camera_info)],
+                remappings=[("camera_info", settings.frame_camera_info)],
                 arguments=ros_args,
             )
         )
@@ -178,5 +191,25 @@ def generate_launch_description() -> LaunchDescription:
             default_value="false",
             description="also start odometry_node (nav_msgs Odometry and Path)",
         ),
+        DeclareLaunchArgument(
+            "input",
+            default_value="",
+            description="mono (one image), stereo (a rectified pair) or rgbd (colour + aligned "
+            "depth); empty: the file's value",
+        ),
+        DeclareLaunchArgument(
+            "sync_policy",
+            default_value="",
+            description="stereo/rgbd pairing: exact or approximate stamps; empty: the file's value",
+        ),
+        DeclareLaunchArgument(
+            "sync_slop_s",
+            default_value="",
+            description="approximate pairing: largest stamp difference (s); empty: the file's",
+        ),
+        *[
+            DeclareLaunchArgument(name, default_value=topic, description=f"input {topic} topic")
+            for name, topic in launch_args.INPUT_TOPIC_ARGUMENTS.items()
+        ],
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

@@ -77,3 +77,12 @@ def ros_env(tmp_path: Path) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["ROS_LOG_DIR"] = str(tmp_path / "ros_log")
     return env
+
+
+@pytest.fixture(scope="session")
+def parity_images(fixtures_dir: Path) -> tuple:
+    """Two gray images of the SuperPoint parity fixture, cropped to 200 x 260."""
+    import numpy as np
+
+    with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
+        return npz["image0"][:200, :260].copy(), npz["image1"][:200, :260].copy()

@@ -57,3 +57,14 @@ def write_small_checkpoints(directory: Path, fixtures_dir: Path) -> Path:
         state = synthetic_superglue_state(seed, SMALL_SUPERGLUE, projection_gain=64.0)
         torch.save(state, directory / f"superglue_{which}.pth")
     return directory
+
+
+# The pipeline parameters the SuperPoint + SuperGlue tests build their components with
+# (test_learned on torch, test_onnx on both runtimes): small and fast on a CPU.
+SMALL_PIPELINE_PARAMS = {
+    "frontend": "superpoint",
+    "matcher": "superglue",
+    "device": "cpu",
+    "superpoint.max_keypoints": 128,
+    "superglue.sinkhorn_iterations": 10,
+}

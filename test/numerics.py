@@ -25,7 +25,8 @@ Matches are decisions (argmax of a row and of a column, a threshold) and flip on
 ties: if two float32 results are each within the tolerance t of float64, a comparison
 of two entries can only flip where their float64 values are less than 2 t apart, and
 the threshold test only where the entry is within t of it. Rows with a larger margin
-must match exactly; the others are left out, and a test asserts they are few.
+must match exactly, and so must rows whose best entry is below the threshold by more
+than t (they match nothing); the others are left out, and a test asserts they are few.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def decided_rows(log_assignment: np.ndarray, threshold: float, tolerance: float)
     rivals = np.where(np.arange(n)[:, None] == np.arange(n)[None, :], -np.inf, column)
     column_gap = np.abs(top - rivals.max(axis=0)) if n > 1 else np.full(n, np.inf)
     threshold_gap = np.abs(top - np.log(threshold))
-    return (row_gap > 2 * tolerance) & (column_gap > 2 * tolerance) & (threshold_gap > tolerance)
+    # A row below the threshold by more than the tolerance matches nothing, whatever
+    # ties its argmax has (a one-point keyframe: every row ties in its column).
+    below = top < np.log(threshold) - tolerance
+    clear = (row_gap > 2 * tolerance) & (column_gap > 2 * tolerance)
+    return (threshold_gap > tolerance) & (below | clear)
 
 
 def assert_matches_agree(
@@ -92,6 +97,16 @@ def assert_matches_agree(
     assert differ.size == 0, f"rows {differ.tolist()} match {got[differ]}, exact {exact[differ]}"
 
 
+def assert_scores_close(
+    matches0: np.ndarray, scores0: np.ndarray, exact: torch.Tensor, tolerance: float
+) -> None:
+    """A matching score is exp(log assignment): its log within tolerance of the exact one."""
+    rows = np.flatnonzero(np.asarray(matches0) >= 0)
+    log_exact = exact.double().numpy()[rows, np.asarray(matches0)[rows]]
+    errors = np.abs(np.log(np.asarray(scores0, dtype=np.float64)[rows]) - log_exact)
+    assert errors.max(initial=0.0) <= tolerance, (errors.max(initial=0.0), tolerance)
+
+
 def matches_of(log_assignment: np.ndarray, threshold: float) -> np.ndarray:
     """matches0 [N] of a log assignment [N+1, M+1], as SuperGlue decides them."""
     from superglue_ros.models.superglue import extract_matches
@@ -100,3 +115,35 @@ def matches_of(log_assignment: np.ndarray, threshold: float) -> np.ndarray:
     valid0 = torch.ones(la.shape[:2], dtype=torch.bool)[:, :-1]
     valid1 = torch.ones(1, la.shape[2] - 1, dtype=torch.bool)
     return extract_matches(la, threshold, valid0, valid1)["matches0"][0].numpy()
+
+
+def superglue_pair(frame, keyframe) -> dict:
+    """SuperGlue's input (B = 1) for one unpadded pair of pipeline Features."""
+    data = {}
+    for i, side in enumerate((frame, keyframe)):
+        data[f"keypoints{i}"] = torch.from_numpy(side.keypoints)[None]
+        data[f"scores{i}"] = torch.from_numpy(side.scores)[None]
+        data[f"descriptors{i}"] = torch.from_numpy(np.ascontiguousarray(side.descriptors.T))[None]
+        data[f"image_size{i}"] = tuple(side.image_size)
+    return data
+
+
+def assert_pair_matches_float64(model, frame, keyframe, results) -> None:
+    """Each PairMatches of results (frame vs keyframe in float32, however computed: batched,
+    alone, another runtime) agrees with the pair in float64 computed with model's modules:
+    the same matches on the rows clear of near ties, scores within the float32
+    reference's own error (their logs, see above)."""
+    from superglue_ros.models.reference import reference_superglue
+
+    if len(frame) == 0 or len(keyframe) == 0:
+        assert all((r.matches0 == -1).all() for r in results)
+        return
+    data = superglue_pair(frame, keyframe)
+    exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
+    tolerance = float32_tolerance(reference_superglue(model, data)["log_assignment"][0], exact)
+    threshold = float(model.conf["match_threshold"])
+    expected = matches_of(exact.numpy(), threshold)
+    decided = decided_rows(exact.numpy(), threshold, tolerance)
+    for result in results:
+        assert_matches_agree(result.matches0, expected, decided)
+        assert_scores_close(result.matches0, result.scores0, exact, tolerance)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from superglue_ros.evaluation.room import look_at
 from superglue_ros.odometry import CameraIntrinsics, FrameObservation, KeyframeMatches
-from superglue_ros.tools.room import look_at
 
 CAMERA = CameraIntrinsics(fx=400.0, fy=400.0, cx=319.5, cy=239.5, width=640, height=480)
 
@@ -26,6 +26,16 @@ def room_points(count: int, rng: np.random.Generator) -> np.ndarray:
     axis, side = face // 2, np.where(face % 2 == 0, -1.0, 1.0)
     points[np.arange(count), axis] = side * half[axis]
     return points + [0.0, 0.0, 1.3]
+
+
+def forward_poses(count: int, step: float) -> list[np.ndarray]:
+    """Camera-to-world poses driving forward along the room's long axis, step metres
+    a frame, drifting slightly sideways (a Sim(3) alignment needs a non-straight path)."""
+    target = np.array([3.0, 0.5, 1.1])
+    return [
+        look_at(np.array([-2.4 + step * i, 0.3 + 0.3 * (i / count) ** 2, 1.2]), target)
+        for i in range(count)
+    ]
 
 
 def path_poses(count: int, length: float = 3.2) -> list[np.ndarray]:
@@ -56,11 +66,17 @@ def make_sequence(
     num_points: int = 3000,
     seed: int = 0,
     poses: list[np.ndarray] | None = None,
+    displaced_fraction: float = 0.0,
+    displacement_px: tuple[float, float] = (4.0, 40.0),
 ) -> Sequence:
     """Frames seeing room_points from path_poses (or the given poses).
 
     outlier_fraction: share of each frame's keypoints given the track id of
-    another visible point (wrong data association).
+    another visible point (wrong data association). displaced_fraction: share of
+    each frame's keypoints moved by a random offset of displacement_px (a length
+    range) while keeping their id, as a matcher without a ratio test sends a
+    similar-looking neighbour: wrong matches near the right place, a new draw
+    every frame.
     """
     rng = np.random.default_rng(seed)
     points = room_points(num_points, rng)
@@ -84,6 +100,11 @@ def make_sequence(
         )
         track_ids = np.flatnonzero(visible).astype(np.int64)
         keypoints = pixels[visible] + rng.normal(0.0, noise_px, size=(len(track_ids), 2))
+        if displaced_fraction > 0:
+            moved = rng.random(len(track_ids)) < displaced_fraction
+            angle = rng.uniform(0.0, 2 * np.pi, moved.sum())
+            length = rng.uniform(*displacement_px, moved.sum())
+            keypoints[moved] += np.c_[np.cos(angle), np.sin(angle)] * length[:, None]
         if outlier_fraction > 0 and len(track_ids) > 2:
             wrong = rng.choice(
                 len(track_ids), int(outlier_fraction * len(track_ids)), replace=False

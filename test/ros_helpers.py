@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from superglue_ros.io.stamps import stamp_to_ns as stamp_ns  # the tests' short name
-from superglue_ros.pipeline.params import dump_params_file
+from superglue_ros.io.yaml_files import dump_params_file
 
 from conftest import PROJECT_ROOT, SHARED
 

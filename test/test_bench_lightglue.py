@@ -64,7 +64,7 @@ def test_agreement_is_by_position_whatever_the_keypoint_order() -> None:
 
 def test_tiny_bench_lightglue_reports_each_stage(capsys) -> None:
     require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
-    from superglue_ros.models.open_weights import installed_dir
+    from superglue_ros.models.weights import installed_dir
     from superglue_ros.tools.cli import main
 
     if installed_dir() is None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from superglue_ros.evaluation import RunResult, summarise
-from superglue_ros.evaluation.table import markdown
+from superglue_ros.evaluation.benchmark import RunResult
+from superglue_ros.evaluation.table import markdown, summarise
 from superglue_ros.odometry.trajectory import read_tum
 from superglue_ros.tools import cli
 from superglue_ros.tools.benchmark import parse_sequence

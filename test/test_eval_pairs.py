@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from superglue_ros.tools import cli, eval_pairs
+from superglue_ros.evaluation import pairs as eval_pairs
+from superglue_ros.tools import cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ORB_MNN = PROJECT_ROOT / "config" / "eval" / "orb_mnn.yaml"

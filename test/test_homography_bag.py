@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from superglue_ros.tools import cli, evaluate
-from superglue_ros.tools.homography_bag import (
+from superglue_ros.evaluation import metrics
+from superglue_ros.evaluation.homography import (
     drifting_homographies,
     load_homographies,
     make_sequence,
 )
+from superglue_ros.tools import cli
 
 
 def test_homography_errors_compose_through_the_reference() -> None:
@@ -27,10 +28,10 @@ def test_homography_errors_compose_through_the_reference() -> None:
 
     in_keyframe, in_frame = apply(h_k, reference), apply(h_f, reference)
     np.testing.assert_allclose(
-        evaluate.homography_errors(in_keyframe, in_frame, h_k, h_f), 0, atol=1e-9
+        metrics.homography_errors(in_keyframe, in_frame, h_k, h_f), 0, atol=1e-9
     )
     shifted = in_frame + [3.0, 4.0]
-    np.testing.assert_allclose(evaluate.homography_errors(in_keyframe, shifted, h_k, h_f), 5.0)
+    np.testing.assert_allclose(metrics.homography_errors(in_keyframe, shifted, h_k, h_f), 5.0)
 
 
 def test_frames_are_the_source_warped_by_the_recorded_homography() -> None:

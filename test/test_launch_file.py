@@ -124,6 +124,16 @@ BAD_VALUES = {
     "use_sim_time": "maybe",
     "log_level": "loud",
     "odometry": "sometimes",
+    "input": "trinocular",
+    "sync_policy": "nearest",
+    "sync_slop_s": "soon",
+    "left_image": "left image",
+    "right_image": "2/image_rect",
+    "left_camera_info": "left//camera_info",
+    "right_camera_info": "right camera_info",
+    "color_image": "color image",
+    "depth_image": "depth-image",
+    "color_camera_info": "9/camera_info",
 }
 
 
@@ -178,3 +188,27 @@ def test_camera_info_follows_the_image_namespace_unless_given(launch_module) -> 
         launch_module, image="/cam/image_raw", camera_info="/calib/info", odometry="true"
     )
     assert remapped(matcher)["camera_info"] == remapped(odometry)["camera_info"] == "/calib/info"
+
+
+def test_input_modes_remap_the_driver_topics_and_give_odometry_the_frame_camera(
+    launch_module,
+) -> None:
+    _, (matcher, _, odometry) = launch_actions(
+        launch_module,
+        input="stereo",
+        left_image="/zed/left/image_rect",
+        left_camera_info="/zed/left/camera_info",
+        sync_slop_s="0.02",
+        odometry="true",
+    )
+    remaps = remapped(matcher)
+    assert remaps["left/image_rect"] == "/zed/left/image_rect"
+    assert remaps["right/image_rect"] == "right/image_rect"  # the default: the node's name
+    assert remaps["aligned_depth_to_color/image_raw"] == "aligned_depth_to_color/image_raw"
+    assert remapped(odometry)["camera_info"] == "/zed/left/camera_info"
+    overrides = matcher.kwargs["parameters"][-1]
+    assert overrides["input"] == "stereo" and overrides["sync.slop_s"] == 0.02
+    _, (_, _, odometry) = launch_actions(launch_module, input="rgbd", odometry="true")
+    assert remapped(odometry)["camera_info"] == "color/camera_info"
+    with pytest.raises(ValueError, match="sync_slop_s:='-1'"):
+        launch_actions(launch_module, sync_slop_s="-1")

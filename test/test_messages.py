@@ -125,3 +125,15 @@ def test_descriptor_kind_says_what_each_frontend_sends() -> None:
         correspondences_fields(make_result(), "c")["features"]["descriptor_kind"]
         == (constants["DESCRIPTOR_FLOAT_UNIT"])
     )
+
+
+def test_depths_and_right_x_are_empty_for_mono_and_n_values_with_nan_otherwise() -> None:
+    mono = correspondences_fields(make_result(), "c")["features"]
+    assert mono["depths"].size == 0 and mono["right_x"].size == 0
+    result = make_result()
+    result.depths = np.array([1.5, np.nan, 2.0, np.nan, 0.7], np.float64)
+    result.right_x = np.array([10.0, np.nan, 20.0, np.nan, 30.0], np.float32)
+    features = correspondences_fields(result, "c")["features"]
+    assert features["depths"].dtype == np.float32 and features["right_x"].dtype == np.float32
+    np.testing.assert_array_equal(features["depths"], result.depths.astype(np.float32))
+    np.testing.assert_array_equal(features["right_x"], result.right_x)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_demo_runs_the_sequence(ros_env) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "superglue_ros.tools.demo"],
+        [sys.executable, "-m", "superglue_ros.tools.cli", "demo"],
         env=ros_env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -31,11 +31,13 @@ def test_demo_runs_the_sequence(ros_env) -> None:
     ids = [int(line.split()[1]) for line in lines]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert "KEYFRAME" in lines[0] and lines[0].rstrip().endswith("ms")
-    from superglue_ros.tools.demo import missing_open_weights, missing_weights
+    from superglue_ros.tools.demo import missing_aliked_lightglue_weights, missing_weights
 
     if missing_weights() is None:
         assert "starting matcher_node with superpoint + superglue" in run.stdout, out
-    elif missing_open_weights() is None:  # a fresh clone after make setup: learned, permissive
+    elif (
+        missing_aliked_lightglue_weights() is None
+    ):  # a fresh clone after make setup: learned, permissive
         assert "SuperPoint + SuperGlue weights are missing" in run.stdout, out
         assert "running ALIKED + LightGlue instead" in run.stdout, out
         assert "starting matcher_node with aliked + lightglue" in run.stdout, out
@@ -62,7 +64,7 @@ def test_demo_falls_back_to_the_baseline_when_the_learned_node_fails(
     and how to fix it, then runs orb + mnn. The processes and DDS are stood in for."""
     pytest.importorskip("rclpy", reason="the demo imports its DDS client")
     from superglue_ros.ros import demo_client
-    from superglue_ros.tools import demo
+    from superglue_ros.tools import cli, demo
 
     started: list[dict] = []
 
@@ -89,10 +91,10 @@ def test_demo_falls_back_to_the_baseline_when_the_learned_node_fails(
     frames, stamps = demo.synthetic_sequence(3)
     monkeypatch.setattr(demo, "load_sequence", lambda: (frames, stamps, None, "3 frames"))
     monkeypatch.setattr(demo, "missing_weights", lambda: None)
-    monkeypatch.setattr(demo, "missing_open_weights", lambda: "not installed here")
+    monkeypatch.setattr(demo, "missing_aliked_lightglue_weights", lambda: "not installed here")
     monkeypatch.setattr(demo, "NodeProcess", FakeNode)
     monkeypatch.setattr(demo_client, "run_lockstep", lockstep)
-    assert demo.main() == 0
+    assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert [p["frontend"] for p in started] == ["superpoint", "orb"]
     assert "demo: superpoint + superglue weights are missing:" in out

@@ -252,11 +252,11 @@ def test_a_failing_frame_is_counted_and_the_next_is_served(node_in_process: Any)
     real_process = node._pipeline.process
     calls: list[int] = []
 
-    def fail_once(image: np.ndarray, stamp_ns: int) -> Any:
+    def fail_once(image: np.ndarray, stamp_ns: int, companions: Any = None) -> Any:
         calls.append(stamp_ns)
         if len(calls) == 1:
             raise RuntimeError("injected fault")
-        return real_process(image, stamp_ns)
+        return real_process(image, stamp_ns, companions)
 
     node._pipeline.process = fail_once
     sent: list[Any] = []
@@ -351,3 +351,44 @@ def test_player_compressed_message_and_memory_source(ros_messages: None) -> None
     assert [f.stamp_ns for f in first] == [f.stamp_ns for f in second]
     assert first[1].stamp_ns - first[0].stamp_ns == 250_000_000
     assert all(f.image is g for f, g in zip(first, frames, strict=True))
+
+
+def test_an_empty_depth_range_is_refused_at_run_time(node_in_process: Any) -> None:
+    from rclpy.parameter import Parameter
+
+    node = node_in_process
+    (refused,) = node.set_parameters([Parameter("depth.max_m", value=0.05)])
+    assert not refused.successful and "must be below 'depth.max_m'" in refused.reason
+    (accepted,) = node.set_parameters([Parameter("depth.max_m", value=3.0)])
+    assert accepted.successful, accepted.reason
+    # checked against the pending changes too: 3.0 is not applied yet
+    (refused,) = node.set_parameters([Parameter("depth.min_m", value=4.0)])
+    assert not refused.successful
+
+
+def test_stereo_with_a_slop_that_pairs_nothing_is_a_bad_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_module("rclpy", "needs rclpy")
+    require_module("superglue_ros_msgs", "needs the built interface package")
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from superglue_ros.ros.node import EXIT_BAD_PARAMETER, MatcherNode, StartupError
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = Context()
+    rclpy.init(context=context, domain_id=90 + threading.get_native_id() % 10)
+    overrides = [
+        Parameter("frontend", value="orb"),
+        Parameter("matcher", value="mnn"),
+        Parameter("input", value="stereo"),
+        Parameter("sync.slop_s", value=0.0),
+    ]
+    try:
+        with pytest.raises(StartupError, match="slop of 0 pairs nothing") as caught:
+            MatcherNode(context=context, parameter_overrides=overrides)
+        assert caught.value.exit_code == EXIT_BAD_PARAMETER
+    finally:
+        rclpy.try_shutdown(context=context)

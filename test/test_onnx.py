@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="runtime onnxruntime needs onnxruntime (make setup)")
 pytest.importorskip("onnx", reason="ONNX export needs onnx (make setup)")
 
+from superglue_ros.io.yaml_files import dump_params_file  # noqa: E402
 from superglue_ros.models.onnx_export import (  # noqa: E402
     OnnxExportError,
     export_superpoint,
@@ -29,19 +30,11 @@ from superglue_ros.pipeline.onnx_runtime import (  # noqa: E402
     read_graph,
     select_providers,
 )
-from superglue_ros.pipeline.params import dump_params_file  # noqa: E402
 from superglue_ros.pipeline.types import Features  # noqa: E402
 from superglue_ros.tools.cli import main  # noqa: E402
 
-from model_weights import write_small_checkpoints  # noqa: E402
-
-PARAMS = {
-    "frontend": "superpoint",
-    "matcher": "superglue",
-    "device": "cpu",
-    "superpoint.max_keypoints": 128,
-    "superglue.sinkhorn_iterations": 10,
-}
+from model_weights import SMALL_PIPELINE_PARAMS, write_small_checkpoints  # noqa: E402
+from numerics import assert_pair_matches_float64  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +46,7 @@ def weights_dir(tmp_path_factory, fixtures_dir):
 def onnx_dir(tmp_path_factory, weights_dir):
     """Graphs written by the export command, as a user would write them."""
     folder = tmp_path_factory.mktemp("export")
-    params = dump_params_file(folder / "params.yaml", PARAMS)
+    params = dump_params_file(folder / "params.yaml", SMALL_PIPELINE_PARAMS)
     out = folder / "onnx"
     argv = ["export", "onnx", "--out", str(out), "--params", str(params)]
     assert main([*argv, "--weights-dir", str(weights_dir)]) == 0
@@ -66,7 +59,7 @@ def components(weights_dir, onnx_dir):
     built = {}
     for runtime in ("torch", "onnxruntime"):
         params = {
-            **PARAMS,
+            **SMALL_PIPELINE_PARAMS,
             "weights_dir": str(weights_dir),
             "runtime": runtime,
             "onnx_dir": str(onnx_dir) if runtime == "onnxruntime" else "",
@@ -75,14 +68,12 @@ def components(weights_dir, onnx_dir):
     return built
 
 
-@pytest.fixture(scope="module")
-def images(fixtures_dir):
-    with np.load(fixtures_dir / "superpoint_parity_small.npz") as npz:
-        return npz["image0"][:200, :260].copy(), npz["image1"][:200, :260].copy()
-
-
 def assert_same_features(ours: Features, reference: Features) -> None:
-    """The same keypoint set and order, scores within 1e-5, descriptors cosine >= 0.9999."""
+    """The same keypoint set and order, scores within 1e-5, descriptors cosine >= 0.9999.
+
+    Two float32 evaluations of SuperPoint: test_superpoint measures the float32 error of
+    its scores against float64 at 2e-6 to 4e-6 (scores <= 1), so two of them differ by
+    under 1e-5; a unit descriptor's entries err by ~1e-6 relative, far above 0.9999."""
     np.testing.assert_array_equal(ours.keypoints, reference.keypoints)
     np.testing.assert_allclose(ours.scores, reference.scores, atol=1e-5)
     cosine = np.sum(ours.descriptors * reference.descriptors, axis=1)
@@ -107,19 +98,22 @@ def test_export_command_writes_graphs_with_their_options(onnx_dir, weights_dir) 
     assert not (onnx_dir / "superglue_outdoor.onnx").exists()  # only the configured weights
 
 
-def test_superpoint_graph_equals_torch(components, images) -> None:
+def test_superpoint_graph_equals_torch(components, parity_images) -> None:
     torch_frontend, onnx_frontend = components["torch"][0], components["onnxruntime"][0]
     assert "onnxruntime CPUExecutionProvider" in onnx_frontend.description
-    for image in (images[0], images[1][:101, :157]):  # sides that are not multiples of 8
+    for image in (
+        parity_images[0],
+        parity_images[1][:101, :157],
+    ):  # sides that are not multiples of 8
         assert_same_features(onnx_frontend.extract(image), torch_frontend.extract(image))
 
 
-def test_superglue_padded_batch_equals_torch(components, images) -> None:
+def test_superglue_padded_batch_equals_torch(components, parity_images) -> None:
     """Keyframes of unequal sizes, one empty and one single point, in one padded batch."""
     torch_frontend, torch_matcher = components["torch"]
     onnx_matcher = components["onnxruntime"][1]
-    frame = torch_frontend.extract(images[0])
-    full = torch_frontend.extract(images[1])
+    frame = torch_frontend.extract(parity_images[0])
+    full = torch_frontend.extract(parity_images[1])
     part = Features(full.keypoints[:40], full.scores[:40], full.descriptors[:40], full.image_size)
     one = Features(full.keypoints[5:6], full.scores[5:6], full.descriptors[5:6], full.image_size)
     empty = Features(
@@ -133,18 +127,23 @@ def test_superglue_padded_batch_equals_torch(components, images) -> None:
     reference = torch_matcher.match(frame, keyframes)
     assert len(batch) == len(keyframes)
     for i, (ours, theirs) in enumerate(zip(batch, reference, strict=True)):
-        np.testing.assert_array_equal(ours.matches0, theirs.matches0, err_msg=f"keyframe {i}")
-        np.testing.assert_allclose(ours.scores0, theirs.scores0, atol=1e-4)
         single = onnx_matcher.match(frame, [keyframes[i]])[0]  # pair by pair
-        np.testing.assert_array_equal(single.matches0, ours.matches0)
+        # ONNX Runtime and torch are two float32 evaluations (other kernels): each against
+        # the pair in float64, within the float32 reference's own error (numerics.py).
+        assert_pair_matches_float64(
+            torch_matcher.model, frame, keyframes[i], [ours, theirs, single]
+        )
     assert (batch[0].matches0 >= 0).sum() > 10 and (batch[4].matches0 >= 0).sum() > 10
     assert (batch[2].matches0 == -1).all()
     assert onnx_matcher.match(empty, keyframes)[0].matches0.shape == (0,)
 
 
-def test_match_threshold_changes_at_run_time(components, images) -> None:
+def test_match_threshold_changes_at_run_time(components, parity_images) -> None:
     torch_frontend = components["torch"][0]
-    frame, keyframe = torch_frontend.extract(images[0]), torch_frontend.extract(images[1])
+    frame, keyframe = (
+        torch_frontend.extract(parity_images[0]),
+        torch_frontend.extract(parity_images[1]),
+    )
     counts = []
     for runtime in ("torch", "onnxruntime"):
         matcher = components[runtime][1]
@@ -156,13 +155,13 @@ def test_match_threshold_changes_at_run_time(components, images) -> None:
     assert counts[0] == counts[1] and counts[0][1] < counts[0][0]
 
 
-def test_pipeline_on_onnxruntime_equals_torch(weights_dir, onnx_dir, images) -> None:
-    frames = [images[0], np.roll(images[0], 5, axis=1), images[1]]
+def test_pipeline_on_onnxruntime_equals_torch(weights_dir, onnx_dir, parity_images) -> None:
+    frames = [parity_images[0], np.roll(parity_images[0], 5, axis=1), parity_images[1]]
     results = {}
     for runtime in ("torch", "onnxruntime"):
         pipeline = Pipeline.from_params(
             {
-                **PARAMS,
+                **SMALL_PIPELINE_PARAMS,
                 "weights_dir": str(weights_dir),
                 "runtime": runtime,
                 "onnx_dir": str(onnx_dir) if runtime == "onnxruntime" else "",
@@ -184,7 +183,7 @@ def test_pipeline_on_onnxruntime_equals_torch(weights_dir, onnx_dir, images) -> 
 
 def test_first_use_exports_into_the_cache_once(weights_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    params = {**PARAMS, "weights_dir": str(weights_dir), "runtime": "onnxruntime"}
+    params = {**SMALL_PIPELINE_PARAMS, "weights_dir": str(weights_dir), "runtime": "onnxruntime"}
     build_matcher(params)
     (first,) = (tmp_path / "superglue_ros" / "onnx").glob("*/superglue_indoor.onnx")
     stamp = first.stat().st_mtime_ns
@@ -201,7 +200,7 @@ def test_first_use_exports_into_the_cache_once(weights_dir, tmp_path, monkeypatc
 
 
 def onnx_params(folder, **changes) -> dict:
-    return {**PARAMS, "runtime": "onnxruntime", "onnx_dir": str(folder), **changes}
+    return {**SMALL_PIPELINE_PARAMS, "runtime": "onnxruntime", "onnx_dir": str(folder), **changes}
 
 
 def test_missing_file_says_how_to_export(tmp_path) -> None:

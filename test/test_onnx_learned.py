@@ -12,11 +12,11 @@ import pytest
 pytest.importorskip("onnx", reason="ONNX export needs onnx (make setup)")
 pytest.importorskip("onnxruntime", reason="the ONNX runtime needs onnxruntime (make setup)")
 
-from superglue_ros.models.open_weights import (  # noqa: E402
+from superglue_ros.models.weights import (  # noqa: E402
     ALIKED_MODELS_BY_NAME,
     LIGHTGLUE_FILES,
     WeightsNotFoundError,
-    find_open_weights,
+    find_weights,
     sha256_of,
 )
 from superglue_ros.pipeline.onnx_extractors import OnnxAlikedFrontend, OnnxDiskFrontend  # noqa: E402
@@ -51,7 +51,7 @@ def onnx_dir(tmp_path_factory):
             "disk-depth-save.pth",
             LIGHTGLUE_FILES["aliked"],
         ):
-            find_open_weights(name)
+            find_weights(name)
     except WeightsNotFoundError as error:
         pytest.skip(f"permissive weights not installed: {error}")
     out = tmp_path_factory.mktemp("onnx")
@@ -197,7 +197,7 @@ def test_metadata_records_options_and_weights_sha256(onnx_dir) -> None:
     config = json.loads(props["superglue_ros.config"])
     assert props["superglue_ros.model"] == "lightglue_layer"
     assert config["layer"] == 3 and config["form"] == "adaptive" and config["n_layers"] == 9
-    expected = sha256_of(find_open_weights(LIGHTGLUE_FILES["aliked"]))
+    expected = sha256_of(find_weights(LIGHTGLUE_FILES["aliked"]))
     assert props["superglue_ros.weights_sha256"] == expected
 
 

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from superglue_ros.pipeline.params import (
-    PIPELINE_SPECS,
-    defaults,
-    dump_params_file,
-    flatten,
-    load_params_file,
-    unflatten,
-    validate,
-)
+from superglue_ros.io.yaml_files import dump_params_file, load_params_file
+from superglue_ros.pipeline.params import PIPELINE_SPECS, defaults, flatten, unflatten, validate
 
 
 def test_every_default_passes_its_own_validation() -> None:

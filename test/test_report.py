@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from superglue_ros.evaluation import metrics
+from superglue_ros.evaluation.report import Histogram, RunRecorder, read_per_frame
 from superglue_ros.pipeline.types import Features, FrameResult, KeyframeMatch
-from superglue_ros.tools import evaluate
-from superglue_ros.tools.report import Histogram, RunRecorder, read_per_frame
 
 BUFFER_SIZE = 3
 KEYPOINTS = 120
@@ -87,7 +87,7 @@ def recorder(tmp_path: Path | None = None) -> RunRecorder:
 def test_recorder_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live track ids never exceed what the buffered keyframes hold; memory stops growing."""
     # RANSAC's cost, not its memory, is what 4000 frames would spend time on
-    monkeypatch.setattr(evaluate, "inlier_ratio", lambda p0, p1, k: len(p0) / KEYPOINTS)
+    monkeypatch.setattr(metrics, "inlier_ratio", lambda p0, p1, k: len(p0) / KEYPOINTS)
     run = recorder()
     results = synthetic_results(3000)
     tracemalloc.start()
@@ -119,7 +119,7 @@ def test_summary_equals_statistics_of_every_value(tmp_path: Path) -> None:
     lengths = Counter()
     for result in results:
         lengths.update(result.track_ids.tolist())
-    expected = evaluate.summary_stats(list(lengths.values()))
+    expected = metrics.summary_stats(list(lengths.values()))
     assert summary["track_length"]["tracks"] == len(lengths)
     assert {k: summary["track_length"][k] for k in expected} == pytest.approx(expected)
     histogram = {str(k): v for k, v in sorted(Counter(lengths.values()).items())}
@@ -127,14 +127,14 @@ def test_summary_equals_statistics_of_every_value(tmp_path: Path) -> None:
 
     records = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
     assert [r["frame_id"] for r in records] == list(range(300))
-    keypoints = evaluate.summary_stats([r["keypoints"] for r in records])
+    keypoints = metrics.summary_stats([r["keypoints"] for r in records])
     assert summary["keypoints_per_frame"] == pytest.approx(keypoints)
     matched = [r for r in records if r["keyframes_matched"]]
-    newest = evaluate.summary_stats([r["matches_newest"] for r in matched])
+    newest = metrics.summary_stats([r["matches_newest"] for r in matched])
     assert summary["matches_per_frame"]["newest_keyframe"] == pytest.approx(newest)
     ratios = [r["inlier_ratio"] for r in records if r["inlier_ratio"] is not None]
     assert len(ratios) > 250
-    for key, value in evaluate.summary_stats(ratios).items():
+    for key, value in metrics.summary_stats(ratios).items():
         assert summary["inlier_ratio"][key] == pytest.approx(value, abs=1e-4), key
     totals = [r["timings_ms"]["total"] for r in records]
     assert summary["latency_ms"]["total"]["p90"] == pytest.approx(
@@ -155,4 +155,4 @@ def test_histogram_statistics_match_numpy(values: list[float]) -> None:
     for value in values:
         histogram.add(value)
     histogram.add(float("nan"))  # skipped, like summary_stats skips non-finite values
-    assert histogram.stats() == pytest.approx(evaluate.summary_stats(values))
+    assert histogram.stats() == pytest.approx(metrics.summary_stats(values))

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from superglue_ros.pipeline.params import PIPELINE_PARAMS, load_params_file, validate
+from superglue_ros.io.yaml_files import load_params_file
+from superglue_ros.pipeline.params import PIPELINE_PARAMS, validate
 from superglue_ros.ros.params import (
     ALL_SPECS,
     NODE_SPECS,
@@ -120,6 +121,7 @@ def test_launch_file_compiles_and_declares_its_arguments() -> None:
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", "") == "DeclareLaunchArgument"
         and node.args
+        and isinstance(node.args[0], ast.Constant)  # names from a table are declared in a loop
     }
     wanted = {"image", "camera_info", "params_file", "weights_dir", "device", "precision"}
     assert wanted | {"namespace", "use_sim_time", "preset"} <= declared
@@ -143,3 +145,48 @@ def test_docs_list_every_parameter() -> None:
     text = (PROJECT_ROOT / "docs" / "ros.md").read_text()
     missing = [name for name in ALL_SPECS if f"`{name}`" not in text]
     assert not missing, f"docs/ros.md does not document {missing}"
+
+
+def test_odometry_parameters_cover_the_backend_conf_with_its_defaults() -> None:
+    """Drift: a back-end setting added to default_conf needs its row (description, range)."""
+    from superglue_ros.odometry.backend import default_conf
+    from superglue_ros.ros import odometry_params
+
+    assert set(odometry_params._BACKEND) == set(default_conf)
+    for name, default in default_conf.items():
+        spec = odometry_params.ODOMETRY_SPECS["backend." + name]
+        assert spec.default == default and type(spec.default) is type(default), name
+        assert spec.description and not spec.runtime, name
+        if not isinstance(default, str):
+            assert spec.min_value is not None and spec.min_value <= default <= spec.max_value
+    text = (PROJECT_ROOT / "docs" / "ros.md").read_text()
+    missing = [name for name in odometry_params.ODOMETRY_SPECS if f"`{name}`" not in text]
+    assert not missing, f"docs/ros.md does not document {missing}"
+
+
+def test_odometry_parameters_are_checked_with_the_backend_relations() -> None:
+    from superglue_ros.pipeline.params import ParameterError
+    from superglue_ros.ros.odometry_params import split
+
+    node, conf = split({"world_frame": "map", "backend.window_keyframes": 5})
+    assert node["world_frame"] == "map" and node["input_qos_depth"] == 100
+    assert conf["window_keyframes"] == 5 and conf["robust_loss"] == "cauchy"
+    with pytest.raises(ParameterError, match="backend.robust_loss"):
+        split({"backend.robust_loss": "l2"})
+    with pytest.raises(ParameterError, match="backend.min_pnp_inliers"):
+        split({"backend.min_pnp_inliers": -1})
+    with pytest.raises(ParameterError, match="unknown"):
+        split({"backend.window": 5})
+    with pytest.raises(ValueError, match="window_keyframes must exceed fixed_keyframes"):
+        split({"backend.window_keyframes": 2, "backend.fixed_keyframes": 2})
+
+
+def test_odometry_descriptors_say_range_and_read_only() -> None:
+    pytest.importorskip("rcl_interfaces", reason="descriptors are rcl_interfaces messages")
+    from superglue_ros.ros.odometry_params import ODOMETRY_SPECS
+    from superglue_ros.ros.params import descriptor_for
+
+    descriptor = descriptor_for(ODOMETRY_SPECS["backend.min_pnp_inliers"])
+    assert descriptor.read_only and "Range [0, 100000]" in descriptor.description
+    assert descriptor.integer_range[0].to_value == 100000
+    assert "cauchy" in descriptor_for(ODOMETRY_SPECS["backend.robust_loss"]).description

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from superglue_ros.models.reference import reference_superglue
 from superglue_ros.models.superglue import SuperGlue, log_optimal_transport
 from superglue_ros.models.weights import build_superglue
+
+from numerics import (
+    assert_close_to_exact,
+    assert_matches_agree,
+    assert_scores_close,
+    decided_rows,
+    float32_tolerance,
+    matches_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +56,35 @@ def pair(fixture, idx0=None, idx1=None):
     return data
 
 
+def exact_and_tolerance(model, data) -> tuple[torch.Tensor, float]:
+    """The pair's log assignment in float64, and the float32 tolerance of numerics.py
+    (the float32 reference's own error on this pair, machine and thread count)."""
+    exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
+    return exact, float32_tolerance(reference_superglue(model, data)["log_assignment"][0], exact)
+
+
 def test_matches_reference_fixture(fixture, state, config) -> None:
-    out = model_for(state, config).match(pair(fixture))
-    la = out["log_assignment"][0].numpy()
-    assert np.abs(la - fixture["log_assignment"]).max() <= 1e-3
-    np.testing.assert_array_equal(out["matches0"][0].numpy(), fixture["matches0"])
-    np.testing.assert_array_equal(out["matches1"][0].numpy(), fixture["matches1"])
-    np.testing.assert_allclose(
-        out["matching_scores0"][0].numpy(), fixture["matching_scores0"], atol=1e-4
-    )
+    """Ours against the original SuperGlue code's float32 output (the fixture), both
+    measured against the pair in float64 (numerics.py)."""
+    model = model_for(state, config)
+    data = pair(fixture)
+    out = model.match(data)
+    exact = reference_superglue(model, data, torch.float64)["log_assignment"][0]
+    tolerance = float32_tolerance(torch.from_numpy(fixture["log_assignment"]), exact)
+    # The fixture is a file and exact is float64, so this holds on every machine: the
+    # original code's float32 error (1.5e-5 here, |log assignment| <= 25) is rounding,
+    # far below the 1e-2 and more a real defect moves the log assignment.
+    assert tolerance <= 1e-3, tolerance
+    assert_close_to_exact(out["log_assignment"][0], exact, tolerance)
+    threshold = float(model.conf["match_threshold"])
+    expected = matches_of(exact.numpy(), threshold)
+    decided = decided_rows(exact.numpy(), threshold, tolerance)
+    assert_matches_agree(out["matches0"][0].numpy(), expected, decided)
+    assert_matches_agree(fixture["matches0"], expected, decided)
+    matches0, matches1 = out["matches0"][0].numpy(), out["matches1"][0].numpy()
+    rows = np.flatnonzero(matches0 >= 0)  # mutual: matches1 is matches0's inverse
+    assert np.array_equal(matches1[matches0[rows]], rows) and (matches1 >= 0).sum() == len(rows)
+    assert_scores_close(matches0, out["matching_scores0"][0].numpy(), exact, tolerance)
 
 
 KEYFRAME_SUBSETS = [
@@ -101,17 +131,27 @@ def test_padded_batch_equals_pair_by_pair(fixture, state, config, strategy) -> N
         la = out["log_assignment"][i]
         rows, cols = list(range(300)) + [300], list(range(size)) + [width]
         got = la[rows][:, cols]
-        want = single["log_assignment"][0]
-        assert torch.equal(torch.isinf(got), torch.isinf(want))
-        finite = torch.isfinite(want)
-        assert (got[finite] - want[finite]).abs().max() <= 1e-4
         assert torch.all(torch.isneginf(la[:300, size:width]))  # padding: probability 0
-        assert torch.equal(out["matches0"][i], single["matches0"][0])
-        assert torch.equal(out["matches1"][i, :size], single["matches1"][0])
         assert torch.all(out["matches1"][i, size:] == -1)
-        torch.testing.assert_close(
-            out["matching_scores0"][i], single["matching_scores0"][0], atol=1e-5, rtol=0
-        )
+        if size == 0:  # nothing to match: every frame point to the dustbin (checked below)
+            continue
+        # Batched and alone are two float32 evaluations (other GEMM shapes): each is
+        # compared with the pair in float64, and matches on the rows clear of near ties.
+        exact, tolerance = exact_and_tolerance(model, pair(fixture, idx1=subset))
+        threshold = float(model.conf["match_threshold"])
+        expected = matches_of(exact.numpy(), threshold)
+        decided = decided_rows(exact.numpy(), threshold, tolerance)
+        for log_assignment, matches0, scores0 in (
+            (got, out["matches0"][i], out["matching_scores0"][i]),
+            (single["log_assignment"][0], single["matches0"][0], single["matching_scores0"][0]),
+        ):
+            assert_close_to_exact(log_assignment, exact, tolerance)
+            assert_matches_agree(matches0.numpy(), expected, decided)
+            assert_scores_close(matches0.numpy(), scores0.numpy(), exact, tolerance)
+        matches0, matches1 = out["matches0"][i].numpy(), out["matches1"][i, :size].numpy()
+        matched = np.flatnonzero(matches0 >= 0)  # mutual: matches1 is matches0's inverse
+        assert np.array_equal(matches1[matches0[matched]], matched)
+        assert (matches1 >= 0).sum() == len(matched)
     assert torch.all(out["matches0"][2] == -1)  # the empty keyframe matches nothing
     # an empty keyframe sends every frame point to the dustbin with certainty
     assert torch.all(out["log_assignment"][2, :300, width] == 0)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from superglue_ros.models.superpoint import SuperPoint, simple_nms
 from superglue_ros.models.weights import build_superpoint
+
+from numerics import EPS32, ERROR_FACTOR
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +39,62 @@ def small(fixture, height=83, width=125):
     ]
 
 
+def dense_scores_float64(model, image: torch.Tensor) -> np.ndarray:
+    """The score map [H, W] before NMS computed in float64 with model's weights: the exact
+    result against which float32 rounding is measured (numerics.py)."""
+    net = copy.deepcopy(model).to(memory_format=torch.contiguous_format).double()
+    x = image.double()
+    with torch.inference_mode():
+        for first, second in (
+            (net.conv1a, net.conv1b),
+            (net.conv2a, net.conv2b),
+            (net.conv3a, net.conv3b),
+        ):
+            x = F.max_pool2d(F.relu(second(F.relu(first(x)))), kernel_size=2, stride=2)
+        x = F.relu(net.conv4b(F.relu(net.conv4a(x))))
+        scores = F.softmax(net.convPb(F.relu(net.convPa(x))), 1)[:, :-1]
+    b, _, h, w = scores.shape
+    scores = scores.permute(0, 2, 3, 1).reshape(b, h, w, 8, 8)
+    return scores.permute(0, 1, 3, 2, 4).reshape(h * 8, w * 8).numpy()
+
+
 def test_matches_reference_fixture(fixture, model) -> None:
-    out = model.extract(torch.from_numpy(fixture["image0"])[None, None].float() / 255.0)
+    """Ours against the original code's float32 output (the fixture), both against float64."""
+    image = torch.from_numpy(fixture["image0"])[None, None].float() / 255.0
+    out = model.extract(image)
+    exact = dense_scores_float64(model, image)
     ours, ref = out["keypoints"][0].numpy(), fixture["out0/keypoints"]
-    # The documented tolerance compares keypoint sets: top-k order may swap near-ties.
-    ref_index = {tuple(point): i for i, point in enumerate(ref.tolist())}
-    order = np.array([ref_index[tuple(point)] for point in ours.tolist()])
-    assert sorted(order.tolist()) == list(range(len(ref)))
-    swapped = order != np.arange(len(ref))
     ref_scores = fixture["out0/scores"]
-    np.testing.assert_allclose(ref_scores[order][swapped], ref_scores[swapped], atol=1e-5)
-    np.testing.assert_allclose(out["scores"][0].numpy(), ref_scores[order], atol=1e-5)
-    cosine = (out["descriptors"][0].numpy() * fixture["out0/descriptors"][:, order]).sum(0)
+
+    def exact_at(points: np.ndarray) -> np.ndarray:
+        return exact[points[:, 1].astype(int), points[:, 0].astype(int)]
+
+    # As numerics.py: twice the original's own float32 error (the fixture against float64,
+    # the same on every machine: 2.1e-6 here), at least rounding (scores are <= 1).
+    tolerance = ERROR_FACTOR * max(np.abs(ref_scores - exact_at(ref)).max(), 2 * EPS32)
+    assert tolerance <= 1e-4, tolerance  # rounding, not another network
+    np.testing.assert_allclose(out["scores"][0].numpy(), exact_at(ours), rtol=0, atol=tolerance)
+    # The same keypoint set, except where a rounding within tolerance decides: at the
+    # max_keypoints boundary (the weakest score kept) or between NMS neighbours.
+    weakest = float(exact_at(ref).min())
+    radius = 2 * int(model.conf["nms_radius"])  # two suppression rounds reach this far
+    ours_set, ref_set = {tuple(p) for p in ours.tolist()}, {tuple(p) for p in ref.tolist()}
+    differ = ours_set ^ ref_set
+    for x, y in differ:
+        score = exact[int(y), int(x)]
+        window = exact[max(int(y) - radius, 0) : int(y) + radius + 1]
+        window = window[:, max(int(x) - radius, 0) : int(x) + radius + 1].ravel()
+        rival = np.min(np.abs(window[window != score] - score), initial=np.inf)
+        assert min(abs(score - weakest), rival) <= 2 * tolerance, ((x, y), score, weakest)
+    assert len(differ) <= 0.01 * len(ref), f"{len(differ)} of {len(ref)} keypoints differ"
+    ref_index = {tuple(p): i for i, p in enumerate(ref.tolist())}
+    ours_index = [i for i, p in enumerate(ours.tolist()) if tuple(p) in ref_index]
+    ref_order = [ref_index[tuple(ours[i].tolist())] for i in ours_index]
+    # Unit descriptors sampled alike: float32 error per entry ~1e-6 relative, so a cosine
+    # below 0.9999 is a sampling or normalisation defect, not rounding.
+    cosine = (
+        out["descriptors"][0].numpy()[:, ours_index] * fixture["out0/descriptors"][:, ref_order]
+    ).sum(0)
     assert cosine.min() >= 0.9999
 
 

@@ -1,21 +1,14 @@
-"""Real-sequence benchmark: configurations x sequences x seeds, one table.
+"""The evaluation floor: ROS-free, CLI-free parts that the commands of tools/ call.
 
-Each run is ``superglue-ros replay --odometry --groundtruth --seed`` in a fresh
-child process (so its peak RSS is its own); :mod:`.benchmark` runs them and
-collects their report.json, :mod:`.table` aggregates them (mean and standard
-deviation over seeds) and writes ``benchmark.md`` and ``benchmark.json``.
-ROS-free and CLI-free: ``superglue_ros/tools/benchmark.py`` is the command.
+- :mod:`.metrics`: relative pose, epipolar and homography errors, pose AUC, inlier ratio
+- :mod:`.report`: the replay report (statistics per configuration, report.json/.md, plots)
+- :mod:`.trajectory`: the reference back-end over replayed messages, ATE / RPE, its plot
+- :mod:`.homography`, :mod:`.room`, :mod:`.textures`: generated sequences with exact truth
+- :mod:`.frame_bench`, :mod:`.memory`: end-to-end frame time, replay peak memory
+- :mod:`.benchmark`, :mod:`.table`: configurations x sequences x seeds, each run
+  ``superglue-ros replay`` in a fresh child process, one ATE / RPE / time table
+
+Nothing here parses arguments or imports ROS or the shells (its ruff.toml bans them).
+The package imports none of its modules, so that a command loads only what it uses
+(``bench`` runs where OpenCV is absent).
 """
-
-from .benchmark import Config, RunResult, Sequence, run_benchmark, run_one
-from .table import summarise, write_table
-
-__all__ = [
-    "Config",
-    "RunResult",
-    "Sequence",
-    "run_benchmark",
-    "run_one",
-    "summarise",
-    "write_table",
-]

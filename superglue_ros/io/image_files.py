@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from superglue_ros.pipeline.params import read_yaml_file
+from superglue_ros.io.yaml_files import read_yaml_file
 
 from .stamps import NSEC_PER_SEC, header_fields
 

@@ -16,6 +16,8 @@ and the generic 8UC1 (gray) and 8UC3 (OpenCV's BGR order). 16-bit pixels keep
 their top byte. Data must fill ``height`` rows of ``step`` bytes (the last
 row's padding may be missing) and no more. Compressed images must say jpeg or
 png in ``format``; compressedDepth is refused (a depth map, not a camera image).
+Depth images (RGB-D input) are decoded by :func:`decode_depth`: 16UC1 (or mono16)
+millimetres and 32FC1 metres, as REP 118 has them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from superglue_ros.pipeline.types import DepthImage
 
 from .stamps import header_fields
 
@@ -164,6 +168,47 @@ def decode_image(msg: Any) -> np.ndarray:
     if hasattr(msg, "format"):
         return compressed_to_array(msg)
     return image_to_array(msg)
+
+
+# encoding -> little-endian dtype of one pixel; mono16 is how some drivers send 16UC1.
+DEPTH_ENCODINGS = {"16UC1": "<u2", "mono16": "<u2", "32FC1": "<f4"}
+
+
+def decode_depth(msg: Any) -> DepthImage:
+    """sensor_msgs/Image (16UC1 / mono16 millimetres, 32FC1 metres) -> DepthImage (a copy).
+
+    Raises BadImageError naming the problem (encoding, size, step, data length).
+    """
+    encoding = str(msg.encoding)
+    if encoding not in DEPTH_ENCODINGS:
+        raise BadImageError(
+            "unsupported_encoding",
+            f"depth encoding {encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)}",
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise BadImageError("empty_image", f"depth image is {width}x{height} pixels")
+    dtype = np.dtype(DEPTH_ENCODINGS[encoding])
+    if bool(getattr(msg, "is_bigendian", False)):
+        dtype = dtype.newbyteorder(">")
+    row_bytes = width * dtype.itemsize
+    if step < row_bytes:
+        raise BadImageError(
+            "bad_step", f"step {step} does not fit {width} px of {encoding} ({row_bytes} bytes)"
+        )
+    data = _as_bytes(msg.data)
+    if data.size < (height - 1) * step + row_bytes:
+        raise BadImageError(
+            "truncated_data", f"{data.size} bytes of depth, {height} rows of step {step}"
+        )
+    if data.size > height * step:
+        raise BadImageError(
+            "oversized_data", f"{data.size} bytes of depth, {height} rows of step {step}"
+        )
+    rows = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1))
+    pixels = np.array(rows).view(dtype).reshape(height, width)
+    native = np.uint16 if dtype.kind == "u" else np.float32
+    return DepthImage(pixels.astype(native))
 
 
 def array_to_image_fields(image: np.ndarray, encoding: str | None = None) -> dict[str, Any]:

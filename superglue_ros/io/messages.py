@@ -29,6 +29,13 @@ def descriptors_as_float(descriptors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(descriptors, dtype=np.float32)
 
 
+def per_keypoint(values: np.ndarray | None) -> np.ndarray:
+    """[N] float32 per-keypoint values (NaN where unknown), empty when the input has none."""
+    if values is None:
+        return np.zeros(0, np.float32)
+    return np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+
+
 def features_fields(
     result: FrameResult, camera_frame: str, include_descriptors: bool
 ) -> dict[str, Any]:
@@ -48,6 +55,8 @@ def features_fields(
         "descriptor_kind": DESCRIPTOR_KIND_CODES[features.descriptor_kind],
         "descriptor_dim": dim,
         "descriptors": descriptors.reshape(-1) if dim else np.zeros(0, np.float32),
+        "depths": per_keypoint(result.depths),
+        "right_x": per_keypoint(result.right_x),
     }
 
 

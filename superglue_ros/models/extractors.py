@@ -15,7 +15,8 @@ import torch
 from kornia.feature import ALIKED, DISK
 from kornia.feature.aliked.aliked import InputPadder
 
-from superglue_ros.models.lightglue import LightGlueWeightsError, load_state_strict
+from superglue_ros.models.lightglue import LightGlueWeightsError
+from superglue_ros.models.loading import load_strict
 from superglue_ros.models.superpoint import autocast_for
 
 ALIKED_MODELS = ("n16", "n16rot", "n32", "t16")
@@ -105,7 +106,7 @@ def build_aliked(
         if name in full:
             raise LightGlueWeightsError(f"{source or 'ALIKED file'} unexpectedly holds {name}")
         full[name] = own[name]
-    load_state_strict(model, full, source)
+    load_strict(model, full, source, LightGlueWeightsError)
     return model.eval()
 
 
@@ -114,7 +115,7 @@ def build_disk(state: Mapping[str, torch.Tensor], source: str = "") -> DISK:
     if "extractor" in state:
         state = state["extractor"]
     model = DISK()
-    load_state_strict(model, state, source)
+    load_strict(model, state, source, LightGlueWeightsError)
     return model.eval()
 
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from kornia.feature.lightglue import CrossBlock, filter_matches, normalize_keypoints
 from kornia.feature.lightglue import LightGlue as KorniaLightGlue
 
+from superglue_ros.models.loading import WeightsMismatchError, load_strict
 from superglue_ros.models.superpoint import autocast_for
 
 default_conf: dict[str, Any] = {
@@ -120,7 +121,7 @@ def plan_batches(
     return groups
 
 
-class LightGlueWeightsError(ValueError):
+class LightGlueWeightsError(WeightsMismatchError):
     """A LightGlue state dict that does not fit: names the offending keys."""
 
 
@@ -195,35 +196,8 @@ def build_lightglue(
     for name in DERIVED_BUFFERS:
         if name not in full:
             full[name] = own[name]
-    load_state_strict(model, full, source)
+    load_strict(model, full, source, LightGlueWeightsError)
     return BatchedLightGlue(model.eval(), conf)
-
-
-def load_state_strict(
-    module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = ""
-) -> None:
-    """load_state_dict(strict=True) with an error naming every missing, extra or mis-shaped key."""
-    own = module.state_dict()
-    problems = []
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    misshaped = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if misshaped:
-        problems.append("mis-shaped keys: " + ", ".join(misshaped))
-    if problems:
-        where = f" from {source}" if source else ""
-        raise LightGlueWeightsError(
-            f"cannot load {type(module).__name__} weights{where}: " + "; ".join(problems)
-        )
-    module.load_state_dict(dict(state), strict=True)
 
 
 @dataclass

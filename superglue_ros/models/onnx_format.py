@@ -83,7 +83,7 @@ def baked_config(model: str, conf: Mapping[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------- ALIKED, DISK, LightGlue
 #
 # Their graphs carry superglue_ros.weights_sha256 (the SHA-256 of the released
-# .pth file, the value models/open_weights.py checks) instead of the SHA-1 of a
+# .pth file, the value models/weights.py checks) instead of the SHA-1 of a
 # state dict, and superglue_ros.config holds the options that shaped the graph.
 
 WEIGHTS_SHA256_KEY = "superglue_ros.weights_sha256"

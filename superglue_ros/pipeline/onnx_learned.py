@@ -74,7 +74,7 @@ def _warm(config: Config, session: Any) -> bool:
 
 def build_onnx_aliked_frontend(config: Config) -> OnnxAlikedFrontend:
     """ALIKED on aliked_<model>_{dense,descriptors}.onnx (see the module doc)."""
-    from superglue_ros.models.open_weights import ALIKED_MODELS_BY_NAME
+    from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME
 
     _check_precision(config)
     model = config.text("aliked.model")
@@ -111,7 +111,7 @@ def build_onnx_aliked_frontend(config: Config) -> OnnxAlikedFrontend:
 
 def build_onnx_disk_frontend(config: Config) -> OnnxDiskFrontend:
     """DISK on disk_dense.onnx (see the module doc)."""
-    from superglue_ros.models.open_weights import DISK_FILE
+    from superglue_ros.models.weights import DISK_FILE
 
     _check_precision(config)
     weights_dir = config.text("weights_dir") or None
@@ -171,7 +171,7 @@ def open_lightglue_sessions(
 
 def build_onnx_lightglue_matcher(config: Config) -> OnnxLightGlueMatcher:
     """LightGlue for the configured frontend, in lightglue.onnx_form (see the module doc)."""
-    from superglue_ros.models.open_weights import LIGHTGLUE_FILES
+    from superglue_ros.models.weights import LIGHTGLUE_FILES
 
     _check_precision(config)
     features = config.text("frontend")

@@ -1,6 +1,7 @@
 """SuperPoint and SuperGlue on their exported ONNX graphs, with onnxruntime.
 
-The ``runtime: onnxruntime`` counterpart of ``pipeline/learned.py``: the same
+The ``runtime: onnxruntime`` counterpart of ``frontends/superpoint.py`` and
+``matchers/superglue.py``: the same
 Frontend / Matcher protocols, the same parameters. Running needs only numpy,
 onnx and onnxruntime; torch is needed only to export a graph that is not there.
 

@@ -1,7 +1,8 @@
 """The pipeline's parameters: one schema shared by the ROS node and the replay tool.
 
 Names are dotted (``keyframes.min_matches``), which is how ROS 2 flattens a
-nested ``ros__parameters`` block, so one YAML file configures both shells.
+nested ``ros__parameters`` block, so one YAML file configures both shells
+(io/yaml_files.py reads and writes those files; the schema reads no file).
 
 The ``ParamSpec`` tables are the one place a parameter is defined: its default,
 its range and whether it may change at run time. Values are checked once, at
@@ -16,11 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import yaml
 
 ParamValue = bool | int | float | str
 
@@ -268,6 +266,89 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         runtime=True,
     ),
     ParamSpec(
+        "input",
+        "mono",
+        "What a frame is: mono (one image), stereo (a rectified left/right pair with "
+        "their camera_info) or rgbd (a colour image and the depth image aligned to it).",
+        choices=("mono", "stereo", "rgbd"),
+    ),
+    ParamSpec(
+        "sync.policy",
+        "approximate",
+        "How stereo/rgbd topics are paired: exact (identical stamps) or approximate "
+        "(stamps closer than sync.slop_s), as message_filters' synchronisers do.",
+        choices=("exact", "approximate"),
+    ),
+    ParamSpec(
+        "sync.slop_s",
+        0.01,
+        "approximate: stamps of a synchronised set span less than this (s; above 0).",
+        min_value=0.0,
+        max_value=10.0,
+    ),
+    ParamSpec(
+        "sync.queue_size",
+        10,
+        "Messages kept per topic while waiting for their partners; older ones are "
+        "dropped and counted as unpaired.",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "depth.min_m",
+        0.1,
+        "Keypoint depths (rgbd, stereo) nearer than this (m) become NaN.",
+        min_value=0.0,
+        max_value=1000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "depth.max_m",
+        40.0,
+        "Keypoint depths (rgbd, stereo) farther than this (m) become NaN.",
+        min_value=0.0,
+        max_value=100000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "depth.window_px",
+        2,
+        "rgbd: radius of the window a keypoint's depth is read from (2: 5 x 5 pixels).",
+        min_value=0,
+        max_value=15,
+    ),
+    ParamSpec(
+        "depth.surface_tolerance",
+        0.05,
+        "rgbd: depths within this fraction of the centre (or, on a hole, of the nearest) "
+        "depth count as one surface; the keypoint's depth is their median.",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "stereo.max_row_error_px",
+        2.0,
+        "stereo: a left-right match is kept when its rows differ by at most this (px).",
+        min_value=0.0,
+        max_value=100.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "stereo.min_disparity_px",
+        0.5,
+        "stereo: smallest disparity (px) of a kept left-right match (positive: the point "
+        "lies in front of both cameras).",
+        min_value=0.0,
+        max_value=10000.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "stereo.subpixel",
+        True,
+        "stereo: refine each disparity to sub-pixel by block matching along the row "
+        "around the matched keypoint and a parabola through the best three costs.",
+    ),
+    ParamSpec(
         "keyframes.buffer_size",
         4,
         "How many recent keyframes are kept and matched.",
@@ -492,46 +573,3 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
             branch = branch.setdefault(group, {})
         branch[leaf] = value
     return tree
-
-
-def dump_params_file(path: str | Path, values: Mapping[str, Any], node: str = "/**") -> Path:
-    """Write dotted values as a ROS 2 parameters file for ``node`` (all nodes by default)."""
-    path = Path(path)
-    tree = {node: {"ros__parameters": unflatten(values)}}
-    path.write_text(yaml.safe_dump(tree, sort_keys=False))
-    return path
-
-
-def read_yaml_file(path: Path, what: str) -> Any:
-    """The parsed YAML of path; ValueError naming ``what`` and the file when it cannot be."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"{what} {path} is not valid YAML: {error}") from error
-
-
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a parameters YAML file into dotted names.
-
-    Accepts the ROS 2 form (``<node name or /**>: {ros__parameters: {...}}``)
-    and a plain nested mapping. Values are not validated here.
-    """
-    path = Path(path)
-    tree = read_yaml_file(path, "parameters file")
-    if tree is None:
-        return {}
-    if not isinstance(tree, Mapping):
-        raise ValueError(f"parameters file {path} must hold a mapping at the top level")
-    sections = [
-        v["ros__parameters"]
-        for v in tree.values()
-        if isinstance(v, Mapping) and "ros__parameters" in v
-    ]
-    if sections:
-        merged: dict[str, Any] = {}
-        for section in sections:
-            merged.update(flatten(section))
-        return merged
-    return flatten(tree)

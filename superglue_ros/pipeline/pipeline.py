@@ -2,6 +2,12 @@
 
 Both shells (the ROS node and the replay tool) drive this one class, so every
 decision (keyframes, track ids, time jumps) is made, and tested, here.
+
+Input modes (the ``input`` parameter): mono frames are one image; stereo frames
+bring the rectified right image (Companions.right), matched against the left one
+in the same batched matcher call as the keyframes (pair 0 of K + 1), which gives
+each left keypoint its right x and depth (pipeline.stereo); rgbd frames bring a
+depth image aligned to the colour one, read at each keypoint (pipeline.depth).
 """
 
 from __future__ import annotations
@@ -12,12 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from .frontend import PreprocessingFrontend
+from .depth import DepthReader
+from .frontend import PreprocessingFrontend, to_grayscale
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from .params import Config, check_runtime_changes, validate
 from .registry import build_frontend, build_matcher, choose_networks
+from .stereo import StereoDepth, StereoObservations
 from .tracks import TrackIdAssigner
-from .types import Features, FrameResult, Frontend, KeyframeMatch, Matcher, PairMatches
+from .types import (
+    Companions,
+    Features,
+    FrameResult,
+    Frontend,
+    KeyframeMatch,
+    Matcher,
+    PairMatches,
+    RightImage,
+)
 
 TIME_JUMP_REASON = "buffer reset after time jump backwards"
 RESET_REASON = "buffer reset"
@@ -37,6 +54,16 @@ def to_keyframe_match(keyframe: Keyframe, pair: PairMatches) -> KeyframeMatch:
     )
 
 
+def checked_depth_range(config: Config) -> Config:
+    """config, or ValueError when depth.min_m is not below depth.max_m (nothing would pass)."""
+    if config.number("depth.min_m") >= config.number("depth.max_m"):
+        raise ValueError(
+            f"parameter 'depth.min_m' ({config['depth.min_m']}) must be below 'depth.max_m' "
+            f"({config['depth.max_m']})"
+        )
+    return config
+
+
 def describe(component: object) -> str:
     """A component's own description, or its class name."""
     return getattr(component, "description", None) or type(component).__name__
@@ -52,7 +79,7 @@ class Pipeline:
         self, frontend: Frontend, matcher: Matcher, params: Mapping[str, Any] | None = None
     ) -> None:
         """params: a Config (used as it is) or plain values (validated here)."""
-        self._config = validate(params or {})
+        self._config = checked_depth_range(validate(params or {}))
         self.frontend = PreprocessingFrontend(frontend, self._config.integer("max_image_side"))
         self.matcher = matcher
         self.policy = KeyframePolicy.from_config(self._config)
@@ -98,31 +125,63 @@ class Pipeline:
         """The buffered keyframes, newest first."""
         return self._buffer.keyframes
 
-    def process(self, image: np.ndarray, stamp_ns: int) -> FrameResult:
+    def process(
+        self, image: np.ndarray, stamp_ns: int, companions: Companions | None = None
+    ) -> FrameResult:
         """Run one frame through every stage.
 
-        image: [H, W] / [H, W, 1] uint8 gray or [H, W, 3] uint8 RGB.
-        Raises ValueError on a bad image; the pipeline's state is then untouched
-        (state only changes after every stage has succeeded).
+        image: [H, W] / [H, W, 1] uint8 gray or [H, W, 3] uint8 RGB (the left image
+        of a stereo pair, the colour image of an RGB-D frame).
+        companions: what the ``input`` mode needs (stereo: right, rgbd: depth).
+        Raises ValueError on a bad image or companion; the pipeline's state is then
+        untouched (state only changes after every stage has succeeded).
         """
         start = time.perf_counter()
         stamp_ns = int(stamp_ns)
+        companions = self._checked_companions(companions)
         time_jump = self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns
         # After a jump backwards the old keyframes belong to another time line.
         keyframes = [] if time_jump else self._buffer.keyframes
 
         features = self.frontend.extract(image)  # checks the image first
+        right = companions.right
+        right_features = None
+        if right is not None:
+            right_features = self.frontend.extract(right.image)
+            if right_features.image_size != features.image_size:
+                raise ValueError(
+                    f"right image is {right_features.image_size}, left is "
+                    f"{features.image_size} (height, width): a rectified pair has one size"
+                )
+        depth = companions.depth
+        if depth is not None and depth.depth.shape[:2] != features.image_size:
+            raise ValueError(
+                f"depth image is {depth.depth.shape[:2]}, colour image is "
+                f"{features.image_size} (height, width): use the depth aligned to colour "
+                "(aligned_depth_to_color/image_raw)"
+            )
         frontend_done = time.perf_counter()
 
-        matches = self._match(features, keyframes)
+        matches, stereo_pair = self._match(features, keyframes, right_features)
         matcher_done = time.perf_counter()
+
+        depths = right_x = right_indices = None
+        if right is not None and right_features is not None and stereo_pair is not None:
+            stereo = self._stereo(image, right, features, right_features, stereo_pair)
+            depths, right_x, right_indices = stereo.depths, stereo.right_x, stereo.right_indices
+        elif depth is not None:
+            depths = DepthReader.from_config(self._config).read(depth, features.keypoints)
+        depth_done = time.perf_counter()
 
         frame_id = self._next_frame_id
         reason = self._keyframe_reason(features, keyframes, matches, frame_id, time_jump)
         track_ids = self.tracks.assign(len(features), matches, [k.track_ids for k in keyframes])
         evicted = self._buffer.clear() if time_jump else []
         if reason:
-            evicted += self._buffer.add(Keyframe(frame_id, stamp_ns, features, track_ids))
+            keyframe = Keyframe(
+                frame_id, stamp_ns, features, track_ids, depths, right_x, right_features
+            )
+            evicted += self._buffer.add(keyframe)
             self._empty_buffer_reason = None
         self._next_frame_id += 1
         self._last_stamp_ns = stamp_ns
@@ -141,22 +200,63 @@ class Pipeline:
             timings_ms={
                 "frontend": 1e3 * (frontend_done - start),
                 "matcher": 1e3 * (matcher_done - frontend_done),
+                **({"depth": 1e3 * (depth_done - matcher_done)} if depths is not None else {}),
                 # Includes track ids and the buffer update.
-                "policy": 1e3 * (done - matcher_done),
+                "policy": 1e3 * (done - depth_done),
                 "total": 1e3 * (done - start),
             },
+            depths=depths,
+            right_x=right_x,
+            right_features=right_features,
+            right_indices=right_indices,
         )
 
-    def _match(self, features: Features, keyframes: Sequence[Keyframe]) -> list[KeyframeMatch]:
-        """One batched matcher call against every keyframe; newest keyframe first."""
-        if not keyframes:
-            return []
-        pairs = self.matcher.match(features, [k.features for k in keyframes])
-        if len(pairs) != len(keyframes):
+    def _checked_companions(self, companions: Companions | None) -> Companions:
+        """companions as the ``input`` mode needs them; ValueError saying what is missing."""
+        companions = companions or Companions()
+        mode = self._config.text("input")
+        given = [n for n in ("right", "depth") if getattr(companions, n) is not None]
+        wanted = {"mono": [], "stereo": ["right"], "rgbd": ["depth"]}[mode]
+        if given != wanted:
+            need = f"a {wanted[0]} image" if wanted else "no companion image"
+            got = f"a {' and a '.join(given)} image" if given else "none"
+            raise ValueError(f"input {mode} needs {need} with each frame, got {got}")
+        return companions
+
+    def _match(
+        self,
+        features: Features,
+        keyframes: Sequence[Keyframe],
+        right: Features | None = None,
+    ) -> tuple[list[KeyframeMatch], PairMatches | None]:
+        """One batched matcher call: the right image first (when given), then every
+        keyframe, newest first. Returns the keyframe matches and the left-right pair."""
+        others = ([right] if right is not None else []) + [k.features for k in keyframes]
+        if not others:
+            return [], None
+        pairs = self.matcher.match(features, others)
+        if len(pairs) != len(others):
             raise RuntimeError(
-                f"matcher returned {len(pairs)} results for {len(keyframes)} keyframes"
+                f"matcher returned {len(pairs)} results for {len(others)} pairs "
+                f"({len(keyframes)} keyframes{' and the right image' if right else ''})"
             )
-        return [to_keyframe_match(k, p) for k, p in zip(keyframes, pairs, strict=True)]
+        stereo_pair = pairs.pop(0) if right is not None else None
+        matches = [to_keyframe_match(k, p) for k, p in zip(keyframes, pairs, strict=True)]
+        return matches, stereo_pair
+
+    def _stereo(
+        self,
+        left_image: np.ndarray,
+        right_image: RightImage,
+        left: Features,
+        right: Features,
+        pair: PairMatches,
+    ) -> StereoObservations:
+        stereo = StereoDepth.from_config(self._config)
+        grays = (
+            (to_grayscale(left_image), to_grayscale(right_image.image)) if stereo.subpixel else ()
+        )
+        return stereo.observe(left, right, pair, right_image.calibration, *grays)
 
     def _keyframe_reason(
         self,
@@ -182,10 +282,11 @@ class Pipeline:
         """
         checked = check_runtime_changes(changes)
         update_matcher = getattr(self.matcher, "update_params", None)
+        config = checked_depth_range(self._config.with_changes(checked))
         if update_matcher is not None:
             update_matcher(checked)
         self.policy.update_params(checked)
-        self._config = self._config.with_changes(checked)
+        self._config = config
 
     def reset(self) -> None:
         """Forget every keyframe. Frame ids and track ids keep counting."""

@@ -61,7 +61,7 @@ def _superpoint(config: Config) -> Frontend:
         from .onnx_runtime import build_onnx_superpoint_frontend
 
         return build_onnx_superpoint_frontend(config)
-    from .learned import build_superpoint_frontend
+    from .frontends.superpoint import build_superpoint_frontend
 
     return build_superpoint_frontend(config)
 
@@ -71,7 +71,7 @@ def _superglue(config: Config) -> Matcher:
         from .onnx_runtime import build_onnx_superglue_matcher
 
         return build_onnx_superglue_matcher(config)
-    from .learned import build_superglue_matcher
+    from .matchers.superglue import build_superglue_matcher
 
     return build_superglue_matcher(config)
 
@@ -81,7 +81,7 @@ def _aliked(config: Config) -> Frontend:
         from .onnx_learned import build_onnx_aliked_frontend
 
         return build_onnx_aliked_frontend(config)
-    from .open_learned import build_aliked_frontend
+    from .frontends.aliked import build_aliked_frontend
 
     return build_aliked_frontend(config)
 
@@ -91,7 +91,7 @@ def _disk(config: Config) -> Frontend:
         from .onnx_learned import build_onnx_disk_frontend
 
         return build_onnx_disk_frontend(config)
-    from .open_learned import build_disk_frontend
+    from .frontends.disk import build_disk_frontend
 
     return build_disk_frontend(config)
 
@@ -101,7 +101,7 @@ def _lightglue(config: Config) -> Matcher:
         from .onnx_learned import build_onnx_lightglue_matcher
 
         return build_onnx_lightglue_matcher(config)
-    from .open_learned import build_lightglue_matcher
+    from .matchers.lightglue import build_lightglue_matcher
 
     return build_lightglue_matcher(config)
 
@@ -193,9 +193,9 @@ def _missing_research_weights(config: Config, matcher: str) -> str | None:
         for name in names:
             find_weights(name, config.text("weights_dir") or None)
         if matcher == "lightglue":
-            from superglue_ros.models.open_weights import find_open_weights
+            from superglue_ros.models.weights import find_weights
 
-            find_open_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
+            find_weights("superpoint_lightglue.pth", config.text("weights_dir") or None)
     except FileNotFoundError as error:  # also a corrupt file
         return str(error).splitlines()[0].removesuffix(" Looked in:").rstrip(".")
     return None

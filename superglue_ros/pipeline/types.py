@@ -2,6 +2,12 @@
 
 Everything here is numpy: no torch, no ROS. Shapes use N for the frame's
 keypoints, M for a keyframe's keypoints and D for the descriptor length.
+
+A frame is one image and its stamp, with optional companions (:class:`Companions`):
+the rectified right image of a stereo pair with the pair's calibration, or a
+depth image registered to the image. The shells pair the topics first
+(:mod:`superglue_ros.pipeline.synchroniser`), so the pipeline only ever sees
+whole frames.
 """
 
 from __future__ import annotations
@@ -16,6 +22,74 @@ import numpy as np
 DESCRIPTOR_FLOAT_UNIT = "float_unit"  # floats of L2 norm 1 (SuperPoint and other learned ones)
 DESCRIPTOR_BINARY = "binary"  # uint8 bytes of a binary descriptor (ORB: 32 bytes = 256 bits)
 DESCRIPTOR_FLOAT_SIFT = "float_sift"  # OpenCV SIFT's scale: non-negative, L2 norm about 512
+
+
+@dataclass(frozen=True)
+class StereoCalibration:
+    """A rectified stereo pair: the shared pinhole of both images and the baseline.
+
+    Taken from the two camera_info P matrices (see pipeline.stereo.stereo_calibration):
+    fx, fy, cx, cy of the left P, cx_right of the right P (equal to cx unless the
+    rectification kept a disparity offset), baseline_m = (Tx_left - Tx_right) / fx.
+    A point at depth Z is seen at x_right = x_left - fx * baseline_m / Z (+ cx_right - cx).
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    baseline_m: float
+    cx_right: float | None = None  # None: equal to cx
+
+    @property
+    def disparity_offset(self) -> float:
+        """cx - cx_right: add to x_left - x_right to get the disparity of depth."""
+        return 0.0 if self.cx_right is None else self.cx - self.cx_right
+
+
+@dataclass
+class RightImage:
+    """The rectified right image of a stereo pair (same size and layout as the left)."""
+
+    image: np.ndarray  # [H, W] uint8 gray or [H, W, 3] uint8 RGB
+    calibration: StereoCalibration
+
+
+@dataclass
+class DepthImage:
+    """A depth image registered to the frame's image (same size, pixel for pixel).
+
+    depth: [H, W] uint16 millimetres (16UC1) or float32 metres (32FC1), the two
+    encodings of REP 118; 0, NaN and inf mean no measurement.
+    """
+
+    depth: np.ndarray
+
+    def metres(self) -> np.ndarray:
+        """[H, W] float32 metres, NaN where there is no measurement."""
+        if self.depth.dtype == np.uint16:
+            metres = self.depth.astype(np.float32) * np.float32(1e-3)
+        elif self.depth.dtype == np.float32:
+            metres = self.depth.astype(np.float32, copy=True)
+        else:
+            raise ValueError(
+                f"depth image must be uint16 millimetres (16UC1) or float32 metres (32FC1), "
+                f"got {self.depth.dtype}"
+            )
+        metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
+        return metres
+
+
+@dataclass
+class Companions:
+    """What may come with a frame's image; which ones the ``input`` parameter says.
+
+    right: input stereo, the rectified right image of the pair.
+    depth: input rgbd, the depth image aligned to the colour image.
+    """
+
+    right: RightImage | None = None
+    depth: DepthImage | None = None
 
 
 @dataclass
@@ -113,7 +187,13 @@ class FrameResult:
     """Everything the pipeline decided about one frame.
 
     matches are newest keyframe first. timings_ms holds milliseconds per stage
-    (``frontend``, ``matcher``, ``policy``, ``total``).
+    (``frontend``, ``matcher``, ``policy``, ``total``; ``depth`` with companions).
+
+    depths: [N] float32 metres per keypoint, NaN where unknown; None for mono input.
+    right_x: [N] float32 x of each keypoint in the right image (ORB-SLAM's uR; same
+    row), NaN where the left-right match was missing or refused; None unless stereo.
+    right_features / right_indices: the right image's keypoints and, per left
+    keypoint, the index of its right match (-1 when none); None unless stereo.
     """
 
     frame_id: int
@@ -126,3 +206,7 @@ class FrameResult:
     buffer_cleared: bool = False
     keyframe_reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    depths: np.ndarray | None = None
+    right_x: np.ndarray | None = None
+    right_features: Features | None = None
+    right_indices: np.ndarray | None = None

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superglue_ros.io.frames import CAMERA_INFO_TOPICS, IMAGE_TOPICS
 from superglue_ros.io.topics import camera_info_topic_for
+from superglue_ros.io.yaml_files import load_params_file
 from superglue_ros.pipeline.params import check_value
 from superglue_ros.ros.params import ALL_SPECS
 
@@ -36,7 +38,21 @@ NODE_PARAMETERS = (
     "onnx_dir",
     "image_reliability",
     "image_qos_depth",
+    "input",
 )
+# Launch arguments for node parameters whose dotted names a launch argument cannot carry.
+RENAMED_PARAMETERS = {"sync_policy": "sync.policy", "sync_slop_s": "sync.slop_s"}
+# Stereo / RGB-D topics: launch argument -> the node's topic it remaps (defaults: the
+# node's own names, which follow stereo_image_proc and realsense2_camera).
+INPUT_TOPIC_ARGUMENTS = {
+    "left_image": IMAGE_TOPICS["stereo"][0],
+    "right_image": IMAGE_TOPICS["stereo"][1],
+    "left_camera_info": CAMERA_INFO_TOPICS["stereo"][0],
+    "right_camera_info": CAMERA_INFO_TOPICS["stereo"][1],
+    "color_image": IMAGE_TOPICS["rgbd"][0],
+    "depth_image": IMAGE_TOPICS["rgbd"][1],
+    "color_camera_info": CAMERA_INFO_TOPICS["rgbd"][0],
+}
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 # ROS 2 names: tokens of letters, digits and underscores, none starting with a digit.
@@ -58,6 +74,9 @@ class LaunchSettings:
     overrides: dict[str, Any]  # node parameters given as arguments (typed)
     image: str
     camera_info: str  # the argument, else beside the image topic
+    input: str  # the input mode: the argument, else the parameter files', else mono
+    input_remappings: list[tuple[str, str]]  # (node topic, topic) of the stereo/rgbd inputs
+    frame_camera_info: str  # the camera_info of the frame's image (for odometry_node)
     vins_topic: str
     namespace: str
     node_name: str
@@ -83,18 +102,34 @@ def _flag(name: str, value: str) -> bool:
         raise _refuse(name, value, "expected true or false") from None
 
 
-def _node_parameter(name: str, value: str) -> Any:
-    spec = ALL_SPECS[name]
+def _node_parameter(name: str, value: str, parameter: str | None = None) -> Any:
+    """The typed value of launch argument name for node parameter ``parameter`` (or name)."""
+    spec = ALL_SPECS[parameter or name]
     typed: Any = value
-    if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+    kind = type(spec.default)
+    if kind in (int, float):
         try:
-            typed = int(value)
+            typed = kind(value)
         except ValueError:
-            raise _refuse(name, value, "expected an integer") from None
+            expected = "an integer" if kind is int else "a number"
+            raise _refuse(name, value, f"expected {expected}") from None
     try:
         return check_value(spec, typed)
     except ValueError as error:
         raise _refuse(name, value, str(error)) from None
+
+
+def _input_mode(overrides: dict[str, Any], params_files: list[str]) -> str:
+    """The input mode the node will run: the argument, else the last file that sets it."""
+    if "input" in overrides:
+        return str(overrides["input"])
+    mode = "mono"
+    for path in params_files:
+        try:
+            mode = str(load_params_file(path).get("input", mode))
+        except ValueError as error:
+            raise LaunchArgumentError(f"cannot read {path}: {error}") from None
+    return mode
 
 
 def _preset_file(value: str, share: str) -> list[str]:
@@ -122,6 +157,12 @@ def check(values: Mapping[str, str], share: str) -> LaunchSettings:
     for name in NODE_PARAMETERS:
         if values[name]:
             overrides[name] = _node_parameter(name, values[name])
+    for name, parameter in RENAMED_PARAMETERS.items():
+        if values[name]:
+            overrides[parameter] = _node_parameter(name, values[name], parameter)
+    input_remappings = [
+        (topic, _topic(name, values[name])) for name, topic in INPUT_TOPIC_ARGUMENTS.items()
+    ]
     if values["weights_dir"] and not Path(values["weights_dir"]).expanduser().exists():
         raise _refuse("weights_dir", values["weights_dir"], "no such file or directory")
     if values["onnx_dir"] and Path(values["onnx_dir"]).expanduser().is_file():
@@ -136,11 +177,21 @@ def check(values: Mapping[str, str], share: str) -> LaunchSettings:
         raise _refuse("node_name", values["node_name"], "expected letters, digits and underscores")
     if values["log_level"].lower() not in LOG_LEVELS:
         raise _refuse("log_level", values["log_level"], f"expected one of {', '.join(LOG_LEVELS)}")
+    camera_info = camera_info or camera_info_topic_for(image)
+    mode = _input_mode(overrides, params_files)
+    frame_camera_info = {
+        "mono": camera_info,
+        "stereo": values["left_camera_info"],
+        "rgbd": values["color_camera_info"],
+    }[mode]
     return LaunchSettings(
         params_files=params_files,
         overrides=overrides,
         image=image,
-        camera_info=camera_info or camera_info_topic_for(image),
+        camera_info=camera_info,
+        input=mode,
+        input_remappings=input_remappings,
+        frame_camera_info=frame_camera_info,
         vins_topic=_topic("vins_topic", values["vins_topic"]),
         namespace=namespace,
         node_name=values["node_name"],

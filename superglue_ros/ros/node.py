@@ -9,6 +9,14 @@ only; reliable, transient local), ``features_vins`` (VINS feature-tracker
 format, once camera_info is known), ``matches_image`` (only while subscribed)
 and ``/diagnostics``.
 
+With ``input: stereo`` it subscribes ``left/image_rect`` and ``right/image_rect``
+with ``left/camera_info`` and ``right/camera_info`` (a rectified pair: refused,
+frame by frame and counted, when the camera_info says otherwise); with ``input:
+rgbd`` ``color/image_raw``, ``aligned_depth_to_color/image_raw`` (16UC1 or 32FC1)
+and ``color/camera_info``. Their images are paired by the synchroniser
+(pipeline/synchroniser.py, the ``sync.*`` parameters) before the mailbox; the
+ones left without a partner are counted in /diagnostics (``frames_unpaired``).
+
 The image callback only stores the newest frame in a one-slot mailbox; a worker
 thread runs the pipeline. A frame still waiting when the next arrives is
 dropped and counted, so a slow model never queues frames or blocks the executor.
@@ -23,6 +31,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import rclpy
@@ -33,11 +42,21 @@ from rclpy.node import Node
 from rclpy.qos import qos_policy_name_from_kind
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from superglue_ros.io.images import BadImageError, decode_image
+from superglue_ros.io.frames import (
+    CAMERA_INFO_TOPICS,
+    IMAGE_TOPICS,
+    calibration_from_camera_infos,
+    decode_frame,
+    synchroniser_for,
+)
+from superglue_ros.io.images import BadImageError
 from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.io.topics import camera_info_topic_for
 from superglue_ros.pipeline.params import Config
-from superglue_ros.pipeline.pipeline import Pipeline
+from superglue_ros.pipeline.pipeline import Pipeline, checked_depth_range
+from superglue_ros.pipeline.stereo import NotRectifiedError
+from superglue_ros.pipeline.synchroniser import SyncedSet
+from superglue_ros.pipeline.types import StereoCalibration
 from superglue_ros.ros import qos, qos_watch, shutdown
 from superglue_ros.ros.diagnostics import Stats, build_status
 from superglue_ros.ros.mailbox import FrameMailbox, Pending
@@ -139,29 +158,50 @@ class MatcherNode(Node):
         self._outputs.publish_descriptors = node.flag("publish_descriptors")
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos.output_qos(10))
 
+        self._input = settings.pipeline.text("input")
+        try:
+            self._sync = synchroniser_for(settings.pipeline)
+        except ValueError as error:
+            raise StartupError(f"bad parameters: {error}", EXIT_BAD_PARAMETER) from error
+        self._sync_lock = threading.Lock()
+        self._infos: list[CameraInfo | None] = [None] * len(CAMERA_INFO_TOPICS[self._input])
+        self._calibration: StereoCalibration | None = None
+        self._calibration_error = ""
+
         self._image_reliability = node.text("image_reliability")
         image_qos = qos.image_qos(self._image_reliability, node.integer("image_qos_depth"))
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        if node["image_transport"] == "compressed":
-            # image_transport's convention: the compressed stream of topic T is T/compressed.
-            topic = self.resolve_topic_name("image") + "/compressed"
-            self._sub_image = self.create_subscription(
-                CompressedImage, topic, self._on_image, image_qos, event_callbacks=events
+        topics = []
+        self._sub_images = []
+        for index, name in enumerate(IMAGE_TOPICS[self._input]):
+            callback = self._on_image if self._sync is None else partial(self._on_synced, index)
+            depth = self._input == "rgbd" and index == 1  # depth has no compressed stream here
+            if node["image_transport"] == "compressed" and not depth:
+                # image_transport's convention: the compressed stream of topic T is T/compressed.
+                topic, kind = self.resolve_topic_name(name) + "/compressed", CompressedImage
+            else:
+                topic, kind = name, Image
+            self._sub_images.append(
+                self.create_subscription(kind, topic, callback, image_qos, event_callbacks=events)
             )
-        else:
-            topic = "image"
-            self._sub_image = self.create_subscription(
-                Image, topic, self._on_image, image_qos, event_callbacks=events
-            )
-        self._image_topic = self.resolve_topic_name(topic)
+            topics.append(self.resolve_topic_name(topic))
+        self._image_topics = topics
+        self._image_topic = topics[0]
         self._qos_warnings: list[str] = []
         self._starvation = qos_watch.StarvationWatch(
             node.number("image_starvation_warning"), self._image_reliability, self._image_topic
         )
-        info_topic = self._camera_info_topic()
-        self._sub_info = self.create_subscription(
-            CameraInfo, info_topic, self._on_camera_info, image_qos
+        info_topics = (
+            [self._camera_info_topic()]
+            if self._input == "mono"
+            else list(CAMERA_INFO_TOPICS[self._input])
         )
+        self._sub_infos = [
+            self.create_subscription(
+                CameraInfo, topic, partial(self._on_camera_info, index), image_qos
+            )
+            for index, topic in enumerate(info_topics)
+        ]
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # A steady clock: /diagnostics keeps coming with use_sim_time and no /clock.
         self._diag_timer = self.create_timer(
@@ -172,9 +212,11 @@ class MatcherNode(Node):
 
         self._worker = threading.Thread(target=self._work, name="matcher_worker", daemon=True)
         self._worker.start()
+        sync = "" if self._sync is None else f", paired by {self._sync.policy} time"
         self.get_logger().info(
-            f"listening on {self.resolve_topic_name(topic)} ({node['image_transport']}, "
-            f"{node['image_reliability']}), camera info on {self.resolve_topic_name(info_topic)}"
+            f"input {self._input}: listening on {', '.join(topics)} ({node['image_transport']}, "
+            f"{node['image_reliability']}{sync}), camera info on "
+            f"{', '.join(self.resolve_topic_name(t) for t in info_topics)}"
         )
 
     def _camera_info_topic(self) -> str:
@@ -190,11 +232,32 @@ class MatcherNode(Node):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._stats.frame_received(dropped=self._mailbox.put(msg))
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        camera = CameraModel.from_msg(msg)
-        if camera is None:
-            self._log_once("camera_info", "camera_info has no usable K; features_vins stays off")
-        self._camera = camera
+    def _on_synced(self, index: int, msg: Image | CompressedImage) -> None:
+        """One image of a stereo/rgbd set: complete sets go to the mailbox as one frame."""
+        sync = self._sync
+        if sync is None:  # subscribed only when there is one
+            return
+        with self._sync_lock:
+            sets = sync.push(index, stamp_to_ns(msg.header.stamp), msg)
+        for synced in sets:
+            self._stats.frame_received(dropped=self._mailbox.put(synced))
+
+    def _on_camera_info(self, index: int, msg: CameraInfo) -> None:
+        self._infos[index] = msg
+        if index == 0:
+            camera = CameraModel.from_msg(msg)
+            if camera is None:
+                self._log_once(
+                    "camera_info", "camera_info has no usable K; features_vins stays off"
+                )
+            self._camera = camera
+        if self._input == "stereo" and all(info is not None for info in self._infos):
+            try:
+                self._calibration = calibration_from_camera_infos(*self._infos)
+                self._calibration_error = ""
+            except NotRectifiedError as error:
+                self._calibration, self._calibration_error = None, str(error)
+                self._log_once("not_rectified", f"refusing the stereo pair: {error}")
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
         changes: dict[str, Any] = {}
@@ -204,7 +267,18 @@ class MatcherNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
             changes[parameter.name] = value
         with self._changes_lock:
-            self._pending_changes.update(changes)
+            pending = {**self._pending_changes, **changes}
+            pipeline = self._pipeline
+            if pipeline is not None:
+                try:  # the checks across parameters (depth.min_m < depth.max_m)
+                    checked_depth_range(
+                        pipeline.config.with_changes(
+                            {k: v for k, v in pending.items() if k in PIPELINE_NAMES}
+                        )
+                    )
+                except ValueError as error:
+                    return SetParametersResult(successful=False, reason=str(error))
+            self._pending_changes = pending
         return SetParametersResult(successful=True)
 
     def _on_incompatible_qos(self, event: Any) -> None:
@@ -232,6 +306,13 @@ class MatcherNode(Node):
         level, message, values = build_status(
             snapshot, self._backend, self._camera is not None, self._qos_warnings
         )
+        values["input"] = self._input
+        if self._sync is not None:
+            with self._sync_lock:
+                unpaired = list(self._sync.unpaired)
+            values["frames_unpaired"] = str(sum(unpaired))
+            for topic, count in zip(self._image_topics, unpaired, strict=True):
+                values[f"unpaired.{topic}"] = str(count)
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name()}: matching",
             hardware_id=self._backend,
@@ -288,15 +369,22 @@ class MatcherNode(Node):
         if pipeline is None:  # closed
             return
         self._apply_changes(pipeline)
-        msg = pending.msg
+        msgs = pending.msg.items if isinstance(pending.msg, SyncedSet) else (pending.msg,)
+        msg = msgs[0]
+        if self._input == "stereo" and self._calibration is None:
+            reason = self._calibration_error or "no camera_info on both left and right yet"
+            self._bad_input(
+                "not_rectified" if self._calibration_error else "no_camera_info", reason
+            )
+            return
         try:
-            image = decode_image(msg)
+            image, companions = decode_frame(self._input, msgs, self._calibration)
         except BadImageError as error:
             self._bad_input(error.kind, error.reason)
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         try:
-            result = pipeline.process(image, stamp_ns)
+            result = pipeline.process(image, stamp_ns, companions)
         except ValueError as error:
             self._bad_input("rejected_by_pipeline", str(error))
             return

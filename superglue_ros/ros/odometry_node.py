@@ -26,7 +26,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
@@ -37,27 +36,16 @@ from superglue_ros.odometry import (
     CameraIntrinsics,
     PoseEstimate,
     VisualOdometry,
-    default_conf,
     observation_from_message,
 )
-from superglue_ros.odometry.backend import check_conf
 from superglue_ros.odometry.trajectory import quaternion_xyzw
+from superglue_ros.pipeline.params import ParameterError
 from superglue_ros.ros import qos, shutdown
+from superglue_ros.ros.odometry_params import ODOMETRY_SPECS, split
+from superglue_ros.ros.params import declare_specs
 
 NODE_NAME = "odometry_node"
 EXIT_BAD_PARAMETER = 2
-BACKEND_PREFIX = "backend."
-
-NODE_PARAMS: dict[str, tuple[Any, str]] = {
-    "world_frame": ("odom", "frame_id of the published poses"),
-    "keyframes_only": (
-        False,
-        "subscribe 'keyframes' (reliable, transient local) instead of 'correspondences'; "
-        "then only keyframes get a pose",
-    ),
-    "input_qos_depth": (100, "history depth of the input subscription"),
-    "max_path_poses": (10000, "the path keeps this many newest poses (0: all)"),
-}
 
 
 def _msg_class(name: str) -> type:
@@ -102,29 +90,21 @@ class OdometryNode(Node):
             raise
 
     def _setup(self) -> None:
-        for name, (default, description) in NODE_PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        for name, default in default_conf.items():
-            self.declare_parameter(
-                BACKEND_PREFIX + name,
-                default,
-                ParameterDescriptor(description="back-end setting (superglue_ros.odometry)"),
-            )
-        self._world_frame = str(self.get_parameter("world_frame").value)
-        self._max_path = int(self.get_parameter("max_path_poses").value)
-        self._conf = {
-            name: self.get_parameter(BACKEND_PREFIX + name).value for name in default_conf
-        }
-        check_conf(self._conf)
+        values, errors = declare_specs(self, ODOMETRY_SPECS.values())
+        if errors:
+            raise ParameterError(errors)
+        settings, self._conf = split(values)
+        self._world_frame = str(settings["world_frame"])
+        self._max_path = int(settings["max_path_poses"])
         self._odometry: VisualOdometry | None = None
         self._camera: CameraIntrinsics | None = None
         self._camera_frame = "camera"
         self._logged: set[str] = set()
         self.skipped = 0
 
-        depth = int(self.get_parameter("input_qos_depth").value)
+        depth = int(settings["input_qos_depth"])
         correspondences = _msg_class("Correspondences")
-        if self.get_parameter("keyframes_only").value:
+        if settings["keyframes_only"]:
             topic, profile = "keyframes", qos.keyframes_qos(depth)
         else:
             topic, profile = "correspondences", qos.output_qos(depth)

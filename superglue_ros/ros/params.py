@@ -7,6 +7,7 @@ rclpy messages when called.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,16 +176,17 @@ def descriptor_for(spec: ParamSpec) -> Any:
     return descriptor
 
 
-def declare_all(node: Any) -> Settings:
-    """Declare every parameter on node (overrides from --params-file / -p apply) and check them.
+def declare_specs(node: Any, specs: Iterable[ParamSpec]) -> tuple[dict[str, Any], list[str]]:
+    """Declare each spec on node (overrides from --params-file / -p apply).
 
-    Raises ParameterError listing every bad value, each naming its parameter.
+    Returns the declared values and one line per value of the wrong type or out of
+    range (those are left out of the values).
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
     errors: list[str] = []
     values: dict[str, Any] = {}
-    for spec in ALL_SPECS.values():
+    for spec in specs:
         try:
             parameter = node.declare_parameter(spec.name, spec.default, descriptor_for(spec))
             value = parameter.value
@@ -200,6 +202,15 @@ def declare_all(node: Any) -> Settings:
             )
             continue
         values[spec.name] = value
+    return values, errors
+
+
+def declare_all(node: Any) -> Settings:
+    """Declare every matcher_node parameter on node and check them.
+
+    Raises ParameterError listing every bad value, each naming its parameter.
+    """
+    values, errors = declare_specs(node, ALL_SPECS.values())
     try:
         settings = split(values)
     except ParameterError as error:

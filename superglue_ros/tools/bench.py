@@ -2,7 +2,7 @@
 
 Parts (--parts, default all): ``models`` (below), ``frames`` (end-to-end frame time
 and frames/s of the pipeline per runtime, precision and keyframe count:
-tools/bench_frames.py) and ``ros`` (the node's per-frame ROS work on its own:
+evaluation/frame_bench.py) and ``ros`` (the node's per-frame ROS work on its own:
 ros/overhead.py; skipped where rclpy is not importable). --json alone prints the
 results as JSON instead of the tables; --json FILE also writes them to FILE.
 
@@ -42,13 +42,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from superglue_ros.evaluation.timing import median_ms, paired_median_ms
 from superglue_ros.models.reference import (
     BASELINE,
     check_superglue_baseline,
@@ -166,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
     if "frames" in parts:
         import tempfile
 
-        from superglue_ros.tools.bench_frames import FrameBench, print_rows
+        from superglue_ros.evaluation.frame_bench import FrameBench
 
         with tempfile.TemporaryDirectory(prefix="superglue-ros-bench-") as workdir:
             frames = FrameBench(bench, Path(workdir)).run(keyframe_counts, precisions, runtimes)
         results["frames"] = frames
         if tables:
             height, width = args.height, args.width
-            print_rows(
+            print_frame_rows(
                 frames, f"\nend to end per frame ({width}x{height} image in, FrameResult out)"
             )
     if "ros" in parts:
@@ -216,42 +215,6 @@ def print_ros(overhead: dict[str, Any]) -> None:
     print(f"{overhead['total_without_vins_ms']:>8.3f} ms")
     print(f"  {'building + publish, publish_descriptors false':<44}", end="")
     print(f"{overhead['building_and_publish_without_descriptors_ms']:>8.3f} ms")
-
-
-def median_ms(fn: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None]) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
-
-
-def paired_median_ms(
-    ours: Callable[[], Any],
-    baseline: Callable[[], Any],
-    repeats: int,
-    warmup: int,
-    sync: Callable[[], None],
-) -> tuple[float, float]:
-    """Median ms of ours and of baseline, run alternately (baseline first on even repeats)."""
-    for _ in range(warmup):
-        baseline()
-        ours()
-    sync()
-    times: dict[str, list[float]] = {"ours": [], "baseline": []}
-    order = (("baseline", baseline), ("ours", ours))
-    for i in range(repeats):
-        for name, fn in order if i % 2 == 0 else order[::-1]:
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times["ours"]), statistics.median(times["baseline"])
 
 
 class Bench:
@@ -544,3 +507,25 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['precision']:<10}{row['superpoint_ms']:>14.1f}{row['superglue_pair_ms']:>14.1f}"
             f"{row['keypoint_agreement'] * 100:>17.1f}%{row['match_agreement'] * 100:>15.1f}%"
         )
+
+
+def print_frame_rows(rows: list[dict[str, Any]], header: str) -> None:
+    print(header)
+    print(
+        f"{'K':>3} {'runtime':<12}{'precision':<10}{'frame ms':>10}{'frames/s':>10}"
+        f"{'frontend ms':>13}{'matcher ms':>12}{'matches':>9}{'kept':>8}{'ratio':>7}"
+    )
+    for row in rows:
+        kept = row.get("fp32_torch_matches_kept")
+        ratio = row.get("ratio_to_torch")
+        print(
+            f"{row['keyframes']:>3} {row['runtime']:<12}{row['precision']:<10}"
+            f"{row['frame_ms']:>10.1f}{row['fps']:>10.2f}{row['frontend_ms']:>13.1f}"
+            f"{row['matcher_ms']:>12.1f}{row['matches_per_frame']:>9.1f}"
+            f"{'' if kept is None else f'{kept * 100:.1f}%':>8}"
+            f"{'' if ratio is None else f'{ratio:.3f}':>7}"
+        )
+    print(
+        "kept: share of the fp32 torch matches found on the same frames; ratio: frame time / "
+        "fp32 torch frame time, timed alternately in this run"
+    )

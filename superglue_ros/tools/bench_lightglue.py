@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from superglue_ros.evaluation.timing import median_ms, paired_median_ms
 from superglue_ros.tools.common import CliError
 
 AGREE_PX = 1.0  # two matches agree when both endpoints lie this close (px, each axis)
@@ -48,7 +47,7 @@ def load_frames(folder: Path | None, count: int, size: tuple[int, int]) -> tuple
 
     folder = folder or (SHARED_FREIBURG if SHARED_FREIBURG.is_dir() else None)
     if folder is None:
-        from superglue_ros.tools.homography_bag import make_sequence
+        from superglue_ros.evaluation.homography import make_sequence
 
         frames, _ = make_sequence(None, count, size, seed=0)
         return frames, "procedural homography sequence"
@@ -61,30 +60,6 @@ def load_frames(folder: Path | None, count: int, size: tuple[int, int]) -> tuple
         image = np.dstack([image] * 3) if image.ndim == 2 else image
         frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     return frames, f"{folder} (every second frame)"
-
-
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
-
-
-def paired_median_ms(
-    first: Callable[[], Any], second: Callable[[], Any], repeats: int
-) -> tuple[float, float]:
-    """Median ms of two computations timed alternately (one warm-up each)."""
-    first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((first, times[0]), (second, times[1])):
-            start = time.perf_counter()
-            fn()
-            out.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def bench_precision(

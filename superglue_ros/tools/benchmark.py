@@ -77,7 +77,7 @@ def parse_sequence(spec: str) -> tuple[str, Path, dict[str, Any]]:
 
 def resolve_sequence(spec: str, out: Path) -> Any:
     """An evaluation.Sequence: the bag as it is, or the dataset imported under out."""
-    from superglue_ros.evaluation import Sequence
+    from superglue_ros.evaluation.benchmark import Sequence
     from superglue_ros.tools.bag import GROUNDTRUTH_FILE, import_dataset
 
     name, path, options = parse_sequence(spec)
@@ -102,7 +102,7 @@ def resolve_sequence(spec: str, out: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superglue_ros import evaluation
+    from superglue_ros.evaluation import benchmark, table
     from superglue_ros.tools.replay import prepare_output
 
     for params in args.params:
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):
         raise CliError(f"sequence names must differ, got {names}; name them NAME=PATH")
-    configs = [evaluation.Config(p) for p in args.params]
+    configs = [benchmark.Config(p) for p in args.params]
     env = dict(os.environ)
     if args.threads is not None:
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     print(f"benchmark: {total} runs", file=sys.stderr)
-    results = evaluation.run_benchmark(sequences, configs, args.seeds, args.out, env, progress)
+    results = benchmark.run_benchmark(sequences, configs, args.seeds, args.out, env, progress)
     lengths = {s.name: s.path_length_m() for s in sequences}
     header = [
         "# Benchmark: replay --odometry on sequences with ground truth",
@@ -151,6 +151,6 @@ def run(args: argparse.Namespace) -> int:
         ],
         "configs": [{"name": c.name, "params": str(c.params)} for c in configs],
     }
-    evaluation.write_table(results, lengths, args.out, header, meta)
+    table.write_table(results, lengths, args.out, header, meta)
     print(f"benchmark: table in {args.out / 'benchmark.md'}", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from superglue_ros.tools.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, CliError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("superglue_ros.tools.demo", "matcher_node in its own process, a sequence fed to it"),
     "parity": ("superglue_ros.tools.parity", "check the models against reference fixtures"),
     "weights": ("superglue_ros.tools.weights_cli", "find, verify or download the released weights"),
     "bench": ("superglue_ros.tools.bench", "time SuperPoint and SuperGlue per stage"),
@@ -31,6 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "play": ("superglue_ros.tools.play", "publish an image folder or bag as sensor_msgs/Image"),
     "bag": ("superglue_ros.tools.bag", "write rosbag2 files (from-images, from-dataset)"),
     "replay": ("superglue_ros.tools.replay", "run the pipeline over every frame of a bag"),
+    "replay-memory": (
+        "superglue_ros.tools.replay_memory",
+        "peak memory of replay against the length of the bag",
+    ),
     "benchmark": (
         "superglue_ros.tools.benchmark",
         "configurations x sequences x seeds with the back-end: one ATE / RPE / time table",

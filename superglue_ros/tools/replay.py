@@ -12,7 +12,7 @@ when none is given); all run over the same decoded frames. Output in DIR:
                                           /keyframes (keyframes only), type
                                           superglue_ros_msgs/msg/Correspondences
   <name>/trajectory.tum                   with --odometry: the reference back-end's
-                                          trajectory (see odometry_eval.py)
+                                          trajectory (see evaluation/trajectory.py)
 
 Ctrl-C (or SIGTERM) stops the replay: the frame being processed is dropped (a
 frame's messages are written all or nothing), the bags are closed and valid, and
@@ -36,13 +36,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from superglue_ros.tools import odometry_eval
+from superglue_ros.evaluation import trajectory as odometry_eval
 from superglue_ros.tools.common import (
     EXIT_DAMAGED_INPUT,
     EXIT_INTERRUPTED,
@@ -74,13 +74,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
     )
-    odometry_eval.add_arguments(parser)
+    add_odometry_arguments(parser)
     parser.add_argument(
         "--homographies",
         type=Path,
         metavar="FILE",
         help="ground truth of a homography bag (superglue-ros homography-bag): every "
         "frame-keyframe match is scored (precision at 3 px, correct matches)",
+    )
+
+
+def add_odometry_arguments(parser: argparse.ArgumentParser) -> None:
+    from superglue_ros.odometry import geometry
+
+    parser.add_argument(
+        "--odometry",
+        action="store_true",
+        help="run the reference back-end on each configuration; writes <config>/trajectory.tum",
+    )
+    parser.add_argument(
+        "--groundtruth",
+        type=Path,
+        metavar="FILE",
+        help="TUM trajectory (stamp tx ty tz qx qy qz qw): adds ATE / RPE to the report",
+    )
+    parser.add_argument(
+        "--camera",
+        type=Path,
+        metavar="FILE",
+        help="camera yaml for --odometry when the bag has no camera_info (or to override it)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="RANSAC seed of the back-end for --odometry (default: its fixed seed, "
+        f"{geometry.RANSAC_SEED}); runs with the same seed are identical",
     )
 
 
@@ -321,17 +350,20 @@ def run(args: argparse.Namespace) -> int:
 
 def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """The replay of run(); after the first stop signal, later ones cannot cut it short."""
+    from superglue_ros.evaluation import report
     from superglue_ros.io import rosbag
     from superglue_ros.io.rosbag2_writer import offered_qos
-    from superglue_ros.tools import report
 
     configs = load_configs(args.params)
     camera, groundtruth = odometry_inputs(args)
     homographies = None
     if args.homographies is not None:
-        from superglue_ros.tools.homography_bag import load_homographies
+        from superglue_ros.evaluation.homography import load_homographies
 
-        homographies = load_homographies(args.homographies)
+        try:
+            homographies = load_homographies(args.homographies)
+        except ValueError as error:
+            raise CliError(str(error)) from error
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
@@ -450,6 +482,18 @@ def finish_odometry(
     for config, summary in zip(document["configs"], summaries, strict=True):
         config["odometry"] = summary
     odometry_eval.write_plot(names, [r.odometry for r in runs], args.out / "plots")
-    odometry_eval.print_summary(names, summaries)
+    print_odometry_summary(names, summaries)
     errors = [s["accuracy_error"] for s in summaries if "accuracy_error" in s]
     return errors[0] if errors else ""
+
+
+def print_odometry_summary(names: Sequence[str], summaries: Sequence[Mapping[str, Any]]) -> None:
+    """One stderr line per configuration."""
+    for name, summary in zip(names, summaries, strict=True):
+        accuracy = summary.get("accuracy")
+        text = f"ATE {100 * accuracy['ate_rmse_m']:.2f} cm" if accuracy else "no ground truth"
+        print(
+            f"replay: {name}: {summary['frames_with_pose']}/{summary['frames']} frames with a "
+            f"pose, {text}; {summary['trajectory']}",
+            file=sys.stderr,
+        )

@@ -1,6 +1,6 @@
 """Benchmark: peak memory of ``superglue-ros replay`` against the length of the bag.
 
-    python -m superglue_ros.tools.replay_memory [--frames 1000 10000] [--keep DIR]
+    superglue-ros replay-memory [--frames 1000 10000] [--keep DIR]
 
 Writes one generated bag per length (a 320x240 camera sliding over a textured
 canvas, JPEG sensor_msgs/CompressedImage, new points entering on every frame),
@@ -13,110 +13,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 
-HEIGHT, WIDTH = 240, 320
-CANVAS = 1200  # square canvas the camera wanders over
-FRAME_PERIOD_NS = 33_333_333
-CHILD = """
-import json, resource, sys, time
-from superglue_ros.tools import cli
-start = time.perf_counter()
-status = cli.main(["replay", sys.argv[1], "--out", sys.argv[2], "--params", sys.argv[3]])
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"status": status, "peak_rss_kib": peak_kib,
-                  "seconds": time.perf_counter() - start}))
-"""
-PARAMS = "frontend: orb\nmatcher: mnn\nclassical:\n  max_keypoints: 500\n"
-
-
-def canvas(seed: int = 0) -> np.ndarray:
-    """[CANVAS, CANVAS] uint8 blurred noise with rectangles: corners everywhere."""
-    rng = np.random.default_rng(seed)
-    image = cv2.resize(rng.random((CANVAS // 16, CANVAS // 16)) * 255, (CANVAS, CANVAS))
-    image = image.astype(np.uint8)
-    for _ in range(3000):
-        x, y = rng.integers(0, CANVAS, 2)
-        size = int(rng.integers(3, 20))
-        cv2.rectangle(
-            image, (int(x), int(y)), (int(x) + size, int(y) + size), int(rng.integers(0, 256)), -1
-        )
-    return cv2.GaussianBlur(image, (3, 3), 0.8)
-
-
-def frame(texture: np.ndarray, index: int) -> np.ndarray:
-    """The view of frame index: a slow Lissajous path, so tracks start and end all the time."""
-    t = index / 30.0
-    x = (CANVAS - WIDTH) / 2 * (1 + np.sin(0.21 * t))
-    y = (CANVAS - HEIGHT) / 2 * (1 + np.sin(0.13 * t + 1.0))
-    shift = np.float32([[1, 0, -x], [0, 1, -y]])
-    return cv2.warpAffine(texture, shift, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
-
-
-def write_bag(path: Path, frames: int, texture: np.ndarray) -> None:
-    """A rosbag2 (mcap) of frames JPEG images on /camera/image_raw/compressed."""
-    from superglue_ros.io import rosbag
-    from superglue_ros.io.stamps import header_fields
-
-    typestore = rosbag.make_typestore()
-    writer = rosbag.open_writer(path, "mcap")
-    try:
-        connection = writer.add_connection(
-            "/camera/image_raw/compressed", rosbag.COMPRESSED_IMAGE, typestore=typestore
-        )
-        for index in range(frames):
-            stamp = 1_000_000_000 + index * FRAME_PERIOD_NS
-            data = cv2.imencode(".jpg", frame(texture, index), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
-            fields = {
-                "header": header_fields(stamp, "camera"),
-                "format": "jpeg",
-                "data": data.reshape(-1),
-            }
-            message = rosbag.build_message(typestore, rosbag.COMPRESSED_IMAGE, fields)
-            serialized = typestore.serialize_cdr(message, rosbag.COMPRESSED_IMAGE)
-            writer.write(connection, stamp, serialized)
-    finally:
-        writer.close()
-
-
-def measure(bag: Path, out: Path, params: Path) -> dict[str, float]:
-    """Replay bag in a fresh process; its exit status, peak RSS (KiB) and seconds."""
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(bag), str(out), str(params)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"replay of {bag} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1000, 10000], metavar="N")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep bags and outputs here")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from superglue_ros.evaluation import memory
+
     with tempfile.TemporaryDirectory(prefix="replay_memory_") as scratch:
         root = args.keep or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
         params = root / "orb_mnn.yaml"
-        params.write_text(PARAMS)
-        texture = canvas()
+        params.write_text(memory.PARAMS)
+        texture = memory.canvas()
         rows = []
         for frames in args.frames:
             bag = root / f"bag_{frames}"
             start = time.perf_counter()
-            write_bag(bag, frames, texture)
+            memory.write_bag(bag, frames, texture)
             written = time.perf_counter() - start
-            result = measure(bag, root / f"out_{frames}", params)
+            result = memory.measure(bag, root / f"out_{frames}", params)
             report = json.loads((root / f"out_{frames}" / "report.json").read_text())
             tracks = report["configs"][0]["track_length"]["tracks"]
             rows.append((frames, result["peak_rss_kib"] / 1024, tracks))
@@ -130,7 +52,3 @@ def main(argv: list[str] | None = None) -> int:
             growth = rows[-1][1] - rows[0][1]
             print(f"growth from {rows[0][0]} to {rows[-1][0]} frames: {growth:+.1f} MiB")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

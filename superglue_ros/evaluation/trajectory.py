@@ -1,4 +1,4 @@
-"""``replay --odometry``: the reference back-end over each configuration's messages.
+"""The trajectory recorder of ``replay --odometry`` and its evaluation against ground truth.
 
 Each configuration's Correspondences messages (the very messages written to its
 bag) go through a :class:`~superglue_ros.odometry.VisualOdometry`, as the
@@ -10,8 +10,6 @@ of the aligned trajectories over the ground truth.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,33 +33,6 @@ from superglue_ros.odometry.trajectory import (
 
 TRAJECTORY_FILE = "trajectory.tum"
 PLOT_FILE = "trajectory.png"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--odometry",
-        action="store_true",
-        help="run the reference back-end on each configuration; writes <config>/trajectory.tum",
-    )
-    parser.add_argument(
-        "--groundtruth",
-        type=Path,
-        metavar="FILE",
-        help="TUM trajectory (stamp tx ty tz qx qy qz qw): adds ATE / RPE to the report",
-    )
-    parser.add_argument(
-        "--camera",
-        type=Path,
-        metavar="FILE",
-        help="camera yaml for --odometry when the bag has no camera_info (or to override it)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        metavar="N",
-        help="RANSAC seed of the back-end for --odometry (default: its fixed seed, "
-        f"{geometry.RANSAC_SEED}); runs with the same seed are identical",
-    )
 
 
 def seed_ransac(seed: int) -> None:
@@ -267,15 +238,3 @@ def write_plot(names: Sequence[str], recorders: Sequence[OdometryRecorder], plot
     fig.tight_layout()
     fig.savefig(plot_dir / PLOT_FILE, dpi=100)
     plt.close(fig)
-
-
-def print_summary(names: Sequence[str], summaries: Sequence[Mapping[str, Any]]) -> None:
-    """One stderr line per configuration."""
-    for name, summary in zip(names, summaries, strict=True):
-        accuracy = summary.get("accuracy")
-        text = f"ATE {100 * accuracy['ate_rmse_m']:.2f} cm" if accuracy else "no ground truth"
-        print(
-            f"replay: {name}: {summary['frames_with_pose']}/{summary['frames']} frames with a "
-            f"pose, {text}; {summary['trajectory']}",
-            file=sys.stderr,
-        )

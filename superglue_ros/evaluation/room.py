@@ -59,29 +59,6 @@ def fit_texture(picture: np.ndarray) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(picture), size, interpolation=interpolation)
 
 
-def procedural_texture(rng: np.random.Generator, side: int = 512) -> np.ndarray:
-    """[side, side, 3] uint8: multi-scale colour noise with random shapes (corners to track)."""
-    image = np.zeros((side, side, 3), np.float32)
-    for cells in (4, 16, 64):
-        noise = rng.uniform(0, 1, size=(cells, cells, 3)).astype(np.float32)
-        image += cv2.resize(noise, (side, side), interpolation=cv2.INTER_CUBIC) * (80 / 3)
-    image = np.clip(image + 60, 0, 255).astype(np.uint8)
-    # Many shapes of many sizes: corners and blobs at every scale a camera sees.
-    for _ in range(400):
-        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        x, y = (int(v) for v in rng.integers(0, side, size=2))
-        size = int(side / 64 * 2 ** rng.uniform(0, 3))
-        shape = rng.integers(0, 3)
-        if shape == 0:
-            cv2.rectangle(image, (x, y), (x + size, y + size // 2), color, -1)
-        elif shape == 1:
-            cv2.circle(image, (x, y), size // 2, color, -1)
-        else:
-            end = (x + int(rng.integers(-side // 4, side // 4)), y + size)
-            cv2.line(image, (x, y), end, color, max(2, size // 8))
-    return image
-
-
 def _tiled_face(
     origin: np.ndarray, along: np.ndarray, down: np.ndarray, pictures: list, shade: float
 ) -> list[Quad]:

@@ -1,0 +1,1 @@
+"""Frontends by network family: image -> Features (keypoints, scores, descriptors)."""

