@@ -51,7 +51,16 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     "fixed_keyframes": ("The window's oldest keyframes, held fixed (gauge and scale).", 1, 999),
     "min_init_matches": ("Shared tracks the two initial keyframes need.", 0, 100000),
     "min_init_points": ("Points the initial pair must triangulate.", 0, 100000),
-    "min_init_parallax_deg": ("Median ray angle of the initial points, degrees.", 0.0, 90.0),
+    "min_init_parallax_deg": (
+        "Ray angle of a well-conditioned initial point, degrees.",
+        0.0,
+        90.0,
+    ),
+    "homography_ratio": (
+        "Initialise from the homography above this score ratio S_H / (S_H + S_E).",
+        0.0,
+        1.0,
+    ),
     "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", 0.0, 100.0),
     "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", 0.0, 100.0),
     "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", 0, 100000),
