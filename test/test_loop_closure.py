@@ -199,3 +199,49 @@ def test_vocabulary_build_command(tmp_path: Path) -> None:
         cli_main(["vocabulary", "build", str(tmp_path / "none"), str(out), "--frontend", "orb"])
         == 2
     )
+
+
+def test_relocalisation_in_yesterdays_map(orb_vocabulary: Path, tmp_path: Path) -> None:
+    """Today's run starts halfway round the ring: its first keyframes find loops into the
+    map saved yesterday, at the place they show."""
+    yesterday = ring_sequence()
+    first = loop_pipeline(orb_vocabulary, **{"map.save_path": str(tmp_path / "map.npz")})
+    run(first, yesterday)
+    saved = first.save_map()
+    today = loop_pipeline(orb_vocabulary, **{"map.load_path": saved})
+    loaded_ids = {k.keyframe_id for k in today.map}
+    start = len(yesterday.images) // 2
+    results = run(
+        today,
+        RingSequence(
+            yesterday.images[start : start + 12],
+            yesterday.stamps_ns[:12],
+            yesterday.positions_px,
+            yesterday.strip_length_px,
+            None,
+        ),
+    )
+    assert all(r.frame_id not in loaded_ids for r in results)  # ids continue after the map's
+    loops = [(r.frame_id, c) for r in results for c in r.loops]
+    assert loops and loops[0][0] - results[0].frame_id < 8  # relocalised within a few frames
+    for frame_id, loop in loops:
+        assert loop.match_id in loaded_ids
+        where = start + frame_id - results[0].frame_id
+        assert yesterday.distance_px(where, loop.match_id) < VIEW_WIDTH / 2
+
+
+def test_the_recent_window_is_this_sessions_newest_keyframes(orb_vocabulary: Path) -> None:
+    from superglue_ros.pipeline.keyframe_map import KeyframeMap, MapKeyframe
+    from superglue_ros.pipeline.loop_closure import LoopDetector
+
+    vocabulary = Vocabulary.load(orb_vocabulary)
+    features = orb_pipeline().frontend.extract(textured_image(240, 320, 1))
+    bow = vocabulary.bow(features.descriptors, features.descriptor_kind)
+    keyframes = KeyframeMap(100)
+    for i in range(10):
+        keyframes.add(MapKeyframe.compact(i, i, features, np.arange(len(features)), None, bow))
+    detector = LoopDetector(keyframes, vocabulary, LoopParams(top_k=32, exclude_recent=3))
+    assert [k.keyframe_id for k, _ in detector.candidates(bow)] == list(range(7))
+    # keyframes 0-7 came from a loaded map: only 8 and 9 are this session's recent ones
+    detector.session_start_id = 8
+    assert [k.keyframe_id for k, _ in detector.candidates(bow, exclude=[0])] == list(range(1, 8))

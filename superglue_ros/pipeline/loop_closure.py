@@ -2,11 +2,11 @@
 
 For each new keyframe the detector scores the map's keyframes by bag of words
 (pipeline.place_recognition), skips the recent window (the keyframes still in
-the buffer and the newest ``loop_closure.exclude_recent`` map keyframes, which
-odometry already connects), matches the frame against the best
-``loop_closure.top_k`` candidates in ONE call of the pipeline's matcher (the
-candidates stand in as keyframes, so a learned matcher pads them into one
-batch), then verifies each match set geometrically:
+the buffer and the newest ``loop_closure.exclude_recent`` map keyframes of this
+session, which odometry already connects; a loaded map's are all candidates),
+matches the frame against the best ``loop_closure.top_k`` candidates in ONE
+call of the pipeline's matcher (the candidates stand in as keyframes, so a
+learned matcher pads them into one batch), then verifies each match set geometrically:
 
 - with a camera matrix: essential-matrix RANSAC (OpenCV, seeded) and the
   relative pose (rotation and unit translation of the match keyframe in the
@@ -181,6 +181,8 @@ class LoopDetector:
         self.vocabulary = vocabulary
         self.params = params
         self.camera: np.ndarray | None = None  # [3, 3] K once known (camera_info, stereo)
+        # Keyframe ids from here on are this session's (lower ones come from a loaded map).
+        self.session_start_id = 0
 
     def candidates(
         self, bow: tuple[np.ndarray, np.ndarray], exclude: Sequence[int] = ()
@@ -190,12 +192,16 @@ class LoopDetector:
             return []
         keyframes = list(self.map)
         recent = self.params.exclude_recent
-        eligible = keyframes[: len(keyframes) - recent] if recent else keyframes
-        skip = set(exclude)
-        by_id = {k.keyframe_id: k for k in eligible}
+        # Only this session's keyframes are recent: a loaded map's newest are not.
+        skip = set(exclude) | {
+            k.keyframe_id
+            for k in (keyframes[-recent:] if recent else [])
+            if k.keyframe_id >= self.session_start_id
+        }
+        by_id = {k.keyframe_id: k for k in keyframes}
         database = (
             (k.keyframe_id, k.words, k.weights)
-            for k in eligible
+            for k in keyframes
             if k.words is not None and k.keyframe_id not in skip
         )
         best = top_k(bow, database, self.params.top_k, self.vocabulary.size, self.params.min_score)

@@ -130,11 +130,19 @@ class Pipeline:
         load_path = config.text("map.load_path")
         if load_path:
             self.map = KeyframeMap.load(load_path, bound)
+            # New frames get ids after the loaded keyframes', so an id names one keyframe.
+            self._next_frame_id = max((k.keyframe_id for k in self.map), default=-1) + 1
         else:
             self.map = KeyframeMap(bound)
         self.map.keep_newest = config.integer("map.keep_newest")
         if enabled:
             self.loops = LoopDetector(self.map, vocabulary, LoopParams.from_config(config))
+            self.loops.session_start_id = self._next_frame_id
+            # Words of the vocabulary in use (a loaded map may have none, or another's).
+            for keyframe in self.map if vocabulary is not None else ():
+                keyframe.words, keyframe.weights = vocabulary.bow(
+                    keyframe.descriptors, keyframe.descriptor_kind
+                )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Pipeline:
