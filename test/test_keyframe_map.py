@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from loop_scene import ring_sequence
 
 from superglue_ros.pipeline.keyframe_map import KeyframeMap, MapFileError, MapKeyframe
 from superglue_ros.pipeline.types import DESCRIPTOR_BINARY, Features
 
+from loop_scene import ring_sequence
 from synthetic import orb_pipeline
 
 

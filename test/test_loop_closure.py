@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from loop_scene import VIEW_WIDTH, RingSequence, ring_sequence
 
 from superglue_ros.pipeline import Pipeline
 from superglue_ros.pipeline.loop_closure import LoopParams, camera_matrix, verify
@@ -22,7 +21,10 @@ from superglue_ros.pipeline.place_recognition import (
 )
 from superglue_ros.tools.cli import main as cli_main
 
+from loop_scene import VIEW_WIDTH, RingSequence, ring_sequence
 from synthetic import orb_pipeline, textured_image
+
+pytestmark = pytest.mark.slow  # three runs round the ring (ORB, a few seconds each)
 
 
 @pytest.fixture(scope="module")

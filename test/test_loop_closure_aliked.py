@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from loop_scene import ring_sequence
 
 from superglue_ros.pipeline import Pipeline
 from superglue_ros.pipeline.place_recognition import Vocabulary, shipped_vocabulary_path
 
 from conftest import require_module
+from loop_scene import ring_sequence
 
 
 def test_a_vocabulary_is_shipped_for_the_default_learned_frontend() -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from loop_scene import ring_sequence
 
 from superglue_ros.pipeline.keyframe_map import KeyframeMap
 from superglue_ros.pipeline.place_recognition import vocabulary_from_images
 
+from loop_scene import ring_sequence
 from ros_helpers import (
     NodeProcess,
     camera_info_msg,
