@@ -87,9 +87,9 @@ def test_no_loop_between_places_that_do_not_overlap(ring_runs, repeat) -> None:
     assert not far, [(c.query_id, c.match_id, c.verification.inlier_ratio) for c in far]
 
 
-def test_aliasing_is_geometrically_consistent_and_refused_by_the_inlier_ratio(ring_runs) -> None:
+def test_aliasing_is_geometrically_consistent_and_refused_by_the_coverage(ring_runs) -> None:
     """The measurement: a repeated wall gives candidates with enough RANSAC inliers (a
-    plane is consistent with itself), which only the inlier ratio refuses."""
+    plane is consistent with itself) and inlier ratio, which only the coverage refuses."""
     seq, pipeline, results = ring_runs[True]
     params = pipeline.loops.params
     aliased = [
@@ -98,18 +98,20 @@ def test_aliasing_is_geometrically_consistent_and_refused_by_the_inlier_ratio(ri
         for c in r.loop_candidates
         if seq.distance_px(c.query_id, c.match_id) >= VIEW_WIDTH
         and c.verification.inliers >= params.min_inliers
+        and c.verification.inlier_ratio >= params.min_inlier_ratio
     ]
     assert aliased, "the repeated wall gave no consistent candidate: the test shows nothing"
-    assert all(not c.accepted and "inlier ratio" in c.verification.reason for c in aliased)
+    assert all(not c.accepted and "cover" in c.verification.reason for c in aliased)
     true_loops = [c for r in results for c in r.loops]
-    worst_true = min(c.verification.inlier_ratio for c in true_loops)
-    best_aliased = max(c.verification.inlier_ratio for c in aliased)
-    assert best_aliased < params.min_inlier_ratio <= worst_true
+    worst_true = min(c.verification.coverage for c in true_loops)
+    best_aliased = max(c.verification.coverage for c in aliased)
+    # the repeated wall is a third of the view
+    assert best_aliased < params.min_coverage <= worst_true
 
 
-def test_without_the_ratio_aliasing_would_be_accepted(orb_vocabulary: Path) -> None:
+def test_without_the_coverage_aliasing_would_be_accepted(orb_vocabulary: Path) -> None:
     seq = ring_sequence(repeat=True, frames=120)
-    pipeline = loop_pipeline(orb_vocabulary, **{"loop_closure.min_inlier_ratio": 0.0})
+    pipeline = loop_pipeline(orb_vocabulary, **{"loop_closure.min_coverage": 0.0})
     loops = [c for r in run(pipeline, seq) for c in r.loops]
     assert any(seq.distance_px(c.query_id, c.match_id) >= VIEW_WIDTH for c in loops)
 
@@ -164,6 +166,19 @@ def test_verification_recovers_the_relative_pose_and_is_deterministic() -> None:
     assert uncalibrated.rotation is None and uncalibrated.inliers >= 150
     refused = verify(query, match, 1000, params, camera)
     assert not refused.accepted and "inlier ratio" in refused.reason
+
+
+def test_coverage_counts_the_cells_with_keypoints_that_hold_an_inlier() -> None:
+    from superglue_ros.pipeline.loop_closure import GRID, coverage
+
+    size = (240, 320)
+    ys, xs = np.mgrid[0:GRID, 0:GRID]
+    centres = np.stack([(xs.ravel() + 0.5) * 320 / GRID, (ys.ravel() + 0.5) * 240 / GRID], 1)
+    assert coverage(centres, centres, size) == 1.0
+    left_quarter = centres[centres[:, 0] < 80]
+    assert coverage(left_quarter, centres, size) == pytest.approx(0.25)
+    # cells without keypoints do not count: the inliers cover all the textured half
+    assert coverage(left_quarter, centres[centres[:, 0] < 80], size) == 1.0
 
 
 def test_vocabulary_files(orb_vocabulary: Path, tmp_path: Path) -> None:

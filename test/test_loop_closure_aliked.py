@@ -56,3 +56,16 @@ def test_the_return_to_the_start_is_retrieved_and_verified(aliked_pipeline: Pipe
     assert closing.accepted, closing.verification.reason
     far = aliked_pipeline.match_images(last, middle)
     assert not far.accepted
+
+
+def test_a_repeated_wall_is_refused_by_its_coverage(aliked_pipeline: Pipeline) -> None:
+    """ALIKED + LightGlue match almost every keypoint of the repeated wall: many inliers and
+    a high inlier ratio, but only the third of the view the wall fills."""
+    seq = ring_sequence(frames=120, repeat=True)
+    # frame 43 looks at the copy of the wall frame 0 starts with, halfway round
+    assert seq.distance_px(43, 0) > 400
+    aliased = aliked_pipeline.match_images(seq.images[43], seq.images[0])
+    params = aliked_pipeline.loops.params
+    assert aliased.verification.inliers >= params.min_inliers
+    assert aliased.verification.inlier_ratio >= params.min_inlier_ratio
+    assert not aliased.accepted and aliased.verification.coverage < params.min_coverage

@@ -13,12 +13,15 @@ learned matcher pads them into one batch), then verifies each match set geometri
   query camera, recoverPose's cheirality inliers);
 - without one: fundamental-matrix RANSAC, inliers only (no pose).
 
-A candidate is accepted when its inliers reach ``loop_closure.min_inliers``
-and ``loop_closure.min_inlier_ratio`` of the smaller keypoint count of the two
-keyframes. The ratio is what rejects perceptual aliasing: a texture repeated
-in another place is geometrically consistent on its own (a plane is), but
-only that part of the view matches, so far fewer of the keypoints are inliers
-than when the whole place is seen again.
+A candidate is accepted when its inliers reach ``loop_closure.min_inliers``,
+``loop_closure.min_inlier_ratio`` of the smaller keypoint count of the two
+keyframes, and cover ``loop_closure.min_coverage`` of each image (the share of
+the cells of a GRID x GRID grid holding keypoints that hold an inlier). The
+coverage is what rejects perceptual aliasing: a texture repeated in another
+place is geometrically consistent on its own (a plane is), but only that part
+of the view matches. The inlier ratio alone depends on the matcher's recall
+(ALIKED + LightGlue match nearly every keypoint of a repeated wall, ORB + MNN
+half of those of a true return), the area the inliers cover much less.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .place_recognition import Vocabulary, top_k
 from .types import Features, Matcher, PairMatches
 
 MIN_POINTS_FOR_MODEL = 8  # the 8-point fundamental matrix needs 8 (the 5-point E, 5)
+GRID = 8  # coverage cells per image side
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class LoopParams:
     exclude_recent: int = 5
     min_score: float = 0.0
     min_inliers: int = 40
-    min_inlier_ratio: float = 0.25
+    min_inlier_ratio: float = 0.1
+    min_coverage: float = 0.5
     ransac_threshold_px: float = 1.0
     ransac_confidence: float = 0.999
     seed: int = 0
@@ -57,6 +62,7 @@ class LoopParams:
             min_score=config.number("loop_closure.min_score"),
             min_inliers=config.integer("loop_closure.min_inliers"),
             min_inlier_ratio=config.number("loop_closure.min_inlier_ratio"),
+            min_coverage=config.number("loop_closure.min_coverage"),
             ransac_threshold_px=config.number("loop_closure.ransac_threshold_px"),
             seed=config.integer("loop_closure.seed"),
         )
@@ -79,6 +85,7 @@ class Verification:
     rotation: np.ndarray | None = None
     translation: np.ndarray | None = None
     pose_inliers: int = 0
+    coverage: float = 1.0  # the smaller of the two images' (1 when not measured)
 
     @property
     def inliers(self) -> int:
@@ -120,6 +127,44 @@ def camera_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
+def coverage(inliers: np.ndarray, keypoints: np.ndarray, image_size: tuple[int, int]) -> float:
+    """Share of the grid cells holding keypoints ([M, 2]) that hold an inlier ([L, 2])."""
+
+    def cells(points: np.ndarray) -> set[int]:
+        height, width = image_size
+        ix = np.clip((points[:, 0] * GRID / max(width, 1)).astype(int), 0, GRID - 1)
+        iy = np.clip((points[:, 1] * GRID / max(height, 1)).astype(int), 0, GRID - 1)
+        return set((iy * GRID + ix).tolist())
+
+    occupied = cells(keypoints)
+    return len(cells(inliers) & occupied) / max(len(occupied), 1)
+
+
+def verify_features(
+    query: Features,
+    match: Features,
+    query_indices: np.ndarray,
+    match_indices: np.ndarray,
+    params: LoopParams,
+    camera: np.ndarray | None = None,
+) -> Verification:
+    """verify() on the matched keypoints of two feature sets, with their coverage."""
+    points_query = query.keypoints[query_indices]
+    points_match = match.keypoints[match_indices]
+    count = min(len(query), len(match))
+    verification = verify(points_query, points_match, count, params, camera)
+    mask = verification.inlier_mask
+    covered = min(
+        coverage(points_query[mask], query.keypoints, query.image_size),
+        coverage(points_match[mask], match.keypoints, match.image_size),
+    )
+    verification.coverage = covered
+    if verification.accepted and covered < params.min_coverage:
+        verification.accepted = False
+        verification.reason = f"inliers cover {covered:.2f} of the image < {params.min_coverage:g}"
+    return verification
+
+
 def verify(
     points_query: np.ndarray,
     points_match: np.ndarray,
@@ -127,7 +172,8 @@ def verify(
     params: LoopParams,
     camera: np.ndarray | None = None,
 ) -> Verification:
-    """RANSAC on matched pixels ([L, 2] each); keypoint_count: the smaller keyframe's keypoints."""
+    """RANSAC on matched pixels ([L, 2] each); keypoint_count: the smaller keyframe's keypoints.
+    Coverage is not checked here (see verify_features)."""
     count = len(points_query)
     none = np.zeros(count, bool)
     if count < max(MIN_POINTS_FOR_MODEL, params.min_inliers):
@@ -231,10 +277,11 @@ class LoopDetector:
             matches0 = np.asarray(pair.matches0)
             query_indices = np.flatnonzero(matches0 >= 0).astype(np.int32)
             match_indices = matches0[query_indices].astype(np.int32)
-            verification = verify(
-                features.keypoints[query_indices],
-                keyframe.keypoints[match_indices],
-                min(len(features), len(keyframe.keypoints)),
+            verification = verify_features(
+                features,
+                keyframe.features(),
+                query_indices,
+                match_indices,
                 self.params,
                 self.camera,
             )

@@ -447,9 +447,17 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "loop_closure.min_inlier_ratio",
-        0.25,
-        "Inliers over the smaller keypoint count of the two keyframes a loop needs (rejects "
-        "a texture repeated elsewhere, where only part of the view matches).",
+        0.1,
+        "Inliers over the smaller keypoint count of the two keyframes a loop needs.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.min_coverage",
+        0.5,
+        "Share of each image (of the 8 x 8 cells holding keypoints) the inliers must cover: "
+        "rejects a texture repeated elsewhere, where only part of the view matches.",
         min_value=0.0,
         max_value=1.0,
         runtime=True,

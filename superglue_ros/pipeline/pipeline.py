@@ -26,7 +26,7 @@ from .depth import DepthReader
 from .frontend import PreprocessingFrontend, to_grayscale
 from .keyframe_map import KeyframeMap, MapKeyframe
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
-from .loop_closure import LoopCandidate, LoopDetector, LoopParams, camera_matrix, verify
+from .loop_closure import LoopCandidate, LoopDetector, LoopParams, camera_matrix, verify_features
 from .params import Config, check_runtime_changes, validate
 from .place_recognition import Vocabulary, shipped_vocabulary_path
 from .registry import build_frontend, build_matcher, choose_networks
@@ -347,13 +347,7 @@ class Pipeline:
         match_indices = matches0[query_indices].astype(np.int32)
         params = self.loops.params if self.loops else LoopParams.from_config(self._config)
         camera = self.loops.camera if self.loops else None
-        verification = verify(
-            query.keypoints[query_indices],
-            match.keypoints[match_indices],
-            min(len(query), len(match)),
-            params,
-            camera,
-        )
+        verification = verify_features(query, match, query_indices, match_indices, params, camera)
         return LoopCandidate(
             query_id=ids[0],
             query_stamp_ns=stamps_ns[0],
