@@ -40,6 +40,7 @@ def loop_closure_fields(candidate: LoopCandidate, camera_frame: str) -> dict[str
         "inliers": [bool(v) for v in verification.inlier_mask],
         "num_inliers": verification.inliers,
         "inlier_ratio": float(verification.inlier_ratio),
+        "coverage": float(verification.coverage),
         "accepted": bool(verification.accepted),
         "reason": verification.reason,
         "has_pose": has_pose,
