@@ -229,12 +229,13 @@ class Pipeline:
         frame_id = self._next_frame_id
         reason = self._keyframe_reason(features, keyframes, matches, frame_id, time_jump)
         track_ids = self.tracks.assign(len(features), matches, [k.track_ids for k in keyframes])
-        loop_query = None
+        loop_query = bow = None
         if reason and self.loops is not None:
             if right is not None:  # a rectified pair knows its camera
                 c = right.calibration
                 self.loops.camera = camera_matrix(c.fx, c.fy, c.cx, c.cy)
-            loop_query = self.loops.query(frame_id, stamp_ns, features, self.matcher)
+            bow = self.loops.bow(features)  # once: for the query and for the map later
+            loop_query = self.loops.query(frame_id, stamp_ns, features, self.matcher, bow)
         loops_done = time.perf_counter()
 
         buffered = {k.keyframe_id: k for k in self._buffer.keyframes}
@@ -246,10 +247,8 @@ class Pipeline:
             buffered[frame_id] = keyframe
             evicted += self._buffer.add(keyframe)
             self._empty_buffer_reason = None
-            if self.loops is not None:
-                bow = self.loops.bow(features)
-                if bow is not None:
-                    self._bows[frame_id] = bow
+            if bow is not None:
+                self._bows[frame_id] = bow
         self._to_map([buffered[i] for i in evicted if i in buffered])
         self._next_frame_id += 1
         self._last_stamp_ns = stamp_ns
