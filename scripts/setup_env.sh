@@ -107,7 +107,7 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 # Rebuild when an interface, the package metadata or the set of installed files changes.
-BUILD_HASH=$( (cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg package.xml setup.py; ls launch config config/eval) | sha1sum | cut -c1-12)
+BUILD_HASH=$( (cat msg/CMakeLists.txt msg/package.xml msg/msg/*.msg msg/srv/*.srv package.xml setup.py; ls launch config config/eval) | sha1sum | cut -c1-12)
 if [ ! -f "install/.built-$BUILD_HASH" ]; then
   echo "setup: colcon build (superglue_ros_msgs, superglue_ros)"
   if [ -z "${ROS_DISTRO:-}" ]; then

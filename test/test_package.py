@@ -105,6 +105,8 @@ def test_interface_package_conventions() -> None:
     cmake = (PROJECT_ROOT / "msg" / "CMakeLists.txt").read_text()
     for msg in sorted((PROJECT_ROOT / "msg" / "msg").glob("*.msg")):
         assert f'"msg/{msg.name}"' in cmake, f"{msg.name} is not generated"
+    for srv in sorted((PROJECT_ROOT / "msg" / "srv").glob("*.srv")):
+        assert f'"srv/{srv.name}"' in cmake, f"{srv.name} is not generated"
 
 
 def test_colcon_install_has_launch_config_and_node() -> None:

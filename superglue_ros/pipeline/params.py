@@ -388,6 +388,109 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         max_value=100000,
         runtime=True,
     ),
+    ParamSpec(
+        "map.max_keyframes",
+        500,
+        "Keyframes the keyframe map keeps after they leave the buffer (about 280 KB each for "
+        "ALIKED, 58 KB for ORB); a full map drops its most redundant old keyframe.",
+        min_value=1,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "map.keep_newest",
+        20,
+        "The newest this many map keyframes are never evicted (the rest go most redundant "
+        "first: the one whose bag of words is closest to its newer neighbour's).",
+        min_value=0,
+        max_value=100000,
+    ),
+    ParamSpec(
+        "map.save_path",
+        "",
+        "Write the keyframe map to this .npz file at shutdown (and on request); empty: not saved.",
+    ),
+    ParamSpec(
+        "map.load_path",
+        "",
+        "Start from the keyframe map in this .npz file (yesterday's map, to relocalise in); "
+        "empty: start with an empty map.",
+    ),
+    ParamSpec(
+        "loop_closure.enabled",
+        False,
+        "Keep a keyframe map and look for loops at each new keyframe (bag of words, then the "
+        "matcher on the candidates in one batch, then RANSAC).",
+    ),
+    ParamSpec(
+        "loop_closure.vocabulary",
+        "",
+        "Vocabulary file (superglue-ros vocabulary build); empty: the one shipped for the "
+        "frontend (ALIKED n16); other frontends need a file.",
+    ),
+    ParamSpec(
+        "loop_closure.top_k",
+        3,
+        "Map keyframes with the best bag-of-words scores that are matched and verified.",
+        min_value=1,
+        max_value=32,
+    ),
+    ParamSpec(
+        "loop_closure.exclude_recent",
+        5,
+        "The newest this many map keyframes (besides the buffer) are no loop candidates.",
+        min_value=0,
+        max_value=100000,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.min_score",
+        0.05,
+        "Bag-of-words cosine similarity a candidate needs before it is matched.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.min_inliers",
+        40,
+        "RANSAC inliers a loop needs.",
+        min_value=8,
+        max_value=100000,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.min_inlier_ratio",
+        0.1,
+        "Inliers over the smaller keypoint count of the two keyframes a loop needs.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.min_coverage",
+        0.5,
+        "Share of each image (of the 8 x 8 cells holding keypoints) the inliers must cover: "
+        "rejects a texture repeated elsewhere, where only part of the view matches.",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.ransac_threshold_px",
+        1.0,
+        "RANSAC inlier threshold (px; epipolar distance, essential matrix with camera_info, "
+        "else fundamental).",
+        min_value=0.01,
+        max_value=100.0,
+        runtime=True,
+    ),
+    ParamSpec(
+        "loop_closure.seed",
+        0,
+        "Seed of RANSAC's sampling (the same inputs give the same loops).",
+        min_value=0,
+        max_value=2147483647,
+    ),
 )
 
 PIPELINE_SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PIPELINE_PARAMS}

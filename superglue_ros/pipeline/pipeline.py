@@ -8,6 +8,10 @@ bring the rectified right image (Companions.right), matched against the left one
 in the same batched matcher call as the keyframes (pair 0 of K + 1), which gives
 each left keypoint its right x and depth (pipeline.stereo); rgbd frames bring a
 depth image aligned to the colour one, read at each keypoint (pipeline.depth).
+
+Loop closure (``loop_closure.enabled``, pipeline.loop_closure): keyframes leaving
+the buffer go to a bounded keyframe map (pipeline.keyframe_map); each new keyframe
+is looked up in it by bag of words and the candidates are matched and verified.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import numpy as np
 
 from .depth import DepthReader
 from .frontend import PreprocessingFrontend, to_grayscale
+from .keyframe_map import KeyframeMap, MapKeyframe
 from .keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
+from .loop_closure import LoopCandidate, LoopDetector, LoopParams, camera_matrix, verify_features
 from .params import Config, check_runtime_changes, validate
+from .place_recognition import Vocabulary, shipped_vocabulary_path
 from .registry import build_frontend, build_matcher, choose_networks
 from .stereo import StereoDepth, StereoObservations
 from .tracks import TrackIdAssigner
@@ -64,6 +71,23 @@ def checked_depth_range(config: Config) -> Config:
     return config
 
 
+def load_vocabulary(config: Config) -> Vocabulary:
+    """loop_closure.vocabulary, or the one shipped for the frontend; ValueError when none."""
+    path = config.text("loop_closure.vocabulary")
+    if path:
+        return Vocabulary.load(path)
+    frontend = config.text("frontend")
+    model = config.text("aliked.model") if frontend == "aliked" else ""
+    shipped = shipped_vocabulary_path(frontend, model)
+    if shipped is None:
+        raise ValueError(
+            f"loop_closure.enabled needs a vocabulary for frontend {frontend}"
+            f"{' ' + model if model else ''}: none is shipped for it; build one with "
+            "`superglue-ros vocabulary build IMAGES OUT` and set loop_closure.vocabulary"
+        )
+    return Vocabulary.load(shipped)
+
+
 def describe(component: object) -> str:
     """A component's own description, or its class name."""
     return getattr(component, "description", None) or type(component).__name__
@@ -90,6 +114,35 @@ class Pipeline:
         # Why the next frame is a keyframe when the buffer was emptied on purpose.
         self._empty_buffer_reason: str | None = None
         self.network_choice = ""  # from_params: how frontend/matcher auto were resolved
+        self.map: KeyframeMap | None = None
+        self.loops: LoopDetector | None = None
+        self._bows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # of buffered keyframes
+        self._setup_map()
+
+    def _setup_map(self) -> None:
+        """A map when loop closure is on or a map is saved or loaded; ValueError if unusable."""
+        config = self._config
+        enabled = config.flag("loop_closure.enabled")
+        if not (enabled or config.text("map.save_path") or config.text("map.load_path")):
+            return
+        vocabulary = load_vocabulary(config) if enabled else None
+        bound = config.integer("map.max_keyframes")
+        load_path = config.text("map.load_path")
+        if load_path:
+            self.map = KeyframeMap.load(load_path, bound)
+            # New frames get ids after the loaded keyframes', so an id names one keyframe.
+            self._next_frame_id = max((k.keyframe_id for k in self.map), default=-1) + 1
+        else:
+            self.map = KeyframeMap(bound)
+        self.map.keep_newest = config.integer("map.keep_newest")
+        if enabled:
+            self.loops = LoopDetector(self.map, vocabulary, LoopParams.from_config(config))
+            self.loops.session_start_id = self._next_frame_id
+            # Words of the vocabulary in use (a loaded map may have none, or another's).
+            for keyframe in self.map if vocabulary is not None else ():
+                keyframe.words, keyframe.weights = vocabulary.bow(
+                    keyframe.descriptors, keyframe.descriptor_kind
+                )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Pipeline:
@@ -176,13 +229,27 @@ class Pipeline:
         frame_id = self._next_frame_id
         reason = self._keyframe_reason(features, keyframes, matches, frame_id, time_jump)
         track_ids = self.tracks.assign(len(features), matches, [k.track_ids for k in keyframes])
+        loop_query = bow = None
+        if reason and self.loops is not None:
+            if right is not None:  # a rectified pair knows its camera
+                c = right.calibration
+                self.loops.camera = camera_matrix(c.fx, c.fy, c.cx, c.cy)
+            bow = self.loops.bow(features)  # once: for the query and for the map later
+            loop_query = self.loops.query(frame_id, stamp_ns, features, self.matcher, bow)
+        loops_done = time.perf_counter()
+
+        buffered = {k.keyframe_id: k for k in self._buffer.keyframes}
         evicted = self._buffer.clear() if time_jump else []
         if reason:
             keyframe = Keyframe(
                 frame_id, stamp_ns, features, track_ids, depths, right_x, right_features
             )
+            buffered[frame_id] = keyframe
             evicted += self._buffer.add(keyframe)
             self._empty_buffer_reason = None
+            if bow is not None:
+                self._bows[frame_id] = bow
+        self._to_map([buffered[i] for i in evicted if i in buffered])
         self._next_frame_id += 1
         self._last_stamp_ns = stamp_ns
         done = time.perf_counter()
@@ -201,15 +268,106 @@ class Pipeline:
                 "frontend": 1e3 * (frontend_done - start),
                 "matcher": 1e3 * (matcher_done - frontend_done),
                 **({"depth": 1e3 * (depth_done - matcher_done)} if depths is not None else {}),
-                # Includes track ids and the buffer update.
-                "policy": 1e3 * (done - depth_done),
+                **({"loop_closure": 1e3 * (loops_done - depth_done)} if loop_query else {}),
+                # Includes track ids and the buffer and map updates.
+                "policy": 1e3 * (done - loops_done),
                 "total": 1e3 * (done - start),
             },
             depths=depths,
             right_x=right_x,
             right_features=right_features,
             right_indices=right_indices,
+            loop_candidates=loop_query.candidates if loop_query else [],
+            loop_timings_ms=loop_query.timings_ms if loop_query else {},
         )
+
+    def _to_map(self, keyframes: Sequence[Keyframe]) -> None:
+        """Keyframes that left the buffer, oldest first, into the map (when one is kept)."""
+        for keyframe in keyframes:
+            bow = self._bows.pop(keyframe.keyframe_id, None)
+            if self.map is not None:
+                self.map.add(self._compact(keyframe, bow))
+
+    def _compact(
+        self, keyframe: Keyframe, bow: tuple[np.ndarray, np.ndarray] | None
+    ) -> MapKeyframe:
+        if bow is None and self.loops is not None:
+            bow = self.loops.bow(keyframe.features)
+        return MapKeyframe.compact(
+            keyframe.keyframe_id,
+            keyframe.stamp_ns,
+            keyframe.features,
+            keyframe.track_ids,
+            keyframe.depths,
+            bow,
+        )
+
+    def set_camera(self, fx: float, fy: float, cx: float, cy: float) -> None:
+        """The pinhole of the images (camera_info's K): loops are then verified with the
+        essential matrix and get a relative pose; without it, with the fundamental matrix."""
+        if self.loops is not None:
+            self.loops.camera = camera_matrix(fx, fy, cx, cy)
+
+    def save_map(self, path: str | None = None) -> str:
+        """Write the map and the buffered keyframes (which would join it) to path, or
+        map.save_path; returns the path. ValueError when there is no map or no path."""
+        target = path or self._config.text("map.save_path")
+        if self.map is None or not target:
+            raise ValueError("no keyframe map to save (set map.save_path or enable loop_closure)")
+        snapshot = KeyframeMap(self.map.max_keyframes, self.map.keep_newest)
+        for keyframe in self.map:
+            snapshot.add(keyframe)
+        for buffered in reversed(self._buffer.keyframes):
+            snapshot.add(self._compact(buffered, self._bows.get(buffered.keyframe_id)))
+        return str(snapshot.save(target))
+
+    def keyframe_features(self, keyframe_id: int) -> tuple[int, Features]:
+        """(stamp_ns, features) of a buffered or map keyframe; KeyError when neither has it."""
+        for keyframe in self._buffer.keyframes:
+            if keyframe.keyframe_id == keyframe_id:
+                return keyframe.stamp_ns, keyframe.features
+        if self.map is None:
+            raise KeyError(f"keyframe {keyframe_id} is not in the buffer and no map is kept")
+        found = self.map.get(keyframe_id)
+        return found.stamp_ns, found.features()
+
+    def match_features(
+        self,
+        query: Features,
+        match: Features,
+        ids: tuple[int, int] = (-1, -1),
+        stamps_ns: tuple[int, int] = (0, 0),
+    ) -> LoopCandidate:
+        """Match two feature sets with the pipeline's matcher and verify them (the
+        match_keyframes service). Does not change the pipeline's state."""
+        pair = self.matcher.match(query, [match])[0]
+        matches0 = np.asarray(pair.matches0)
+        query_indices = np.flatnonzero(matches0 >= 0).astype(np.int32)
+        match_indices = matches0[query_indices].astype(np.int32)
+        params = self.loops.params if self.loops else LoopParams.from_config(self._config)
+        camera = self.loops.camera if self.loops else None
+        verification = verify_features(query, match, query_indices, match_indices, params, camera)
+        return LoopCandidate(
+            query_id=ids[0],
+            query_stamp_ns=stamps_ns[0],
+            match_id=ids[1],
+            match_stamp_ns=stamps_ns[1],
+            score=0.0,
+            query_indices=query_indices,
+            match_indices=match_indices,
+            match_scores=np.asarray(pair.scores0, np.float32)[query_indices],
+            verification=verification,
+        )
+
+    def match_keyframes(self, query_id: int, match_id: int) -> LoopCandidate:
+        """Match and verify two keyframes of the buffer or the map; KeyError for an unknown id."""
+        query_stamp, query = self.keyframe_features(query_id)
+        match_stamp, match = self.keyframe_features(match_id)
+        return self.match_features(query, match, (query_id, match_id), (query_stamp, match_stamp))
+
+    def match_images(self, image0: np.ndarray, image1: np.ndarray) -> LoopCandidate:
+        """Extract, match and verify two images (ValueError on a bad image)."""
+        return self.match_features(self.frontend.extract(image0), self.frontend.extract(image1))
 
     def _checked_companions(self, companions: Companions | None) -> Companions:
         """companions as the ``input`` mode needs them; ValueError saying what is missing."""
@@ -287,9 +445,13 @@ class Pipeline:
             update_matcher(checked)
         self.policy.update_params(checked)
         self._config = config
+        if self.loops is not None:
+            self.loops.params = LoopParams.from_config(config)
 
     def reset(self) -> None:
-        """Forget every keyframe. Frame ids and track ids keep counting."""
-        self._buffer.clear()
+        """Empty the buffer (its keyframes join the map, when one is kept, so that a lost
+        tracker can relocalise against them). Frame ids and track ids keep counting."""
+        buffered = {k.keyframe_id: k for k in self._buffer.keyframes}
+        self._to_map([buffered[i] for i in self._buffer.clear()])
         self._last_stamp_ns = None
         self._empty_buffer_reason = RESET_REASON

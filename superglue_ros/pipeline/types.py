@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .loop_closure import LoopCandidate
 
 # What Features.descriptors hold (Features.msg's descriptor_kind says the same to consumers).
 DESCRIPTOR_FLOAT_UNIT = "float_unit"  # floats of L2 norm 1 (SuperPoint and other learned ones)
@@ -210,3 +213,11 @@ class FrameResult:
     right_x: np.ndarray | None = None
     right_features: Features | None = None
     right_indices: np.ndarray | None = None
+    # loop_closure.enabled, keyframes only: every verified candidate (accepted or not)
+    loop_candidates: list[LoopCandidate] = field(default_factory=list)
+    loop_timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def loops(self) -> list[LoopCandidate]:
+        """The accepted loop closures of this keyframe."""
+        return [c for c in self.loop_candidates if c.accepted]

@@ -7,7 +7,11 @@ Subscribes ``image`` (sensor_msgs/Image, or sensor_msgs/CompressedImage on
 Publishes ``correspondences`` (every processed frame), ``keyframes`` (keyframes
 only; reliable, transient local), ``features_vins`` (VINS feature-tracker
 format, once camera_info is known), ``matches_image`` (only while subscribed)
-and ``/diagnostics``.
+and ``/diagnostics``. With ``loop_closure.enabled`` it also publishes
+``loop_closures`` (superglue_ros_msgs/LoopClosure, reliable, transient local: each
+accepted loop of a new keyframe against the keyframe map) and serves
+``match_keyframes`` (superglue_ros_msgs/MatchKeyframes: two keyframe ids or two
+images, matched and verified); ``map.save_path`` is written at shutdown.
 
 With ``input: stereo`` it subscribes ``left/image_rect`` and ``right/image_rect``
 with ``left/camera_info`` and ``right/camera_info`` (a rectified pair: refused,
@@ -59,6 +63,7 @@ from superglue_ros.pipeline.synchroniser import SyncedSet
 from superglue_ros.pipeline.types import StereoCalibration
 from superglue_ros.ros import qos, qos_watch, shutdown
 from superglue_ros.ros.diagnostics import Stats, build_status
+from superglue_ros.ros.loops import LoopOutputs
 from superglue_ros.ros.mailbox import FrameMailbox, Pending
 from superglue_ros.ros.outputs import Outputs
 from superglue_ros.ros.params import (
@@ -157,6 +162,13 @@ class MatcherNode(Node):
         )
         self._outputs.publish_descriptors = node.flag("publish_descriptors")
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos.output_qos(10))
+        # The pipeline is not thread-safe: the worker and the match_keyframes service take turns.
+        self._pipeline_lock = threading.Lock()
+        self._loops: LoopOutputs | None = None
+        if self._pipeline.loops is not None:
+            self._loops = LoopOutputs(
+                self, node.integer("output_qos_depth"), lambda: self._pipeline, self._pipeline_lock
+            )
 
         self._input = settings.pipeline.text("input")
         try:
@@ -251,6 +263,10 @@ class MatcherNode(Node):
                     "camera_info", "camera_info has no usable K; features_vins stays off"
                 )
             self._camera = camera
+            pipeline = self._pipeline
+            if camera is not None and pipeline is not None:  # loops get the essential matrix
+                k = camera.k
+                pipeline.set_camera(k[0, 0], k[1, 1], k[0, 2], k[1, 2])
         if self._input == "stereo" and all(info is not None for info in self._infos):
             try:
                 self._calibration = calibration_from_camera_infos(*self._infos)
@@ -384,7 +400,8 @@ class MatcherNode(Node):
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         try:
-            result = pipeline.process(image, stamp_ns, companions)
+            with self._pipeline_lock:
+                result = pipeline.process(image, stamp_ns, companions)
         except ValueError as error:
             self._bad_input("rejected_by_pipeline", str(error))
             return
@@ -396,12 +413,29 @@ class MatcherNode(Node):
             self._outputs.reset()
             self._stats.time_jump()
         self._outputs.publish(result, image, msg.header, self._camera)
+        if self._loops is not None and result.loops:
+            self._loops.publish(result.loops, msg.header.frame_id)
         latency_ms = 1e3 * (time.monotonic() - pending.received)
         self._stats.frame_processed(
             result.is_keyframe, len(pipeline.keyframes), latency_ms, result.timings_ms
         )
 
     # --------------------------------------------------------------- shutdown
+    def _save_map(self) -> None:
+        pipeline = self._pipeline
+        if pipeline is None or pipeline.map is None or not pipeline.config.text("map.save_path"):
+            return
+        if not self._pipeline_lock.acquire(timeout=WORKER_JOIN_TIMEOUT_S):
+            self.get_logger().error("keyframe map not saved: the pipeline is still busy")
+            return
+        try:
+            path = pipeline.save_map()
+            self.get_logger().info(f"keyframe map saved to {path}")
+        except (OSError, ValueError) as error:
+            self.get_logger().error(f"saving the keyframe map failed: {error}")
+        finally:
+            self._pipeline_lock.release()
+
     def close(self) -> None:
         """Stop the worker (waits for the frame in progress up to a few seconds), free the model."""
         self._mailbox.close()
@@ -410,6 +444,7 @@ class MatcherNode(Node):
             worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
             if worker.is_alive():
                 self.get_logger().warning("worker still busy at shutdown; leaving it behind")
+        self._save_map()
         self._pipeline = None
         self._outputs.reset()
         torch = sys.modules.get("torch")

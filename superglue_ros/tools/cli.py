@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "eval-pairs": ("superglue_ros.tools.eval_pairs", "relative-pose evaluation on image pairs"),
     "generate": ("superglue_ros.tools.generate", "render image sequences with exact ground truth"),
+    "vocabulary": ("superglue_ros.tools.vocabulary", "build a bag-of-words loop vocabulary"),
     "homography-bag": (
         "superglue_ros.tools.homography_bag",
         "a bag of one photo warped by known homographies",
