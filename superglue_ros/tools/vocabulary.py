@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from superglue_ros.io.image_files import list_images, read_image
+    from superglue_ros.io.yaml_files import load_params_file
     from superglue_ros.pipeline.frontend import PreprocessingFrontend
-    from superglue_ros.pipeline.params import load_params_file, validate
+    from superglue_ros.pipeline.params import validate
     from superglue_ros.pipeline.place_recognition import vocabulary_from_images
     from superglue_ros.pipeline.registry import build_frontend, choose_networks
 
