@@ -72,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
     )
     parser.add_argument(
+        "--pair-topic",
+        help="input stereo: the right image topic (default: the image topic's left -> right); "
+        "rgbd: the depth topic (default: aligned_depth_to_color/image_raw beside the colour "
+        "camera)",
+    )
+    parser.add_argument(
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
     )
     odometry_eval.add_arguments(parser)
@@ -245,15 +251,20 @@ def replay_frames(
     info: Any,
     descriptors: bool,
     interrupts: Interrupts | None = None,
+    bag_input: Any = None,
 ) -> dict[str, Any]:
     """Process every frame through every run; returns what the report needs about the input.
 
     info: the bag's CameraInfo or None; its K, fitted to the first decoded
-    image's size, is used for the inlier ratios. Stops cleanly on
+    image's size, is used for the inlier ratios. bag_input: io/bag_frames.BagInput
+    (default: mono on the source's image topic). Stops cleanly on
     KeyboardInterrupt (reported as interrupted).
     """
-    from superglue_ros.io.images import decode_image
+    from superglue_ros.io.bag_frames import BagInput
     from superglue_ros.io.stamps import stamp_to_ns
+
+    if bag_input is None:
+        bag_input = BagInput("mono", (source.stream.topic,), (source.stream.camera_info_topic,))
 
     interrupts = interrupts or Interrupts()
     progress = Progress(source.stream.count)
@@ -264,11 +275,12 @@ def replay_frames(
     interrupted = False
     intrinsics: Any = None
     try:
-        for index, (bag_stamp, msg) in enumerate(source.frames()):
+        for index, frame in enumerate(bag_input.frames(source)):
             read = index + 1
+            bag_stamp, msg = frame.bag_stamp, frame.msgs[0]
             stamp = stamp_to_ns(msg.header.stamp)
             try:
-                image = decode_image(msg)
+                image, companions = bag_input.decode(frame)
                 if intrinsics is None and info is not None:
                     intrinsics = scaled_intrinsics(info, *image.shape[:2])
                     for run in runs:
@@ -276,7 +288,7 @@ def replay_frames(
                 results = []
                 for run in runs:
                     start = time.perf_counter()
-                    result = run.pipeline.process(image, stamp)
+                    result = run.pipeline.process(image, stamp, companions)
                     results.append((result, 1e3 * (time.perf_counter() - start)))
             except ValueError as error:
                 reason = str(error)
@@ -308,6 +320,9 @@ def replay_frames(
         "input_damage": None if damage is None or interrupted else asdict(damage),
         "intrinsics": intrinsics.tolist() if intrinsics is not None else None,
         "frames_read": read,
+        "input": bag_input.mode,
+        "image_topics": list(bag_input.topics),
+        "unpaired": bag_input.unpaired(),
         "skipped_frames": skipped,
         "skipped_count": skipped_count,
         "interrupted": interrupted,
@@ -322,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
 def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """The replay of run(); after the first stop signal, later ones cannot cut it short."""
     from superglue_ros.io import rosbag
+    from superglue_ros.io.bag_frames import common_input, open_input
     from superglue_ros.io.rosbag2_writer import offered_qos
     from superglue_ros.tools import report
 
@@ -335,6 +351,10 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
+        try:
+            bag_input = open_input(source, common_input(configs), args.pair_topic)
+        except ValueError as error:  # BagError included
+            raise CliError(str(error)) from error
         info = source.first_camera_info()
         if (
             args.odometry
@@ -391,7 +411,7 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
                 config_run.recorder.homographies = homographies
             with deterministic_torch():
                 outcome = replay_frames(
-                    source, runs, typestore, info, not args.no_descriptors, interrupts
+                    source, runs, typestore, info, not args.no_descriptors, interrupts, bag_input
                 )
         finally:
             for config_run in runs:
