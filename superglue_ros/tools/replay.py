@@ -1,7 +1,10 @@
 """Run the pipeline over every image of a bag, deterministically, and write a report.
 
 Reads rosbag2 (mcap, sqlite3) and ROS 1 bags; sensor_msgs/Image and
-CompressedImage. Every frame is processed in bag order, none dropped. Each
+CompressedImage. Every frame is processed in bag order, none dropped. With
+``input: stereo`` or ``rgbd`` in the parameters, a frame is a pair of messages
+paired as the node pairs them (io/bag_frames.py; --pair-topic, report.json's
+``unpaired``). Each
 --params file is one configuration (named after the file stem; the defaults
 when none is given); all run over the same decoded frames. Output in DIR:
 
