@@ -161,7 +161,8 @@ def bag_source(path: Path, image_topic: str | None) -> Source:
             source.damage = bag.damage
 
     count = sum(counts[t] for t in image_topics)
-    description = f"{count} images of {', '.join(image_topics)} in {path}"
+    kind = "images" if others else "frames"  # several streams: images, not frames
+    description = f"{count} {kind} of {', '.join(image_topics)} in {path}"
     compressed = classes[0] is CompressedImage
     base = topics.base_image_topic(stream.topic) if compressed else stream.topic
     info_topic = stream.camera_info_topic or topics.camera_info_topic_for(base)
