@@ -15,6 +15,7 @@ from stereo_scene import BoxScene, PlaneScene
 from superglue_ros.io import images, rosbag
 from superglue_ros.io.frames import synchroniser_for
 from superglue_ros.io.stamps import stamp_to_ns
+from superglue_ros.io.topics import depth_topics_for, right_topic_for
 from superglue_ros.pipeline.params import validate
 from superglue_ros.tools import cli
 
@@ -79,7 +80,21 @@ def correspondences(out: Path) -> list[object]:
 STEREO_PARAMS = PARAMS + "input: stereo\nsync:\n  policy: approximate\n  slop_s: 0.01\n"
 
 
-def test_stereo_replay_pairs_as_the_node_and_gives_depth(stereo_bag: Path, tmp_path: Path) -> None:
+def test_pair_topics_beside_the_image_topic() -> None:
+    assert right_topic_for("/cam/left/image_rect") == "/cam/right/image_rect"
+    assert right_topic_for("/zed/left/image_rect_color/compressed") == "/zed/right/image_rect_color"
+    assert right_topic_for("left/image_rect") == "right/image_rect"  # relative stays relative
+    assert right_topic_for("/cam/image_raw") is None
+    assert depth_topics_for("/camera/color/image_raw") == [
+        "/camera/aligned_depth_to_color/image_raw",
+        "/camera/depth_registered/image_raw",
+    ]
+    assert depth_topics_for("color/image_raw")[0] == "aligned_depth_to_color/image_raw"
+
+
+def test_stereo_replay_pairs_as_the_node_and_gives_depth(
+    stereo_bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert run_replay(stereo_bag, out, STEREO_PARAMS) == 0
     messages = correspondences(out)
@@ -113,6 +128,7 @@ def test_stereo_replay_pairs_as_the_node_and_gives_depth(stereo_bag: Path, tmp_p
     assert report["image_topics"] == ["/cam/left/image_rect", "/cam/right/image_rect"]
     assert report["unpaired"] == dict(zip(report["image_topics"], sync.unpaired, strict=True))
     assert report["unpaired"] == {"/cam/left/image_rect": 1, "/cam/right/image_rect": 1}
+    assert "in no stereo frame: /cam/left/image_rect 1" in capsys.readouterr().err
 
     again = tmp_path / "again"
     assert run_replay(stereo_bag, again, STEREO_PARAMS) == 0

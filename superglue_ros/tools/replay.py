@@ -247,6 +247,14 @@ def write_result(
         run.odometry.add(message, intrinsics)
 
 
+def warn_unpaired(bag_input: Any) -> None:
+    """One stderr line with the messages of each topic that were in no frame, if any."""
+    unpaired = bag_input.unpaired()
+    if any(unpaired.values()):
+        counts = ", ".join(f"{topic} {count}" for topic, count in unpaired.items())
+        print(f"\nreplay: messages in no {bag_input.mode} frame: {counts}", file=sys.stderr)
+
+
 def replay_frames(
     source: Any,
     runs: list[ConfigRun],
@@ -313,6 +321,7 @@ def replay_frames(
         interrupted = True
     finally:
         progress.close()
+    warn_unpaired(bag_input)
     damage = source.damage
     if damage is not None and not interrupted:
         print(
