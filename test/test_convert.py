@@ -277,9 +277,69 @@ def test_camera_without_intrinsics_is_ignored() -> None:
     assert CameraModel.from_msg(info) is None
 
 
+def test_vins_fusion_format_sends_both_cameras_of_a_stereo_frame() -> None:
+    """VINS-Fusion's feature_callback layout: id, camera id, u, v, velocity, then the three
+    ground-truth channels it reads; each stereo feature's left point, then its right one."""
+    from superglue_ros.ros.vins import VINS_CHANNELS, VINS_FUSION_CHANNELS, CameraModel, VinsTracker
+
+    left_cam = camera()  # fx 500, fy 400, cx 320, cy 240
+    right_k = np.array([[500.0, 0, 300.0], [0, 400.0, 240.0], [0, 0, 1]])
+    right_cam = CameraModel(right_k, np.zeros(0), "plumb_bob", 640, 480)
+    nan = np.nan
+
+    def frame(frame_id, stamp, keypoints, ids, right_x):
+        result = vins_result(frame_id, stamp, keypoints, ids)
+        result.right_x = np.asarray(right_x, np.float32)
+        return result
+
+    tracker = VinsTracker(min_track_length=2, format="fusion")
+    first = frame(0, 0, [[320, 240], [420, 340], [500, 100]], [5, 6, 7], [300, nan, 450])
+    assert len(tracker.update(first, left_cam, right_cam)) == 0
+    second = frame(1, 500_000_000, [[330, 240], [420, 340], [500, 100]], [5, 6, 8], [305, 400, 460])
+    features = tracker.update(second, left_cam, right_cam)
+    # Track 8 is new: neither of its points goes out. Left points first.
+    assert features.ids.tolist() == [5, 6, 5, 6]
+    assert features.camera_ids.tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(features.pixels[2:], [[305, 240], [400, 340]])
+    # The right camera's own intrinsics (cx 300); the row is the left point's.
+    np.testing.assert_allclose(features.normalised[2:], [[0.01, 0.0], [0.2, 0.25]])
+    # Track 5's right point moved 0.01 in 0.5 s; track 6 had no right point before.
+    np.testing.assert_allclose(features.velocity[2:], [[0.02, 0.0], [0.0, 0.0]])
+    channels = features.channels()
+    assert list(channels) == list(VINS_FUSION_CHANNELS)
+    assert channels["camera_id"].tolist() == [0, 0, 1, 1]
+    assert not any(channels[name].any() for name in VINS_FUSION_CHANNELS[6:])
+
+    # Without a right camera (mono or rgbd input) only camera 0; the mono format has no
+    # camera id channel at all.
+    alone = VinsTracker(min_track_length=1, format="fusion").update(second, left_cam)
+    assert alone.camera_ids.tolist() == [0, 0, 0]
+    mono = VinsTracker(min_track_length=1).update(second, left_cam, right_cam)
+    assert mono.camera_ids is None and list(mono.channels()) == list(VINS_CHANNELS)
+
+
+def test_rectified_camera_model_is_p_without_distortion() -> None:
+    from superglue_ros.ros.vins import CameraModel
+
+    info = SimpleNamespace(
+        k=[510.0, 0, 321.0, 0, 410.0, 241.0, 0, 0, 1],
+        d=[-0.3, 0.1, 0.0, 0.0, 0.0],
+        p=[500.0, 0, 320.0, -60.0, 0, 400.0, 240.0, 0, 0, 0, 1, 0],
+        distortion_model="plumb_bob",
+        width=640,
+        height=480,
+    )
+    model = CameraModel.rectified_from_msg(info)
+    np.testing.assert_allclose(model.normalise(np.array([[370.0, 280.0]])), [[0.1, 0.1]])
+    assert (
+        CameraModel.rectified_from_msg(SimpleNamespace(**{**vars(info), "p": [0.0] * 12})) is None
+    )
+
+
 @pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera", "optical_frame_left"])
 @pytest.mark.parametrize("count", [0, 3])
-def test_vins_cloud_bytes_equal_the_message(frame_id, count) -> None:
+@pytest.mark.parametrize("fusion", [False, True])
+def test_vins_cloud_bytes_equal_the_message(frame_id, count, fusion) -> None:
     """point_cloud_bytes is what rclpy would serialize from the PointCloud built field by field."""
     pytest.importorskip("rclpy", reason="needs ROS 2 (make test installs it)")
     from geometry_msgs.msg import Point32
@@ -294,6 +354,7 @@ def test_vins_cloud_bytes_equal_the_message(frame_id, count) -> None:
         pixels=rng.random((count, 2)) * 600,
         normalised=rng.random((count, 2)) - 0.5,
         velocity=rng.random((count, 2)),
+        camera_ids=(np.arange(count) % 2) if fusion else None,
     )
     expected = PointCloud()
     expected.header.stamp.sec, expected.header.stamp.nanosec = 12, 345_678_901

@@ -125,6 +125,50 @@ def test_play_bag_publishes_on_its_own_topics(ros_env, tmp_path, probe) -> None:
     assert len(got) == 3  # nothing more on the bag's own topic
 
 
+def test_play_stereo_bag_publishes_every_stream(ros_env, tmp_path, probe) -> None:  # noqa: F811
+    """A bag with several image topics is played whole: each stream on its own topic with
+    its own camera info; --topic cannot rename several streams."""
+    from sensor_msgs.msg import CameraInfo, Image
+    from stereo_bags import BagBuilder, camera_info_fields
+    from stereo_scene import PlaneScene
+
+    from superglue_ros.io.images import image_to_array
+
+    scene = PlaneScene(height=24, width=32)
+    left, right = scene.pair()
+    bag = tmp_path / "stereo"
+    builder = BagBuilder(bag)
+    tx = -scene.fx * scene.baseline_m
+    stamps = [10**9 + i * 50_000_000 for i in range(3)]
+    for stamp in stamps:
+        for side, image, info_tx in (("left", left, 0.0), ("right", right, tx)):
+            fields = camera_info_fields(scene, stamp, info_tx)
+            builder.write(f"/cam/{side}/camera_info", "sensor_msgs/msg/CameraInfo", fields, stamp)
+            builder.image(f"/cam/{side}/image_rect", image, stamp, stamp)
+    builder.close()
+    infos = {
+        side: probe.collect(f"/cam/{side}/camera_info", CameraInfo, reliable(50))
+        for side in ("left", "right")
+    }
+    got = {
+        side: probe.collect(f"/cam/{side}/image_rect", Image, reliable(50))
+        for side in ("left", "right")
+    }
+    proc = run_play(ros_env, str(bag), "--rate", "20", "--wait-subscribers", "1")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    wait_until(lambda: all(len(v) == 3 for v in [*got.values(), *infos.values()]), 5, "streams")
+    for side, image in (("left", left), ("right", right)):
+        assert [stamp_ns(m.header.stamp) for m in got[side]] == stamps
+        np.testing.assert_array_equal(image_to_array(got[side][0]), image)
+    assert infos["left"][0].p[3] == 0.0 and infos["right"][0].p[3] == pytest.approx(tx)
+    assert "/cam/right/image_rect and /cam/right/camera_info" in out
+
+    proc = run_play(ros_env, str(bag), "--topic", "/relay/image")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "choose one with --bag-topic" in out, out
+
+
 def test_play_bad_path_exits_non_zero(ros_env, tmp_path) -> None:
     proc = run_play(ros_env, str(tmp_path / "nothing_here"))
     out, _ = proc.communicate(timeout=60)

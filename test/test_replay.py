@@ -159,11 +159,11 @@ def test_interrupted_replay_leaves_a_readable_bag(
     process = Pipeline.process
     calls = []
 
-    def interrupt_at_fifth(self: Pipeline, image: np.ndarray, stamp_ns: int):
+    def interrupt_at_fifth(self: Pipeline, image: np.ndarray, stamp_ns: int, *companions):
         calls.append(stamp_ns)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return process(self, image, stamp_ns)
+        return process(self, image, stamp_ns, *companions)
 
     monkeypatch.setattr(Pipeline, "process", interrupt_at_fifth)
     out = tmp_path / "out"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.interfaces import Connection, Nodetype
+from rosbags.interfaces import Nodetype
 from rosbags.rosbag2 import ReaderError, StoragePlugin
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -249,28 +249,45 @@ class BagSource:
             wanted_info = None
         return ImageStream(image_topic, images[image_topic], counts[image_topic], wanted_info)
 
-    def _connections(self, topic: str) -> list[Connection]:
-        return [c for c in self.reader.connections if c.topic == topic]
-
-    def _messages(self, topic: str) -> Iterator[tuple[int, Any]]:
-        """(bag timestamp ns, deserialized message) of topic; stops where the bag is damaged."""
+    def messages(self, topics: Sequence[str]) -> Iterator[tuple[int, str, Any]]:
+        """(bag timestamp ns, topic, deserialized message) of the topics, in bag order;
+        stops where the bag is damaged."""
+        wanted = set(topics)
         if self._damaged:
             for damaged in self._damaged:
-                for message in damaged.messages({topic}):
+                for message in damaged.messages(wanted):
                     data = self._typestore.deserialize_cdr(message.data, message.msgtype)
-                    yield message.timestamp, data
+                    yield message.timestamp, message.topic, data
                 if damaged.damage is not None:
                     self.damage = damaged.damage
                     return
             return
+        connections = [c for c in self.reader.connections if c.topic in wanted]
         try:
-            for connection, timestamp, raw in self.reader.messages(
-                connections=self._connections(topic)
-            ):
-                yield timestamp, self.reader.deserialize(raw, connection.msgtype)
+            for connection, timestamp, raw in self.reader.messages(connections=connections):
+                yield timestamp, connection.topic, self.reader.deserialize(raw, connection.msgtype)
         except (AnyReaderError, ReaderError, sqlite3.DatabaseError) as error:
             # The index was intact, the data behind it is not.
-            self.damage = Damage(str(self.path), f"reading {topic} failed: {error}")
+            self.damage = Damage(str(self.path), f"reading {', '.join(topics)} failed: {error}")
+
+    def _messages(self, topic: str) -> Iterator[tuple[int, Any]]:
+        """(bag timestamp ns, deserialized message) of topic; stops where the bag is damaged."""
+        for timestamp, _, msg in self.messages([topic]):
+            yield timestamp, msg
+
+    def topic_types(self) -> dict[str, str]:
+        """Message type per topic of the bag."""
+        return self._topics()[1]
+
+    def topic_counts(self) -> dict[str, int]:
+        """Message count per topic of the bag."""
+        return self._topics()[0]
+
+    def first_message(self, topic: str) -> Any | None:
+        """The first message of topic, None without one."""
+        for _, msg in self._messages(topic):
+            return msg
+        return None
 
     def first_camera_info(self) -> Any | None:
         """The first CameraInfo message of the camera info topic, None without one."""

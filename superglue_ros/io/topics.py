@@ -21,3 +21,27 @@ def camera_info_topic_for(image_topic: str) -> str:
     base = base_image_topic(image_topic)
     namespace, slash, _ = base.rpartition("/")
     return f"{namespace}{slash}camera_info"
+
+
+# Where a depth image aligned to the colour camera is, beside the colour camera's
+# namespace: realsense2_camera (align_depth), then openni/freenect (depth_registered).
+ALIGNED_DEPTH_NAMES = ("aligned_depth_to_color/image_raw", "depth_registered/image_raw")
+
+
+def right_topic_for(left_topic: str) -> str | None:
+    """``/cam/left/image_rect`` -> ``/cam/right/image_rect``: the right camera's topic of a
+    stereo driver (the last ``left`` name part becomes ``right``); None without one."""
+    parts = base_image_topic(left_topic).split("/")
+    for index in range(len(parts) - 1, -1, -1):
+        if parts[index] == "left":
+            parts[index] = "right"
+            return "/".join(parts)
+    return None
+
+
+def depth_topics_for(colour_topic: str) -> list[str]:
+    """The aligned depth topics that may go with a colour topic, most usual first:
+    ``/cam/color/image_raw`` -> ``/cam/aligned_depth_to_color/image_raw``, ... ."""
+    camera = base_image_topic(colour_topic).rpartition("/")[0]  # /cam/color
+    namespace, slash, _ = camera.rpartition("/")  # /cam
+    return [f"{namespace}{slash}{name}" for name in ALIGNED_DEPTH_NAMES]

@@ -151,6 +151,7 @@ class MatcherNode(Node):
         self.get_logger().info(f"backend: {self._backend}{why}")
 
         self._camera: CameraModel | None = None
+        self._right_camera: CameraModel | None = None
         self._pending_changes: dict[str, Any] = {}
         self._changes_lock = threading.Lock()
         self._stats = Stats()
@@ -158,7 +159,10 @@ class MatcherNode(Node):
         self._mailbox = FrameMailbox()
 
         self._outputs = Outputs(
-            self, node.integer("output_qos_depth"), node.integer("vins_min_track_length")
+            self,
+            node.integer("output_qos_depth"),
+            node.integer("vins_min_track_length"),
+            node.text("vins_format"),
         )
         self._outputs.publish_descriptors = node.flag("publish_descriptors")
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", qos.output_qos(10))
@@ -256,8 +260,12 @@ class MatcherNode(Node):
 
     def _on_camera_info(self, index: int, msg: CameraInfo) -> None:
         self._infos[index] = msg
+        # Stereo images are rectified: their camera is P's, without distortion.
+        model = CameraModel.rectified_from_msg if self._input == "stereo" else CameraModel.from_msg
+        if index == 1:
+            self._right_camera = model(msg)
         if index == 0:
-            camera = CameraModel.from_msg(msg)
+            camera = model(msg)
             if camera is None:
                 self._log_once(
                     "camera_info", "camera_info has no usable K; features_vins stays off"
@@ -412,7 +420,7 @@ class MatcherNode(Node):
             )
             self._outputs.reset()
             self._stats.time_jump()
-        self._outputs.publish(result, image, msg.header, self._camera)
+        self._outputs.publish(result, image, msg.header, self._camera, self._right_camera)
         if self._loops is not None and result.loops:
             self._loops.publish(result.loops, msg.header.frame_id)
         latency_ms = 1e3 * (time.monotonic() - pending.received)

@@ -41,13 +41,15 @@ class KeyframeView:
 class Outputs:
     """The node's output publishers; publish() sends one frame's results on all of them."""
 
-    def __init__(self, node: Node, depth: int, vins_min_track_length: int) -> None:
+    def __init__(
+        self, node: Node, depth: int, vins_min_track_length: int, vins_format: str = "mono"
+    ) -> None:
         msg_class = correspondences_class()
         self._corr = node.create_publisher(msg_class, "correspondences", qos.output_qos(depth))
         self._keyframes = node.create_publisher(msg_class, "keyframes", qos.keyframes_qos(depth))
         self._vins_pub = node.create_publisher(PointCloud, "features_vins", qos.output_qos(depth))
         self._image = node.create_publisher(Image, "matches_image", qos.output_qos(1))
-        self.vins = VinsTracker(min_track_length=vins_min_track_length)
+        self.vins = VinsTracker(min_track_length=vins_min_track_length, format=vins_format)
         self.publish_descriptors = True
         # Only the newest keyframe is ever drawn: keep its image, not a copy of the buffer.
         self._newest_keyframe: KeyframeView | None = None
@@ -58,24 +60,36 @@ class Outputs:
         self._newest_keyframe = None
 
     def publish(
-        self, result: FrameResult, image: np.ndarray, header: Any, camera: CameraModel | None
+        self,
+        result: FrameResult,
+        image: np.ndarray,
+        header: Any,
+        camera: CameraModel | None,
+        right_camera: CameraModel | None = None,
     ) -> None:
-        """Send result on every output; header is the input image's (stamp and frame id)."""
+        """Send result on every output; header is the input image's (stamp and frame id);
+        right_camera: stereo's right camera, for features_vins' right points."""
         fields = correspondences_fields(result, header.frame_id, self.publish_descriptors)
         out = convert.fill_message(correspondences_class()(), fields)
         self._corr.publish(out)
         if result.is_keyframe:
             self._keyframes.publish(out)
         if camera is not None:
-            self._publish_vins(result, camera, header)
+            self._publish_vins(result, camera, header, right_camera)
         if self._image.get_subscription_count() > 0:
             self._publish_drawing(image, result, header)  # against the previous keyframe
         if result.is_keyframe:
             keypoints = np.asarray(result.features.keypoints, np.float32)
             self._newest_keyframe = KeyframeView(result.frame_id, image, keypoints)
 
-    def _publish_vins(self, result: FrameResult, camera: CameraModel, header: Any) -> None:
-        features = self.vins.update(result, camera)
+    def _publish_vins(
+        self,
+        result: FrameResult,
+        camera: CameraModel,
+        header: Any,
+        right_camera: CameraModel | None,
+    ) -> None:
+        features = self.vins.update(result, camera, right_camera)
         # serialized directly: a list of Point32 messages costs ~10 ms per frame
         cloud = point_cloud_bytes(stamp_to_ns(header.stamp), header.frame_id, features)
         self._vins_pub.publish(cloud)

@@ -69,6 +69,13 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
         runtime=True,
     ),
     ParamSpec(
+        "vins_format",
+        "mono",
+        "features_vins channel layout: mono (VINS-Mono's estimator, one camera) or fusion "
+        "(VINS-Fusion's, with a camera id channel; input stereo adds the right camera's points).",
+        choices=("mono", "fusion"),
+    ),
+    ParamSpec(
         "diagnostics_period",
         1.0,
         "Seconds between /diagnostics messages (wall time, also with use_sim_time).",

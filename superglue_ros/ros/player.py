@@ -2,7 +2,10 @@
 
 Used by ``superglue-ros play`` and ``make demo``. Folder frames take their stamps
 from file names in seconds (``1341847980.722988.png``) or, when the names are not
-stamps, from the frame rate; bag frames keep their header stamps.
+stamps, from the frame rate; bag frames keep their header stamps. A bag with
+several image topics (a stereo pair, colour and depth) is played whole unless one
+topic is chosen: every image stream on its own topic with its camera_info, in bag
+order, paced by the bag's record times (the streams' stamps need not interleave).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Frame:
     stamp_ns: int
     image: np.ndarray | None = None
     message: Any = None  # rclpy sensor_msgs/Image or CompressedImage (from a bag)
+    stream: int = 0  # which of the source's streams (0: the first image topic)
+    clock_ns: int | None = None  # when to publish it, relative to the others; None: stamp_ns
 
 
 def stamp_msg(stamp_ns: int) -> Any:
@@ -69,6 +74,16 @@ def camera_info_from_yaml(path: Path, frame_id: str) -> CameraInfo:
 
 # ------------------------------------------------------------------ sources
 @dataclass
+class Stream:
+    """A further image stream of a bag: its topic, camera info topic and first CameraInfo."""
+
+    topic: str
+    camera_info_topic: str
+    camera_info: Any  # rclpy CameraInfo or None
+    compressed: bool = False
+
+
+@dataclass
 class Source:
     """frames() yields the sequence once (call again to loop); camera_info may be None."""
 
@@ -81,6 +96,8 @@ class Source:
     image_topic: str | None = None
     camera_info_topic: str | None = None
     compressed: bool = False  # the frames are ready CompressedImage messages
+    # A bag played whole: its other image topics (Frame.stream 1, 2, ...).
+    more_streams: tuple[Stream, ...] = ()
 
 
 def folder_source(
@@ -102,27 +119,56 @@ def folder_source(
     return Source(frames, info, len(paths), f"{len(paths)} images from {folder}")
 
 
+def _camera_info(bag: rosbag.BagSource, topic: str | None) -> Any:
+    raw = bag.first_message(topic) if topic is not None else None
+    if raw is None:
+        return None
+    return convert.fill_message(CameraInfo(), convert.rosbags_to_fields(raw))
+
+
 def bag_source(path: Path, image_topic: str | None) -> Source:
+    """A bag's images: image_topic only when given or the bag has one image topic, else
+    every image topic (each with the camera_info beside it)."""
     with rosbag.BagSource(path, image_topic) as bag:
         stream = bag.stream
-        info_raw = bag.first_camera_info()
-    info = None
-    if info_raw is not None:
-        info = convert.fill_message(CameraInfo(), convert.rosbags_to_fields(info_raw))
-    cls = CompressedImage if stream.msgtype == rosbag.COMPRESSED_IMAGE else Image
+        info = _camera_info(bag, stream.camera_info_topic)
+        types, counts = bag.topic_types(), bag.topic_counts()
+        others = []
+        if image_topic is None:
+            others = sorted(
+                t for t, m in types.items() if m in rosbag.IMAGE_TYPES and t != stream.topic
+            )
+        more = []
+        for topic in others:
+            compressed = types[topic] == rosbag.COMPRESSED_IMAGE
+            base = topics.base_image_topic(topic) if compressed else topic
+            info_topic = topics.camera_info_topic_for(base)
+            found = info_topic if types.get(info_topic) == rosbag.CAMERA_INFO else None
+            more.append(Stream(base, info_topic, _camera_info(bag, found), compressed))
+    image_topics = [stream.topic, *others]
+    classes = [
+        CompressedImage if types[t] == rosbag.COMPRESSED_IMAGE else Image for t in image_topics
+    ]
+    index = {topic: i for i, topic in enumerate(image_topics)}
 
     def frames() -> Iterator[Frame]:
         with rosbag.BagSource(path, stream.topic) as bag:
-            for _, raw in bag.frames():
-                msg = convert.fill_message(cls(), convert.rosbags_to_fields(raw))
-                yield Frame(stamp_to_ns(msg.header.stamp), message=msg)
+            for bag_ns, topic, raw in bag.messages(image_topics):
+                i = index[topic]
+                msg = convert.fill_message(classes[i](), convert.rosbags_to_fields(raw))
+                clock = bag_ns if others else None
+                yield Frame(stamp_to_ns(msg.header.stamp), message=msg, stream=i, clock_ns=clock)
             source.damage = bag.damage
 
-    description = f"{stream.count} frames of {stream.topic} in {path}"
-    compressed = cls is CompressedImage
+    count = sum(counts[t] for t in image_topics)
+    kind = "images" if others else "frames"  # several streams: images, not frames
+    description = f"{count} {kind} of {', '.join(image_topics)} in {path}"
+    compressed = classes[0] is CompressedImage
     base = topics.base_image_topic(stream.topic) if compressed else stream.topic
     info_topic = stream.camera_info_topic or topics.camera_info_topic_for(base)
-    source = Source(frames, info, stream.count, description, None, base, info_topic, compressed)
+    source = Source(
+        frames, info, count, description, None, base, info_topic, compressed, tuple(more)
+    )
     return source
 
 
@@ -176,15 +222,28 @@ class Player:
         self.compressed = compressed
         self.node = Node(node_name, context=context)
         image_qos = qos.image_qos(reliability, depth=5)
-        if compressed:
-            self.image_pub = self.node.create_publisher(
-                CompressedImage, topic.rstrip("/") + "/compressed", image_qos
-            )
-        else:
-            self.image_pub = self.node.create_publisher(Image, topic, image_qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, camera_info_topic, image_qos)
+        self._image_qos = image_qos
+        self.image_pub, self.info_pub = self._publishers(topic, camera_info_topic, compressed)
+        self.image_pubs, self.info_pubs = [self.image_pub], [self.info_pub]
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
+
+    def _publishers(self, topic: str, camera_info_topic: str, compressed: bool) -> tuple[Any, Any]:
+        if compressed:
+            image_pub = self.node.create_publisher(
+                CompressedImage, topic.rstrip("/") + "/compressed", self._image_qos
+            )
+        else:
+            image_pub = self.node.create_publisher(Image, topic, self._image_qos)
+        return image_pub, self.node.create_publisher(CameraInfo, camera_info_topic, self._image_qos)
+
+    def add_stream(self, stream: Stream) -> None:
+        """Publishers for frames of the next stream index (ready bag messages only)."""
+        image_pub, info_pub = self._publishers(
+            stream.topic, stream.camera_info_topic, stream.compressed
+        )
+        self.image_pubs.append(image_pub)
+        self.info_pubs.append(info_pub)
 
     def wait_for_subscribers(self, count: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -205,8 +264,8 @@ class Player:
         if camera_info is not None:
             camera_info.header.stamp = msg.header.stamp
             camera_info.header.frame_id = msg.header.frame_id
-            self.info_pub.publish(camera_info)
-        self.image_pub.publish(msg)
+            self.info_pubs[frame.stream].publish(camera_info)
+        self.image_pubs[frame.stream].publish(msg)
         return msg
 
     def spin_for(self, seconds: float) -> None:
@@ -240,19 +299,22 @@ def play(
     Returns the number of frames published; stops early when player.stop is set.
     """
     published = 0
+    infos = [source.camera_info, *(s.camera_info for s in source.more_streams)]
     while not player.stop.is_set():
         previous_stamp: int | None = None
         next_time = time.monotonic()
         for frame in source.frames():
+            clock = frame.stamp_ns if frame.clock_ns is None else frame.clock_ns
             if rate_hz:
-                next_time += 1.0 / rate_hz if published else 0.0
+                # The rate is of frames: a bag's further streams go out with the first.
+                next_time += 1.0 / rate_hz if published and frame.stream == 0 else 0.0
             elif previous_stamp is not None:
-                next_time += max(0.0, (frame.stamp_ns - previous_stamp) * 1e-9)
-            previous_stamp = frame.stamp_ns
+                next_time += max(0.0, (clock - previous_stamp) * 1e-9)
+            previous_stamp = clock
             player.spin_for(max(0.0, next_time - time.monotonic()))
             if player.stop.is_set():
                 break
-            player.publish(frame, source.camera_info)
+            player.publish(frame, infos[frame.stream])
             published += 1
         if not loop:
             break
@@ -279,6 +341,12 @@ def publish_topics(source: Source, options: PlayOptions) -> tuple[str, str]:
     """(image topic, camera info topic): the options', else the bag's own, else ``image``;
     camera info beside the image topic unless given. ValueError for --compressed on a bag
     (its images are published as recorded)."""
+    if source.more_streams and (options.topic or options.camera_info_topic):
+        streams = [source.image_topic, *(s.topic for s in source.more_streams)]
+        raise ValueError(
+            f"--topic / --camera-info-topic rename one image stream; this bag has "
+            f"{len(streams)} ({', '.join(map(str, streams))}): choose one with --bag-topic"
+        )
     if options.compressed and source.image_topic is not None and not source.compressed:
         raise ValueError(
             "--compressed encodes folder frames as jpeg; this bag's images are raw and are "
@@ -316,8 +384,13 @@ def play_to_topics(
             options.compressed or source.compressed,
             stop=stop,
         ) as player:
+            for stream in source.more_streams:
+                player.add_stream(stream)
             info = f" and {player.info_pub.topic_name}" if source.camera_info is not None else ""
             log(f"{source.description} on {player.image_pub.topic_name}{info}")
+            for stream, pub in zip(source.more_streams, player.image_pubs[1:], strict=True):
+                info = f" and {stream.camera_info_topic}" if stream.camera_info is not None else ""
+                log(f"  and on {pub.topic_name}{info}")
             if options.wait_subscribers > 0:
                 log(f"waiting for {options.wait_subscribers} subscriber(s)")
                 waited = player.wait_for_subscribers(

@@ -4,7 +4,9 @@ A folder's frames are stamped from their file names in seconds
 (``1341847980.722988.png``) or, when the names are not stamps, from --rate; its
 camera.yaml (or --camera-yaml) gives the CameraInfo. A bag (rosbag2 folder,
 .mcap, .db3 or ROS 1 .bag) keeps its header stamps and is published on its own
-image and CameraInfo topics unless --topic / --camera-info-topic say otherwise.
+image and CameraInfo topics unless --topic / --camera-info-topic say otherwise;
+one with several image topics (stereo, RGB-D) is published whole, every stream
+on its own topics, unless --bag-topic picks one.
 Publishes at --rate Hz (default: real time from the stamps).
 """
 
@@ -42,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CameraInfo topic (default: a bag's own; else camera_info beside the image topic: "
         "/cam/image_raw -> /cam/camera_info)",
     )
-    parser.add_argument("--bag-topic", help="image topic to read from a bag with several")
+    parser.add_argument(
+        "--bag-topic", help="the one image topic to play from a bag with several (default: all)"
+    )
     parser.add_argument("--camera-yaml", type=Path, help="intrinsics for a folder")
     parser.add_argument("--frame-id", default="camera", help="header frame_id of folder frames")
     parser.add_argument(

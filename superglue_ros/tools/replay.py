@@ -1,7 +1,10 @@
 """Run the pipeline over every image of a bag, deterministically, and write a report.
 
 Reads rosbag2 (mcap, sqlite3) and ROS 1 bags; sensor_msgs/Image and
-CompressedImage. Every frame is processed in bag order, none dropped. Each
+CompressedImage. Every frame is processed in bag order, none dropped. With
+``input: stereo`` or ``rgbd`` in the parameters, a frame is a pair of messages
+paired as the node pairs them (io/bag_frames.py; --pair-topic, report.json's
+``unpaired``). Each
 --params file is one configuration (named after the file stem; the defaults
 when none is given); all run over the same decoded frames. Output in DIR:
 
@@ -70,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--camera-info-topic", help="default: <image topic namespace>/camera_info if present"
+    )
+    parser.add_argument(
+        "--pair-topic",
+        help="input stereo: the right image topic (default: the image topic's left -> right); "
+        "rgbd: the depth topic (default: aligned_depth_to_color/image_raw beside the colour "
+        "camera)",
     )
     parser.add_argument(
         "--no-descriptors", action="store_true", help="leave descriptors out of the messages"
@@ -267,6 +276,14 @@ def write_result(
         run.odometry.add(message, intrinsics)
 
 
+def warn_unpaired(bag_input: Any) -> None:
+    """One stderr line with the messages of each topic that were in no frame, if any."""
+    unpaired = bag_input.unpaired()
+    if any(unpaired.values()):
+        counts = ", ".join(f"{topic} {count}" for topic, count in unpaired.items())
+        print(f"\nreplay: messages in no {bag_input.mode} frame: {counts}", file=sys.stderr)
+
+
 def replay_frames(
     source: Any,
     runs: list[ConfigRun],
@@ -274,15 +291,20 @@ def replay_frames(
     info: Any,
     descriptors: bool,
     interrupts: Interrupts | None = None,
+    bag_input: Any = None,
 ) -> dict[str, Any]:
     """Process every frame through every run; returns what the report needs about the input.
 
     info: the bag's CameraInfo or None; its K, fitted to the first decoded
-    image's size, is used for the inlier ratios. Stops cleanly on
+    image's size, is used for the inlier ratios. bag_input: io/bag_frames.BagInput
+    (default: mono on the source's image topic). Stops cleanly on
     KeyboardInterrupt (reported as interrupted).
     """
-    from superglue_ros.io.images import decode_image
+    from superglue_ros.io.bag_frames import BagInput
     from superglue_ros.io.stamps import stamp_to_ns
+
+    if bag_input is None:
+        bag_input = BagInput("mono", (source.stream.topic,), (source.stream.camera_info_topic,))
 
     interrupts = interrupts or Interrupts()
     progress = Progress(source.stream.count)
@@ -293,11 +315,12 @@ def replay_frames(
     interrupted = False
     intrinsics: Any = None
     try:
-        for index, (bag_stamp, msg) in enumerate(source.frames()):
+        for index, frame in enumerate(bag_input.frames(source)):
             read = index + 1
+            bag_stamp, msg = frame.bag_stamp, frame.msgs[0]
             stamp = stamp_to_ns(msg.header.stamp)
             try:
-                image = decode_image(msg)
+                image, companions = bag_input.decode(frame)
                 if intrinsics is None and info is not None:
                     intrinsics = scaled_intrinsics(info, *image.shape[:2])
                     for run in runs:
@@ -305,7 +328,7 @@ def replay_frames(
                 results = []
                 for run in runs:
                     start = time.perf_counter()
-                    result = run.pipeline.process(image, stamp)
+                    result = run.pipeline.process(image, stamp, companions)
                     results.append((result, 1e3 * (time.perf_counter() - start)))
             except ValueError as error:
                 reason = str(error)
@@ -327,6 +350,7 @@ def replay_frames(
         interrupted = True
     finally:
         progress.close()
+    warn_unpaired(bag_input)
     damage = source.damage
     if damage is not None and not interrupted:
         print(
@@ -337,6 +361,9 @@ def replay_frames(
         "input_damage": None if damage is None or interrupted else asdict(damage),
         "intrinsics": intrinsics.tolist() if intrinsics is not None else None,
         "frames_read": read,
+        "input": bag_input.mode,
+        "image_topics": list(bag_input.topics),
+        "unpaired": bag_input.unpaired(),
         "skipped_frames": skipped,
         "skipped_count": skipped_count,
         "interrupted": interrupted,
@@ -352,6 +379,7 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """The replay of run(); after the first stop signal, later ones cannot cut it short."""
     from superglue_ros.evaluation import report
     from superglue_ros.io import rosbag
+    from superglue_ros.io.bag_frames import common_input, open_input
     from superglue_ros.io.rosbag2_writer import offered_qos
 
     configs = load_configs(args.params)
@@ -367,6 +395,10 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     # cuBLAS needs this before its first use for deterministic results on CUDA.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with rosbag.BagSource(args.bag, args.image_topic, args.camera_info_topic) as source:
+        try:
+            bag_input = open_input(source, common_input(configs), args.pair_topic)
+        except ValueError as error:  # BagError included
+            raise CliError(str(error)) from error
         info = source.first_camera_info()
         if (
             args.odometry
@@ -423,7 +455,7 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
                 config_run.recorder.homographies = homographies
             with deterministic_torch():
                 outcome = replay_frames(
-                    source, runs, typestore, info, not args.no_descriptors, interrupts
+                    source, runs, typestore, info, not args.no_descriptors, interrupts, bag_input
                 )
         finally:
             for config_run in runs:
