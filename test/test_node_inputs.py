@@ -65,6 +65,27 @@ def publish_set(node, publishers, msgs, received, expect: bool = True) -> None:
         wait_until(lambda: len(received) > before, 30, "the frame's correspondences", node)
 
 
+def prime(node, infos, info_msgs, images, make_set, received) -> None:
+    """Publish the camera infos, then warm-up sets until one comes back, and forget them.
+
+    camera_info and images travel on different topics, so an image may reach the node
+    before its camera_info; the node then refuses it (no_camera_info), as it should.
+    """
+    for attempt in range(10):
+        for publisher, msg in zip(infos, info_msgs, strict=True):
+            publisher.publish(msg)
+        before = len(received)
+        publish_set(node, images, make_set(10**8 + attempt * MS), received, expect=False)
+        try:
+            wait_until(lambda n=before: len(received) > n, 10, "a warm-up frame", node)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError("no warm-up frame came back after 10 tries:\n" + node.output())
+    received.clear()
+
+
 def test_stereo_input_pairs_left_and_right_and_gives_depth(ros_env, tmp_path, probe) -> None:  # noqa: F811
     import superglue_ros_msgs.msg as msgs
     from diagnostic_msgs.msg import DiagnosticArray
@@ -88,8 +109,14 @@ def test_stereo_input_pairs_left_and_right_and_gives_depth(ros_env, tmp_path, pr
         for publisher in images + infos:
             wait_subscribed(publisher, node)
         wait_until(lambda: probe.node.count_publishers("correspondences") > 0, 10, "publishers")
-        infos[0].publish(left_info)
-        infos[1].publish(right_info)
+        prime(
+            node,
+            infos,
+            [left_info, right_info],
+            images,
+            lambda stamp: [image_msg(left, stamp), image_msg(right, stamp)],
+            corrs,
+        )
         stamps = [10**9 + 100 * MS * i for i in range(3)]
         for stamp in stamps:
             # The right camera's stamp a few ms off: approximate time pairs them.
@@ -155,7 +182,14 @@ def test_rgbd_input_reads_depth_at_keypoints(ros_env, tmp_path, probe) -> None: 
         for publisher in [*images, info]:
             wait_subscribed(publisher, node)
         wait_until(lambda: probe.node.count_publishers("correspondences") > 0, 10, "publishers")
-        info.publish(camera_info(scene))
+        prime(
+            node,
+            [info],
+            [camera_info(scene)],
+            images,
+            lambda stamp: [image_msg(color, stamp), depth_msg(depth_mm, stamp)],
+            corrs,
+        )
         for i in range(2):
             stamp = 10**9 + 100 * MS * i
             publish_set(node, images, [image_msg(color, stamp), depth_msg(depth_mm, stamp)], corrs)

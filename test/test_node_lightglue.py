@@ -51,7 +51,8 @@ def test_indoor_preset_without_the_research_weights_runs_aliked_lightglue(
         log = node.output()
         assert "backend: aliked" in log and "+ lightglue" in log, log
         assert "superpoint_v1.pth not found" in log, log  # why not SuperPoint + SuperGlue
-        assert "camera info on /cam/camera_info" in log, log
+        # The startup line can reach the log after the subscriptions are matched.
+        wait_until(lambda: "camera info on /cam/camera_info" in node.output(), 10, "log", node)
         code, _ = node.interrupt()
         assert code == 0, node.output()
         assert logger_names(node.output()) == {"matcher_node"}, node.output()
