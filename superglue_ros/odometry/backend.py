@@ -1,8 +1,9 @@
-"""A reference monocular visual-odometry back-end over the matcher's messages.
+"""A reference visual-odometry back-end over the matcher's messages: monocular, or
+metric with the per-keypoint depths of stereo and RGB-D input.
 
 Feed it every Correspondences message in order (:meth:`VisualOdometry.process`);
-it answers with a pose per frame (camera-to-world, arbitrary scale, the first
-pose the identity):
+it answers with a pose per frame (camera-to-world, the first pose the identity;
+arbitrary scale for mono input, metres with depths, see 4.):
 
 1. Initialisation: the first keyframe is the reference; each later keyframe is
    tried against it. An essential matrix and a homography are fitted (seeded
@@ -28,6 +29,17 @@ pose the identity):
    ``lost`` and a reason) and initialisation starts again from the next keyframes;
    the new map starts where the last two poses' velocity predicts the lost keyframe,
    scaled to the old map's keyframe spacing.
+4. Depth (frames with ``depths``: stereo or RGB-D input): a keyframe with at least
+   min_init_points usable depths starts the map by itself, its keypoints placed at
+   their depths (no parallax wait; metric scale). Each later keyframe places its new
+   tracks at their depths too (stereo: up to stereo_max_depth_baselines baselines)
+   and triangulates only those without one. Bundle adjustment gives every
+   observation with a depth a robust stereo factor (uL, uR, v) with uR = uL - fx *
+   baseline / depth: the stereo pair's baseline (read off the depths and right_x
+   the front-end sent) or, for RGB-D, a virtual one (rgbd_baseline_m); the scale
+   is observed in every keyframe, so it does not drift. A depth the optimised
+   landmark disagrees with (by max_reprojection_px of disparity) is dropped, the
+   observation kept. A keyframe with too few depths starts a mono map instead.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.

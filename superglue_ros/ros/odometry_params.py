@@ -52,6 +52,11 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     "min_init_matches": ("Shared tracks the two initial keyframes need.", 0, 100000),
     "min_init_points": ("Points the initial pair must triangulate.", 0, 100000),
     "min_init_parallax_deg": ("Median ray angle of the initial points, degrees.", 0.0, 90.0),
+    "homography_ratio": (
+        "Homography chosen over the essential matrix above this score ratio S_H / (S_H + S_E).",
+        0.0,
+        1.0,
+    ),
     "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", 0.0, 100.0),
     "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", 0.0, 100.0),
     "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", 0, 100000),
@@ -62,6 +67,16 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     "robust_k": ("The robust kernel's threshold, in pixel sigmas.", 0.0, 1000.0),
     "ba_iterations": ("Levenberg-Marquardt iterations per window.", 0, 1000),
     "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", 0, 100000),
+    "stereo_max_depth_baselines": (
+        "Stereo depths beyond this many baselines place no landmark (triangulated instead).",
+        0.0,
+        100000.0,
+    ),
+    "rgbd_baseline_m": (
+        "Virtual baseline turning an RGB-D depth into a stereo factor, metres.",
+        1e-6,
+        100.0,
+    ),
 }
 
 
