@@ -89,8 +89,11 @@ default_conf: dict[str, Any] = {
     "max_waiting_frames": 100,  # frames kept while initialising (oldest dropped)
     # Stereo and RGB-D input (frames with per-keypoint depths). Stereo depths beyond this
     # many baselines are too uncertain to place a landmark (ORB-SLAM's close points);
-    # they are triangulated like mono ones.
+    # they are triangulated like mono ones...
     "stereo_max_depth_baselines": 40.0,
+    # ...unless a keyframe has fewer close ones than this: then its nearest far ones
+    # make up the number, as ORB-SLAM does (a road scene has few close points).
+    "min_depth_landmarks": 100,
     # The virtual baseline turning an RGB-D depth into a stereo observation (ORB-SLAM's
     # bf / fx): its disparity fx * baseline / depth gets pixel_sigma noise.
     "rgbd_baseline_m": 0.08,
@@ -472,14 +475,24 @@ class VisualOdometry:
         if isinstance(two_view, str):
             return f"from keyframe {last.frame_id}: {two_view}"
         tracks = last.track_ids[in_last[two_view.inliers]].tolist()
-        mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+        if self.metric and last.depths is not None:
+            # The keyframe's own depths give the scale, mapped or not.
+            depths = last.depths[in_last[two_view.inliers]]
+            mapped = np.flatnonzero(depths > 0).tolist()
+            what = "depths"
+        else:
+            mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+            what = "landmarks"
         if len(mapped) < self.conf["min_pnp_inliers"]:
             return (
-                f"from keyframe {last.frame_id}: {len(mapped)} landmarks among the "
+                f"from keyframe {last.frame_id}: {len(mapped)} {what} among the "
                 f"two views' points, {self.conf['min_pnp_inliers']} needed for the scale"
             )
-        landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
-        depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        if what == "landmarks":
+            landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
+            depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        else:
+            depths = depths[mapped]
         scale = float(np.median(depths / two_view.points[mapped, 2]))
         if not scale > 0:
             return f"from keyframe {last.frame_id}: the two views' points lie behind the map's"
@@ -543,13 +556,20 @@ class VisualOdometry:
 
     def _mapping_depths(self, depths: np.ndarray) -> np.ndarray:
         """[N] bool: depths that may place a landmark (finite, positive, and for stereo
-        close enough for the disparity to fix them)."""
+        close enough for the disparity to fix them, or among the min_depth_landmarks
+        nearest)."""
         with np.errstate(invalid="ignore"):
             usable = np.isfinite(depths) & (depths > 0)
-            if self._stereo_baseline is not None:
-                limit = self.conf["stereo_max_depth_baselines"] * self._stereo_baseline
-                usable &= depths <= limit
-        return usable
+            if self._stereo_baseline is None:
+                return usable
+            limit = self.conf["stereo_max_depth_baselines"] * self._stereo_baseline
+            close = usable & (depths <= limit)
+        wanted = int(self.conf["min_depth_landmarks"])
+        if np.count_nonzero(close) >= wanted:
+            return close
+        nearest = np.flatnonzero(usable)[np.argsort(depths[usable], kind="stable")[:wanted]]
+        close[nearest] = True
+        return close
 
     def _add_depth_landmarks(self, keyframe: MapKeyframe) -> int:
         """Landmarks at the depths of the keyframe's valid, unmapped keypoints; how many."""

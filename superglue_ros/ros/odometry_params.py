@@ -72,6 +72,11 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
         0.0,
         100000.0,
     ),
+    "min_depth_landmarks": (
+        "Fewer close stereo depths in a keyframe: its nearest far ones make up the number.",
+        0,
+        100000,
+    ),
     "rgbd_baseline_m": (
         "Virtual baseline turning an RGB-D depth into a stereo factor, metres.",
         1e-6,
