@@ -152,6 +152,41 @@ def test_forward_motion_with_stereo_needs_no_parallax() -> None:
     assert result["ate_se3_rmse_m"] < 0.01 * path_length(sequence)
 
 
+def test_a_keyframe_the_map_cannot_place_is_bridged_at_the_depths_scale() -> None:
+    # The map lags (only 10 of the landmarks keyframe 15 sees are left, PnP needs 15):
+    # the two-view motion from keyframe 12 takes its scale from keyframe 12's depths.
+    sequence = make_sequence(30, stereo_baseline=BASELINE)
+    odometry = VisualOdometry(CAMERA)
+    for frame in sequence.frames[:15]:
+        odometry.process(frame)
+    keyframe = sequence.frames[15]
+    assert keyframe.is_keyframe
+    seen = [t for t in keyframe.track_ids.tolist() if t in odometry._landmarks]
+    for track in seen[10:]:
+        del odometry._landmarks[track]
+    (estimate,) = odometry.process(keyframe)
+    assert estimate.pose is not None and estimate.state == TRACKING
+    truth = np.linalg.inv(sequence.poses[0]) @ sequence.poses[15]
+    # exact input: the bridged pose is exact but for the optimiser's convergence
+    np.testing.assert_allclose(estimate.pose[:3, 3], truth[:3, 3], atol=1e-5)
+    for frame in sequence.frames[16:]:
+        odometry.process(frame)
+    assert odometry.maps_started == 1 and len(odometry.trajectory()) == 30
+
+
+def test_a_narrow_stereo_pair_maps_its_nearest_far_points_too() -> None:
+    # A 5 cm baseline: only the points within 40 baselines (2 m) count as close, about
+    # 60 at the first keyframe; the nearest far ones make up min_depth_landmarks.
+    frames = make_sequence(12, stereo_baseline=0.05).frames
+    first = frames[0]
+    close = int(np.count_nonzero(first.depths <= 40 * 0.05))
+    assert 40 <= close < 100  # enough to start a map, fewer than min_depth_landmarks
+    _, estimates = run(frames)
+    assert estimates[0].inliers == 100
+    _, estimates = run(frames, min_depth_landmarks=0)
+    assert estimates[0].inliers == close
+
+
 def test_too_few_depths_fall_back_to_the_monocular_start() -> None:
     sequence = make_sequence(30, rgbd=True)
     frames = [
