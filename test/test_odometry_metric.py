@@ -152,6 +152,23 @@ def test_forward_motion_with_stereo_needs_no_parallax() -> None:
     assert result["ate_se3_rmse_m"] < 0.01 * path_length(sequence)
 
 
+def test_later_depths_place_landmarks_once_a_second_view_agrees() -> None:
+    frames = make_sequence(30, rgbd=True, nan_fraction=0.3).frames
+    odometry = VisualOdometry(CAMERA)
+    odometry.process(frames[0])
+    initial = set(odometry._landmarks)  # the first keyframe's depths, unchecked
+    assert len(initial) > 0.6 * len(frames[0].track_ids)
+    for frame in frames[1:4]:
+        odometry.process(frame)
+    added = set(odometry._landmarks) - initial
+    new_at_3 = set(frames[3].track_ids.tolist()) - set(frames[0].track_ids.tolist())
+    # keyframe 3 maps tracks keyframe 0 saw without a depth, none it sees first
+    assert added and not added & new_at_3
+    for frame in frames[4:7]:
+        odometry.process(frame)
+    assert set(odometry._landmarks) & new_at_3  # keyframe 6 is their second view
+
+
 def test_a_keyframe_the_map_cannot_place_is_bridged_at_the_depths_scale() -> None:
     # The map lags (only 10 of the landmarks keyframe 15 sees are left, PnP needs 15):
     # the two-view motion from keyframe 12 takes its scale from keyframe 12's depths.

@@ -33,11 +33,12 @@ arbitrary scale for mono input, metres with depths, see 4.):
    min_init_points usable depths starts the map by itself, its keypoints placed at
    their depths (no parallax wait; metric scale). Each later keyframe places its new
    tracks at their depths too (stereo: up to stereo_max_depth_baselines baselines)
-   and triangulates only those without one. Bundle adjustment gives every
-   observation with a depth a robust stereo factor (uL, uR, v) with uR = uL - fx *
-   baseline / depth: the stereo pair's baseline (read off the depths and right_x
-   the front-end sent) or, for RGB-D, a virtual one (rgbd_baseline_m); the scale
-   is observed in every keyframe, so it does not drift. A depth the optimised
+   where an older window keyframe's observation agrees, and triangulates the rest.
+   Bundle adjustment gives every observation with a depth a robust stereo factor
+   (uL, uR, v) with uR = uL - fx * baseline / depth: the stereo pair's baseline
+   (read off the depths and right_x the front-end sent) or, for RGB-D, a virtual
+   one (rgbd_baseline_m); the scale is observed in every keyframe, so it does not
+   drift. A depth the optimised
    landmark disagrees with (by max_reprojection_px of disparity) is dropped, the
    observation kept. A keyframe with too few depths starts a mono map instead.
 
@@ -572,7 +573,13 @@ class VisualOdometry:
         return close
 
     def _add_depth_landmarks(self, keyframe: MapKeyframe) -> int:
-        """Landmarks at the depths of the keyframe's valid, unmapped keypoints; how many."""
+        """Landmarks at the depths of the keyframe's valid, unmapped keypoints; how many.
+
+        Past the map's first keyframe a depth places a landmark only where an older
+        window keyframe saw the track within max_reprojection_px of that point: a
+        wrong match or a depth from the far side of an edge (RGB-D not registered to
+        colour) is not used by PnP before a second view agrees with it.
+        """
         assert keyframe.track_ids is not None and keyframe.valid is not None
         assert keyframe.keypoints is not None
         if keyframe.depths is None:
@@ -586,11 +593,36 @@ class VisualOdometry:
                 count=len(keyframe.track_ids),
             )
         )
-        points = geometry.back_project(
-            self.camera.matrix, keyframe.keypoints[new], keyframe.depths[new]
+        points = np.full((len(new), 3), np.nan)
+        points[new] = geometry.transform(
+            keyframe.pose,
+            geometry.back_project(
+                self.camera.matrix, keyframe.keypoints[new], keyframe.depths[new]
+            ),
         )
-        points = geometry.transform(keyframe.pose, points)
-        for track, point in zip(keyframe.track_ids[new].tolist(), points, strict=True):
+        if self._window and self._window[0] is not keyframe:
+            confirmed = np.zeros(len(new), dtype=bool)
+            for other in self._window:
+                if other is keyframe or other.track_ids is None:
+                    continue
+                assert other.valid is not None and other.keypoints is not None
+                candidates = np.flatnonzero(new & ~confirmed)
+                _, in_other, in_new = np.intersect1d(
+                    other.track_ids[other.valid],
+                    keyframe.track_ids[candidates],
+                    assume_unique=True,
+                    return_indices=True,
+                )
+                other_indices = np.flatnonzero(other.valid)[in_other]
+                errors = geometry.reprojection_errors(
+                    self.camera.matrix,
+                    other.pose,
+                    points[candidates[in_new]],
+                    other.keypoints[other_indices],
+                )
+                confirmed[candidates[in_new[errors < self.conf["max_reprojection_px"]]]] = True
+            new &= confirmed
+        for track, point in zip(keyframe.track_ids[new].tolist(), points[new], strict=True):
             self._landmarks[track] = point
         return int(np.count_nonzero(new))
 
