@@ -68,6 +68,10 @@ def make_sequence(
     poses: list[np.ndarray] | None = None,
     displaced_fraction: float = 0.0,
     displacement_px: tuple[float, float] = (4.0, 40.0),
+    stereo_baseline: float | None = None,
+    rgbd: bool = False,
+    depth_noise: float = 0.0,
+    nan_fraction: float = 0.0,
 ) -> Sequence:
     """Frames seeing room_points from path_poses (or the given poses).
 
@@ -77,6 +81,13 @@ def make_sequence(
     range) while keeping their id, as a matcher without a ratio test sends a
     similar-looking neighbour: wrong matches near the right place, a new draw
     every frame.
+
+    stereo_baseline: frames carry stereo observations of a rectified pair with this
+    baseline (metres): right_x is the exact right-image x plus noise_px noise (drawn
+    apart from the left's), the depth fx * baseline / (x - right_x) from the noisy
+    pair, as the front-end computes it. rgbd: frames carry depths, the exact ones times
+    (1 + depth_noise * N(0, 1)). nan_fraction: share of each frame's depths (and right_x)
+    set NaN, as holes and unmatched keypoints are.
     """
     rng = np.random.default_rng(seed)
     points = room_points(num_points, rng)
@@ -100,6 +111,21 @@ def make_sequence(
         )
         track_ids = np.flatnonzero(visible).astype(np.int64)
         keypoints = pixels[visible] + rng.normal(0.0, noise_px, size=(len(track_ids), 2))
+        depths = right_x = None
+        if stereo_baseline is not None:
+            exact_right = pixels[visible, 0] - k[0, 0] * stereo_baseline / depth[visible]
+            right_x = exact_right + rng.normal(0.0, noise_px, size=len(track_ids))
+            disparity = keypoints[:, 0] - right_x
+            with np.errstate(divide="ignore"):
+                depths = np.where(disparity > 0, k[0, 0] * stereo_baseline / disparity, np.nan)
+            right_x[~np.isfinite(depths)] = np.nan
+        elif rgbd:
+            depths = depth[visible] * (1.0 + depth_noise * rng.normal(size=len(track_ids)))
+        if depths is not None and nan_fraction > 0:
+            holes = rng.random(len(track_ids)) < nan_fraction
+            depths[holes] = np.nan
+            if right_x is not None:
+                right_x[holes] = np.nan
         if displaced_fraction > 0:
             moved = rng.random(len(track_ids)) < displaced_fraction
             angle = rng.uniform(0.0, 2 * np.pi, moved.sum())
@@ -115,6 +141,8 @@ def make_sequence(
             keep = np.zeros(len(track_ids), bool)
             keep[first] = True
             track_ids, keypoints = track_ids[keep], keypoints[keep]
+            depths = None if depths is None else depths[keep]
+            right_x = None if right_x is None else right_x[keep]
         is_keyframe = i % keyframe_every == 0
         matches = []
         for keyframe in reversed(keyframes[-4:]):
@@ -137,6 +165,8 @@ def make_sequence(
             keypoints=keypoints,
             track_ids=track_ids,
             matches=matches,
+            depths=depths,
+            right_x=right_x,
         )
         frames.append(frame)
         if is_keyframe:

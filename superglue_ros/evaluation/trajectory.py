@@ -4,8 +4,9 @@ Each configuration's Correspondences messages (the very messages written to its
 bag) go through a :class:`~superglue_ros.odometry.VisualOdometry`, as the
 ``odometry_node`` would receive them. The estimated trajectory is written to
 ``<config>/trajectory.tum``; with ``--groundtruth`` the report gains the ATE
-after a Sim(3) alignment, the RPE, the share of frames with a pose and a plot
-of the aligned trajectories over the ground truth.
+after a Sim(3) and after an SE(3) alignment (no scale), the Sim(3) scale, the RPE,
+the share of frames with a pose and a plot of the aligned trajectories over the
+ground truth.
 """
 
 from __future__ import annotations
@@ -169,6 +170,11 @@ def markdown_section(configs: Sequence[Mapping[str, Any]]) -> list[str]:
             ],
         ),
         ("ATE RMSE after Sim(3) alignment (cm)", [cell(c, "ate_rmse_m", 100, 2) for c in runs]),
+        (
+            "ATE RMSE after SE(3) alignment, no scale (cm)",
+            [cell(c, "ate_se3_rmse_m", 100, 2) for c in runs],
+        ),
+        ("Sim(3) scale (1: metric)", [cell(c, "scale", 1, 4) for c in runs]),
         ("ATE max (cm)", [cell(c, "ate_max_m", 100, 2) for c in runs]),
         (
             "RPE translation RMSE, per frame (cm)",

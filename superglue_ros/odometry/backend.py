@@ -1,8 +1,9 @@
-"""A reference monocular visual-odometry back-end over the matcher's messages.
+"""A reference visual-odometry back-end over the matcher's messages: monocular, or
+metric with the per-keypoint depths of stereo and RGB-D input.
 
 Feed it every Correspondences message in order (:meth:`VisualOdometry.process`);
-it answers with a pose per frame (camera-to-world, arbitrary scale, the first
-pose the identity):
+it answers with a pose per frame (camera-to-world, the first pose the identity;
+arbitrary scale for mono input, metres with depths, see 4.):
 
 1. Initialisation: the first keyframe is the reference; each later keyframe is
    tried against it. An essential matrix and a homography are fitted (seeded
@@ -28,6 +29,18 @@ pose the identity):
    ``lost`` and a reason) and initialisation starts again from the next keyframes;
    the new map starts where the last two poses' velocity predicts the lost keyframe,
    scaled to the old map's keyframe spacing.
+4. Depth (frames with ``depths``: stereo or RGB-D input): a keyframe with at least
+   min_init_points usable depths starts the map by itself, its keypoints placed at
+   their depths (no parallax wait; metric scale). Each later keyframe places its new
+   tracks at their depths too (stereo: up to stereo_max_depth_baselines baselines)
+   where an older window keyframe's observation agrees, and triangulates the rest.
+   Bundle adjustment gives every observation with a depth a robust stereo factor
+   (uL, uR, v) with uR = uL - fx * baseline / depth: the stereo pair's baseline
+   (read off the depths and right_x the front-end sent) or, for RGB-D, a virtual
+   one (rgbd_baseline_m); the scale is observed in every keyframe, so it does not
+   drift. A depth the optimised
+   landmark disagrees with (by max_reprojection_px of disparity) is dropped, the
+   observation kept. A keyframe with too few depths starts a mono map instead.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
@@ -38,7 +51,7 @@ they follow when bundle adjustment later refines that keyframe.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +88,16 @@ default_conf: dict[str, Any] = {
     "robust_k": 2.0,  # the kernel's threshold, in sigmas
     "ba_iterations": 10,  # Levenberg-Marquardt iterations per window
     "max_waiting_frames": 100,  # frames kept while initialising (oldest dropped)
+    # Stereo and RGB-D input (frames with per-keypoint depths). Stereo depths beyond this
+    # many baselines are too uncertain to place a landmark (ORB-SLAM's close points);
+    # they are triangulated like mono ones...
+    "stereo_max_depth_baselines": 40.0,
+    # ...unless a keyframe has fewer close ones than this: then its nearest far ones
+    # make up the number, as ORB-SLAM does (a road scene has few close points).
+    "min_depth_landmarks": 100,
+    # The virtual baseline turning an RGB-D depth into a stereo observation (ORB-SLAM's
+    # bf / fx): its disparity fx * baseline / depth gets pixel_sigma noise.
+    "rgbd_baseline_m": 0.08,
 }
 
 
@@ -98,6 +121,8 @@ def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError("odometry setting window_keyframes must exceed fixed_keyframes")
     if values["fixed_keyframes"] < 1:
         raise ValueError("odometry setting fixed_keyframes must be at least 1")
+    if values["rgbd_baseline_m"] <= 0:
+        raise ValueError("odometry setting rgbd_baseline_m must be positive")
     return values
 
 
@@ -106,7 +131,8 @@ class MapKeyframe:
     """A keyframe of the map. pose: [4, 4] camera-to-world, refined by BA.
 
     keypoints [N, 2], track_ids [N] and valid [N] (False: observation rejected
-    as an outlier) are dropped (None) once the keyframe leaves the window.
+    as an outlier) are dropped (None) once the keyframe leaves the window. depths
+    [N] (NaN: none, or rejected as an outlier) is the frame's own copy, None for mono.
     """
 
     frame_id: int
@@ -115,9 +141,10 @@ class MapKeyframe:
     keypoints: np.ndarray | None
     track_ids: np.ndarray | None
     valid: np.ndarray | None
+    depths: np.ndarray | None = None
 
     def release(self) -> None:
-        self.keypoints = self.track_ids = self.valid = None
+        self.keypoints = self.track_ids = self.valid = self.depths = None
 
 
 @dataclass(eq=False)
@@ -143,6 +170,7 @@ class VisualOdometry:
         self.camera = camera
         self.state = INITIALIZING
         self.maps_started = 0  # initialisations that succeeded
+        self.metric = False  # the current map started from depths: metres, no scale drift
         self.keyframe_ms: list[float] = []  # wall time of each keyframe's mapping step
         self._frames: list[FramePose] = []
         self._window: list[MapKeyframe] = []
@@ -153,6 +181,8 @@ class VisualOdometry:
         # Where a new map starts: the last pose and the old map's keyframe spacing.
         self._origin = np.eye(4)
         self._spacing: float | None = None
+        # Stereo input: the baseline the front-end's depths imply (None: not stereo yet).
+        self._stereo_baseline: float | None = None
 
     # ----------------------------------------------------------------- public
     @property
@@ -174,6 +204,11 @@ class VisualOdometry:
             frame.frame_id <= self._last.frame_id or frame.stamp_ns < self._last.stamp_ns
         )
         self._last = frame
+        if frame.right_x is not None and self._stereo_baseline is None:
+            assert frame.depths is not None  # FrameObservation checks it
+            self._stereo_baseline = geometry.stereo_baseline(
+                self.camera.fx, frame.keypoints[:, 0], frame.right_x, frame.depths
+            )
         if self.state == TRACKING:
             if restarted:
                 return [self._lose(frame, "frame ids or stamps went backwards: front-end restart")]
@@ -193,6 +228,12 @@ class VisualOdometry:
         )
 
     def _initialise(self, frame: FrameObservation) -> list[PoseEstimate]:
+        if (
+            frame.is_keyframe
+            and frame.depths is not None
+            and np.count_nonzero(self._mapping_depths(frame.depths)) >= self.conf["min_init_points"]
+        ):
+            return [self._start_metric_map(frame)]
         reference = self._reference
         if reference is None or frame.front_end_reset:
             if not frame.is_keyframe:
@@ -238,6 +279,24 @@ class VisualOdometry:
         self._wait(frame)
         return [self._waiting_estimate(frame, f"not initialised: {reason}")]
 
+    def _start_metric_map(self, frame: FrameObservation) -> PoseEstimate:
+        """A map at metric scale from one keyframe: its keypoints' depths place the landmarks."""
+        start = time.perf_counter()
+        keyframe = self._map_keyframe(frame, self._origin.copy(), None)
+        self._window, self._landmarks = [keyframe], {}
+        added = self._add_depth_landmarks(keyframe)
+        self.state = TRACKING
+        self.metric = True
+        self.maps_started += 1
+        self._reference, self._waiting = None, []
+        self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
+        kind = "stereo" if frame.right_x is not None else "RGB-D"
+        reason = (
+            f"initialised from keyframe {frame.frame_id} at metric scale: "
+            f"{added} points from its {kind} depths"
+        )
+        return self._keep_pose(frame, keyframe, np.eye(4), added, reason)
+
     def _wait(self, frame: FrameObservation) -> None:
         self._waiting.append(frame)
         del self._waiting[: -int(self.conf["max_waiting_frames"])]
@@ -279,6 +338,7 @@ class VisualOdometry:
         tracks = reference.track_ids[reference_indices].tolist()
         self._landmarks = dict(zip(tracks, points, strict=True))
         self._window = [first, second]
+        self.metric = False
         self._bundle_adjust()
         self.state = TRACKING
         self.maps_started += 1
@@ -379,9 +439,7 @@ class VisualOdometry:
         valid = np.ones(len(frame.track_ids), dtype=bool)
         outliers = np.setdiff1d(np.arange(len(indices)), result.inliers)
         valid[indices[outliers]] = False
-        keyframe = MapKeyframe(
-            frame.frame_id, frame.stamp_ns, result.pose, frame.keypoints, frame.track_ids, valid
-        )
+        keyframe = self._map_keyframe(frame, result.pose, valid)
         self._window.append(keyframe)
         self._triangulate(keyframe)
         self._bundle_adjust()
@@ -418,14 +476,24 @@ class VisualOdometry:
         if isinstance(two_view, str):
             return f"from keyframe {last.frame_id}: {two_view}"
         tracks = last.track_ids[in_last[two_view.inliers]].tolist()
-        mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+        if self.metric and last.depths is not None:
+            # The keyframe's own depths give the scale, mapped or not.
+            depths = last.depths[in_last[two_view.inliers]]
+            mapped = np.flatnonzero(depths > 0).tolist()
+            what = "depths"
+        else:
+            mapped = [i for i, t in enumerate(tracks) if t in self._landmarks]
+            what = "landmarks"
         if len(mapped) < self.conf["min_pnp_inliers"]:
             return (
-                f"from keyframe {last.frame_id}: {len(mapped)} landmarks among the "
+                f"from keyframe {last.frame_id}: {len(mapped)} {what} among the "
                 f"two views' points, {self.conf['min_pnp_inliers']} needed for the scale"
             )
-        landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
-        depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        if what == "landmarks":
+            landmarks = np.array([self._landmarks[tracks[i]] for i in mapped])
+            depths = geometry.transform(geometry.invert(last.pose), landmarks)[:, 2]
+        else:
+            depths = depths[mapped]
         scale = float(np.median(depths / two_view.points[mapped, 2]))
         if not scale > 0:
             return f"from keyframe {last.frame_id}: the two views' points lie behind the map's"
@@ -445,6 +513,7 @@ class VisualOdometry:
             keyframe.release()
         self._window, self._landmarks = [], {}
         self.state = INITIALIZING
+        self.metric = False
         self._reference = frame if frame.is_keyframe else None
         self._waiting = []
         return PoseEstimate(frame.frame_id, frame.stamp_ns, frame.is_keyframe, None, LOST, reason)
@@ -466,10 +535,104 @@ class VisualOdometry:
         return last.pose @ step
 
     # ---------------------------------------------------------------- mapping
+    def _map_keyframe(
+        self, frame: FrameObservation, pose: np.ndarray, valid: np.ndarray | None
+    ) -> MapKeyframe:
+        """A window keyframe of the frame; valid None: every observation valid."""
+        return MapKeyframe(
+            frame.frame_id,
+            frame.stamp_ns,
+            pose,
+            frame.keypoints,
+            frame.track_ids,
+            np.ones(len(frame.track_ids), dtype=bool) if valid is None else valid,
+            None if frame.depths is None else frame.depths.copy(),
+        )
+
+    def _factor_baseline(self) -> float:
+        """The baseline of the stereo factors: the stereo pair's, or RGB-D's virtual one."""
+        if self._stereo_baseline is not None:
+            return self._stereo_baseline
+        return float(self.conf["rgbd_baseline_m"])
+
+    def _mapping_depths(self, depths: np.ndarray) -> np.ndarray:
+        """[N] bool: depths that may place a landmark (finite, positive, and for stereo
+        close enough for the disparity to fix them, or among the min_depth_landmarks
+        nearest)."""
+        with np.errstate(invalid="ignore"):
+            usable = np.isfinite(depths) & (depths > 0)
+            if self._stereo_baseline is None:
+                return usable
+            limit = self.conf["stereo_max_depth_baselines"] * self._stereo_baseline
+            close = usable & (depths <= limit)
+        wanted = int(self.conf["min_depth_landmarks"])
+        if np.count_nonzero(close) >= wanted:
+            return close
+        nearest = np.flatnonzero(usable)[np.argsort(depths[usable], kind="stable")[:wanted]]
+        close[nearest] = True
+        return close
+
+    def _add_depth_landmarks(self, keyframe: MapKeyframe) -> int:
+        """Landmarks at the depths of the keyframe's valid, unmapped keypoints; how many.
+
+        Past the map's first keyframe a depth places a landmark only where an older
+        window keyframe saw the track within max_reprojection_px of that point: a
+        wrong match or a depth from the far side of an edge (RGB-D not registered to
+        colour) is not used by PnP before a second view agrees with it.
+        """
+        assert keyframe.track_ids is not None and keyframe.valid is not None
+        assert keyframe.keypoints is not None
+        if keyframe.depths is None:
+            return 0
+        new = (
+            keyframe.valid
+            & self._mapping_depths(keyframe.depths)
+            & np.fromiter(
+                (t not in self._landmarks for t in keyframe.track_ids.tolist()),
+                dtype=bool,
+                count=len(keyframe.track_ids),
+            )
+        )
+        points = np.full((len(new), 3), np.nan)
+        points[new] = geometry.transform(
+            keyframe.pose,
+            geometry.back_project(
+                self.camera.matrix, keyframe.keypoints[new], keyframe.depths[new]
+            ),
+        )
+        if self._window and self._window[0] is not keyframe:
+            confirmed = np.zeros(len(new), dtype=bool)
+            for other in self._window:
+                if other is keyframe or other.track_ids is None:
+                    continue
+                assert other.valid is not None and other.keypoints is not None
+                candidates = np.flatnonzero(new & ~confirmed)
+                _, in_other, in_new = np.intersect1d(
+                    other.track_ids[other.valid],
+                    keyframe.track_ids[candidates],
+                    assume_unique=True,
+                    return_indices=True,
+                )
+                other_indices = np.flatnonzero(other.valid)[in_other]
+                errors = geometry.reprojection_errors(
+                    self.camera.matrix,
+                    other.pose,
+                    points[candidates[in_new]],
+                    other.keypoints[other_indices],
+                )
+                confirmed[candidates[in_new[errors < self.conf["max_reprojection_px"]]]] = True
+            new &= confirmed
+        for track, point in zip(keyframe.track_ids[new].tolist(), points[new], strict=True):
+            self._landmarks[track] = point
+        return int(np.count_nonzero(new))
+
     def _triangulate(self, keyframe: MapKeyframe) -> None:
-        """New landmarks from the keyframe's tracks that older window keyframes also saw."""
+        """New landmarks from the keyframe's tracks: at their depths in a metric map, the
+        rest (no depth) triangulated against older window keyframes that also saw them."""
         k = self.camera.matrix
         assert keyframe.track_ids is not None and keyframe.valid is not None  # a new keyframe
+        if self.metric:
+            self._add_depth_landmarks(keyframe)
         unmapped = keyframe.valid & np.fromiter(
             (t not in self._landmarks for t in keyframe.track_ids.tolist()),
             dtype=bool,
@@ -549,18 +712,7 @@ class VisualOdometry:
         if len(optimised) == 0:
             return
         landmark_index = {int(t): i for i, t in enumerate(optimised.tolist())}
-        calibration = gtsam.Cal3_S2(
-            self.camera.fx, self.camera.fy, 0.0, self.camera.cx, self.camera.cy
-        )
-        kernel = (
-            gtsam.noiseModel.mEstimator.Huber
-            if self.conf["robust_loss"] == "huber"
-            else gtsam.noiseModel.mEstimator.Cauchy
-        )
-        pixel_noise = gtsam.noiseModel.Robust.Create(
-            kernel.Create(self.conf["robust_k"]),
-            gtsam.noiseModel.Isotropic.Sigma(2, self.conf["pixel_sigma"]),
-        )
+        factor = self._observation_factor(gtsam)
         graph = gtsam.NonlinearFactorGraph()
         values = gtsam.Values()
         fixed = min(int(self.conf["fixed_keyframes"]), len(self._window) - 1)
@@ -573,7 +725,7 @@ class VisualOdometry:
                         key, gtsam.Pose3(keyframe.pose), gtsam.noiseModel.Isotropic.Sigma(6, 1e-6)
                     )
                 )
-        if len(self._window) == 2:
+        if len(self._window) == 2 and not self.metric:
             # The initial pair: the second pose is free but for a soft hold on its
             # position, which keeps the (unobservable) scale where initialisation put it.
             baseline = np.linalg.norm(self._window[1].pose[:3, 3] - self._window[0].pose[:3, 3])
@@ -596,15 +748,8 @@ class VisualOdometry:
                 if landmark is None:
                     continue
                 u, v = keyframe.keypoints[index]
-                graph.add(
-                    gtsam.GenericProjectionFactorCal3_S2(
-                        gtsam.Point2(u, v),
-                        pixel_noise,
-                        pose_key,
-                        gtsam.symbol("l", landmark),
-                        calibration,
-                    )
-                )
+                depth = np.nan if keyframe.depths is None else keyframe.depths[index]
+                graph.add(factor(u, v, depth, pose_key, gtsam.symbol("l", landmark)))
         params = gtsam.LevenbergMarquardtParams()
         params.setMaxIterations(int(self.conf["ba_iterations"]))
         try:
@@ -617,11 +762,50 @@ class VisualOdometry:
             self._landmarks[track] = np.asarray(result.atPoint3(gtsam.symbol("l", i)))
         self._reject_outliers(indices, tracks, set(landmark_index))
 
+    def _observation_factor(self, gtsam: Any) -> Callable[[float, float, float, int, int], Any]:
+        """factor(u, v, depth, pose key, landmark key): one observation's robust factor, a
+        stereo factor where it has a depth in a metric map, else a reprojection factor."""
+        camera = self.camera
+        kernel = (
+            gtsam.noiseModel.mEstimator.Huber
+            if self.conf["robust_loss"] == "huber"
+            else gtsam.noiseModel.mEstimator.Cauchy
+        )
+        pixel_noise = gtsam.noiseModel.Robust.Create(
+            kernel.Create(self.conf["robust_k"]),
+            gtsam.noiseModel.Isotropic.Sigma(2, self.conf["pixel_sigma"]),
+        )
+        calibration = gtsam.Cal3_S2(camera.fx, camera.fy, 0.0, camera.cx, camera.cy)
+        # A depth is the stereo observation (uL, uR, v) with uR = uL - fx * b / depth
+        # (stereo: the pair's disparity; RGB-D: ORB-SLAM's virtual right camera).
+        baseline = self._factor_baseline()
+        stereo_noise = gtsam.noiseModel.Robust.Create(
+            kernel.Create(self.conf["robust_k"]),
+            gtsam.noiseModel.Isotropic.Sigma(3, self.conf["pixel_sigma"]),
+        )
+        stereo_calibration = gtsam.Cal3_S2Stereo(
+            camera.fx, camera.fy, 0.0, camera.cx, camera.cy, baseline
+        )
+        metric = self.metric
+
+        def factor(u: float, v: float, depth: float, pose_key: int, landmark_key: int) -> Any:
+            if metric and depth > 0:
+                measured = gtsam.StereoPoint2(u, u - camera.fx * baseline / depth, v)
+                return gtsam.GenericStereoFactor3D(
+                    measured, stereo_noise, pose_key, landmark_key, stereo_calibration
+                )
+            return gtsam.GenericProjectionFactorCal3_S2(
+                gtsam.Point2(u, v), pixel_noise, pose_key, landmark_key, calibration
+            )
+
+        return factor
+
     def _reject_outliers(
         self, indices: list[np.ndarray], tracks: list[np.ndarray], optimised: set[int]
     ) -> None:
         """Invalidate observations beyond max_reprojection_px; drop landmarks left with
-        fewer than two good observations among those that had a bad one."""
+        fewer than two good observations among those that had a bad one. In a metric map
+        a depth whose disparity is off by as much is dropped, the observation kept."""
         k = self.camera.matrix
         good_count: dict[int, int] = {}
         rejected: set[int] = set()
@@ -635,12 +819,28 @@ class VisualOdometry:
             )
             bad = errors >= self.conf["max_reprojection_px"]
             keyframe.valid[selected[bad]] = False
+            if self.metric and keyframe.depths is not None:
+                self._reject_depths(keyframe, selected[~bad], points[~bad])
             rejected.update(seen[bad].tolist())
             for track in seen[~bad].tolist():
                 good_count[track] = good_count.get(track, 0) + 1
         for track in rejected & optimised:
             if good_count.get(track, 0) < 2:
                 del self._landmarks[track]
+
+    def _reject_depths(
+        self, keyframe: MapKeyframe, selected: np.ndarray, points: np.ndarray
+    ) -> None:
+        """Set NaN the depths at keypoints `selected` whose disparity disagrees with the
+        landmark's (`points`, [M, 3] world) by max_reprojection_px or more."""
+        assert keyframe.depths is not None
+        depths = keyframe.depths[selected]
+        _, predicted = geometry.project(self.camera.matrix, geometry.invert(keyframe.pose), points)
+        scale = self.camera.fx * self._factor_baseline()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            residual = np.abs(scale / predicted - scale / depths)
+            bad = np.isfinite(depths) & ~(residual < self.conf["max_reprojection_px"])
+        keyframe.depths[selected[bad]] = np.nan
 
     def _slide_window(self) -> None:
         """Keep the newest window_keyframes; forget landmarks no window keyframe sees."""

@@ -64,6 +64,34 @@ def project(k: np.ndarray, world_to_camera: np.ndarray, points: np.ndarray) -> n
     return pixels, depth
 
 
+def back_project(k: np.ndarray, pixels: np.ndarray, depths: np.ndarray) -> np.ndarray:
+    """[N, 3] camera-frame points at [N, 2] pixels and [N] depths along the optical axis."""
+    rays = (pixels - [k[0, 2], k[1, 2]]) / [k[0, 0], k[1, 1]]
+    return np.c_[rays, np.ones(len(pixels))] * np.asarray(depths, dtype=np.float64)[:, None]
+
+
+def stereo_baseline(
+    fx: float, x: np.ndarray, right_x: np.ndarray, depths: np.ndarray
+) -> float | None:
+    """The baseline (metres) behind a front-end's stereo depths, None without enough pairs.
+
+    The front-end sends depth = fx * baseline / disparity with disparity = x - right_x
+    plus the pair's principal-point offset (cx_left - cx_right), so x - right_x is a
+    line in 1 / depth: its slope is fx * baseline. When the depths vary too little to
+    fit a line the offset is taken as zero.
+    """
+    disparity = np.asarray(x, dtype=np.float64) - right_x
+    ok = np.isfinite(disparity) & np.isfinite(depths) & (depths > 0)
+    if np.count_nonzero(ok) < 3:
+        return None
+    inverse, disparity = 1.0 / depths[ok], disparity[ok]
+    if np.ptp(inverse) > 0.1 * np.mean(inverse):
+        slope, _ = np.polyfit(inverse, disparity, 1)
+    else:
+        slope = float(np.median(disparity / inverse))
+    return float(slope / fx) if slope > 0 else None
+
+
 def reprojection_errors(
     k: np.ndarray, pose: np.ndarray, points: np.ndarray, pixels: np.ndarray
 ) -> np.ndarray:

@@ -4,12 +4,14 @@ TUM format: one pose a line, ``stamp tx ty tz qx qy qz qw`` (seconds, metres,
 unit quaternion), the pose of the camera in the world (camera-to-world); lines
 starting with ``#`` are comments. Accuracy is computed by ``evo`` (imported
 only here, when asked for): the estimate is associated with the ground truth by
-stamp, aligned by a Sim(3) (Umeyama, with scale: monocular scale is arbitrary),
-then ATE and RPE are taken.
+stamp and aligned by evo's Umeyama twice: by an SE(3) (rotation and translation:
+the error of a metric trajectory, stereo or RGB-D) and by a Sim(3) (with scale:
+monocular scale is arbitrary); ATE is taken after each, RPE after the Sim(3).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,12 +160,15 @@ def evaluate(
     groundtruth_name: str = "ground truth",
     max_diff_s: float = MAX_STAMP_DIFF_S,
 ) -> dict[str, Any]:
-    """ATE after a Sim(3) alignment and RPE between consecutive poses, computed by evo.
+    """ATE after an SE(3) and after a Sim(3) alignment, and RPE between consecutive poses,
+    computed by evo.
 
-    Returns ``ate_rmse_m``, ``ate_mean_m``, ``ate_max_m``, ``rpe_translation_rmse_m``,
-    ``rpe_rotation_rmse_deg`` (between consecutive associated poses, after
-    alignment), ``scale`` (of the alignment), ``associated`` (pose pairs) and
-    ``aligned`` / ``reference`` ([M, 3] positions, for plots). TrajectoryError
+    Returns ``ate_rmse_m``, ``ate_mean_m``, ``ate_max_m`` (after the Sim(3)),
+    ``ate_se3_rmse_m``, ``ate_se3_mean_m``, ``ate_se3_max_m`` (after the SE(3): no
+    scale correction), ``rpe_translation_rmse_m``, ``rpe_rotation_rmse_deg`` (between
+    consecutive associated poses, after the Sim(3)), ``scale`` (of the Sim(3): 1 for
+    a trajectory in metres), ``associated`` (pose pairs) and ``aligned`` /
+    ``reference`` ([M, 3] positions after the Sim(3), for plots). TrajectoryError
     when fewer than three estimated poses match a ground-truth stamp.
     """
     from evo.core import metrics, sync
@@ -181,6 +186,10 @@ def evaluate(
     reference, estimated = sync.associate_trajectories(
         _evo_trajectory(groundtruth), _evo_trajectory(estimate), max_diff=max_diff_s
     )
+    rigid = copy.deepcopy(estimated)
+    rigid.align(reference, correct_scale=False)
+    ape_se3 = metrics.APE(metrics.PoseRelation.translation_part)
+    ape_se3.process_data((reference, rigid))
     _, _, scale = estimated.align(reference, correct_scale=True)
     ape = metrics.APE(metrics.PoseRelation.translation_part)
     ape.process_data((reference, estimated))
@@ -197,6 +206,9 @@ def evaluate(
         "ate_rmse_m": float(ape.get_statistic(statistic.rmse)),
         "ate_mean_m": float(ape.get_statistic(statistic.mean)),
         "ate_max_m": float(ape.get_statistic(statistic.max)),
+        "ate_se3_rmse_m": float(ape_se3.get_statistic(statistic.rmse)),
+        "ate_se3_mean_m": float(ape_se3.get_statistic(statistic.mean)),
+        "ate_se3_max_m": float(ape_se3.get_statistic(statistic.max)),
         "rpe_translation_rmse_m": float(rpe_translation.get_statistic(statistic.rmse)),
         "rpe_rotation_rmse_deg": float(rpe_rotation.get_statistic(statistic.rmse)),
         "scale": float(scale),

@@ -76,6 +76,9 @@ class FrameObservation:
 
     keypoints: [N, 2] float64 pixels; track_ids: [N] int64 (landmark keys).
     matches: one entry per keyframe buffered before this frame, newest first.
+    depths: [N] float64 metres along the optical axis, NaN where unknown (stereo or
+    RGB-D input); None for mono input. right_x: [N] float64 x in the rectified right
+    image, NaN where unknown (stereo input only); None otherwise.
     """
 
     frame_id: int
@@ -86,6 +89,8 @@ class FrameObservation:
     track_ids: np.ndarray
     matches: list[KeyframeMatches] = field(default_factory=list)
     evicted_keyframe_ids: list[int] = field(default_factory=list)
+    depths: np.ndarray | None = None
+    right_x: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float64).reshape(-1, 2)
@@ -95,6 +100,19 @@ class FrameObservation:
                 f"frame {self.frame_id}: {len(self.keypoints)} keypoints but "
                 f"{len(self.track_ids)} track ids"
             )
+        for name in ("depths", "right_x"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            if len(values) != len(self.keypoints):
+                raise ValueError(
+                    f"frame {self.frame_id}: {len(self.keypoints)} keypoints but "
+                    f"{len(values)} {name}"
+                )
+            setattr(self, name, values)
+        if self.right_x is not None and self.depths is None:
+            raise ValueError(f"frame {self.frame_id}: right_x without depths")
         for match in self.matches:
             if len(match.frame_indices) != len(match.keyframe_indices):
                 raise ValueError(
@@ -110,6 +128,11 @@ class FrameObservation:
                     f"frame {self.frame_id}: a match to keyframe {match.keyframe_id} indexes "
                     f"past the frame's {len(self.keypoints)} keypoints"
                 )
+
+    @property
+    def has_depth(self) -> bool:
+        """The frame carries per-keypoint depths (stereo or RGB-D input)."""
+        return self.depths is not None
 
     @property
     def front_end_reset(self) -> bool:
@@ -130,6 +153,9 @@ def observation_from_message(message: Any) -> FrameObservation:
     keypoints = np.asarray(features.keypoints, dtype=np.float64)
     if keypoints.size % 2:
         raise ValueError(f"frame {message.frame_id}: odd number of keypoint coordinates")
+    # Mono input sends empty arrays (and bags older than the fields have none).
+    depths = np.asarray(getattr(features, "depths", ()), dtype=np.float64)
+    right_x = np.asarray(getattr(features, "right_x", ()), dtype=np.float64)
     return FrameObservation(
         frame_id=int(message.frame_id),
         stamp_ns=stamp_to_ns(message.header.stamp),
@@ -147,6 +173,8 @@ def observation_from_message(message: Any) -> FrameObservation:
             for match in message.matches
         ],
         evicted_keyframe_ids=[int(i) for i in message.evicted_keyframe_ids],
+        depths=depths if depths.size else None,
+        right_x=right_x if right_x.size else None,
     )
 
 

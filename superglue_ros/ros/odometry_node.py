@@ -5,9 +5,12 @@ Subscribes ``correspondences`` (every frame; or ``keyframes`` with
 ``keyframes_only: true``) and ``camera_info``; publishes ``odometry``
 (nav_msgs/Odometry, one per frame with a pose) and ``path`` (nav_msgs/Path, the
 whole trajectory with keyframes at their bundle-adjusted values). Poses are the
-camera (optical axes) in ``world_frame``; monocular, so the scale is arbitrary
-and the first pose is the identity. Lost tracking is logged with its reason and
-the back-end re-initialises by itself.
+camera (optical axes) in ``world_frame``, the first pose the identity. They are in
+metres when the messages carry per-keypoint depths (the matcher's ``input: stereo``
+or ``rgbd``): the map starts from the first keyframe's depths and bundle adjustment
+keeps them. Mono messages give a trajectory up to scale (arbitrary, and it may
+drift). Lost tracking is logged with its reason and the back-end re-initialises by
+itself.
 
 Each message is processed in the subscription callback (bundle adjustment takes
 tens to hundreds of milliseconds on a CPU); messages wait in the subscription's

@@ -71,6 +71,21 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     "robust_k": ("The robust kernel's threshold, in pixel sigmas.", 0.0, 1000.0),
     "ba_iterations": ("Levenberg-Marquardt iterations per window.", 0, 1000),
     "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", 0, 100000),
+    "stereo_max_depth_baselines": (
+        "Stereo depths beyond this many baselines place no landmark (triangulated instead).",
+        0.0,
+        100000.0,
+    ),
+    "min_depth_landmarks": (
+        "Fewer close stereo depths in a keyframe: its nearest far ones make up the number.",
+        0,
+        100000,
+    ),
+    "rgbd_baseline_m": (
+        "Virtual baseline turning an RGB-D depth into a stereo factor, metres.",
+        1e-6,
+        100.0,
+    ),
 }
 
 
