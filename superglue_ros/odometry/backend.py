@@ -38,13 +38,13 @@ they follow when bundle adjustment later refines that keyframe.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import geometry
+from . import geometry, loops
 from .types import CameraIntrinsics, FrameObservation, PoseEstimate
 
 INITIALIZING = "initializing"
@@ -76,6 +76,7 @@ default_conf: dict[str, Any] = {
     "ba_iterations": 10,  # Levenberg-Marquardt iterations per window
     "max_waiting_frames": 100,  # frames kept while initialising (oldest dropped)
 }
+default_conf.update(loops.default_conf)  # loop closure's pose graph (odometry/loops.py)
 
 
 def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -153,6 +154,8 @@ class VisualOdometry:
         # Where a new map starts: the last pose and the old map's keyframe spacing.
         self._origin = np.eye(4)
         self._spacing: float | None = None
+        self._loop_keypoints = loops.KeypointMemory(int(self.conf["loop_keyframes"]))
+        self.loop_closures: list[loops.LoopConstraint] = []  # the loops closed so far
 
     # ----------------------------------------------------------------- public
     @property
@@ -174,6 +177,8 @@ class VisualOdometry:
             frame.frame_id <= self._last.frame_id or frame.stamp_ns < self._last.stamp_ns
         )
         self._last = frame
+        if frame.is_keyframe:
+            self._loop_keypoints.add(frame.frame_id, frame.keypoints)
         if self.state == TRACKING:
             if restarted:
                 return [self._lose(frame, "frame ids or stamps went backwards: front-end restart")]
@@ -185,6 +190,58 @@ class VisualOdometry:
         if restarted:
             self._reference, self._waiting = None, []
         return self._initialise(frame)
+
+    def close_loops(self, candidates: Sequence[Any]) -> list[str]:
+        """Close the matcher's accepted loops of the keyframe just processed (LoopCandidates,
+        see odometry/loops.py): a pose-graph optimisation over the keyframes, landmarks
+        and frames moving with them. Returns why each refused loop was refused."""
+        if not candidates:
+            return []
+        if self.state != TRACKING:
+            return [f"loop {c.query_id}-{c.match_id}: not tracking" for c in candidates]
+        query = self._window[-1]
+        keyframes = [f.anchor for f in self._frames if f.is_keyframe]
+        index = {k.frame_id: i for i, k in enumerate(keyframes)}
+        refused, constraints = [], []
+        for loop in candidates:
+            name = f"loop {loop.query_id}-{loop.match_id}"
+            match_keypoints = self._loop_keypoints.get(loop.match_id)
+            if loop.query_id != query.frame_id or loop.match_id not in index:
+                refused.append(f"{name}: a keyframe of it has no pose in this map")
+            elif match_keypoints is None:
+                refused.append(f"{name}: the match keyframe's keypoints are forgotten")
+            else:
+                assert query.track_ids is not None  # the newest keyframe is in the window
+                constraint = loops.constraint_from_loop(
+                    loop,
+                    query.pose,
+                    query.track_ids,
+                    match_keypoints,
+                    self._landmarks,
+                    self.camera.matrix,
+                    self.conf["pnp_threshold_px"],
+                    int(self.conf["min_pnp_inliers"]),
+                )
+                if isinstance(constraint, str):
+                    refused.append(f"{name}: {constraint}")
+                else:
+                    constraints.append(constraint)
+        poses, agreed, disagreed = loops.close(
+            [k.pose for k in keyframes], index, constraints, self.conf
+        )
+        refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
+        if agreed:
+            loops.move_landmarks(
+                self._landmarks,
+                [
+                    (k.track_ids, poses[index[k.frame_id]] @ geometry.invert(k.pose))
+                    for k in self._window
+                ],
+            )
+            for keyframe, pose in zip(keyframes, poses, strict=True):
+                keyframe.pose = pose
+            self.loop_closures += agreed
+        return refused
 
     # --------------------------------------------------------- initialisation
     def _waiting_estimate(self, frame: FrameObservation, reason: str) -> PoseEstimate:
