@@ -4,14 +4,19 @@ with loop constraints under a robust kernel, on generated geometry (no images)."
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from superglue_ros.evaluation import trajectory as odometry_eval
 from superglue_ros.evaluation.room import look_at
-from superglue_ros.odometry import VisualOdometry, geometry, loops
+from superglue_ros.io.stamps import stamp_fields
+from superglue_ros.odometry import FrameObservation, VisualOdometry, geometry, loops
 from superglue_ros.odometry.backend import check_conf
 from superglue_ros.odometry.trajectory import evaluate, trajectory_from_poses
 
@@ -143,13 +148,21 @@ def loop_between(query, match, query_indices=None, match_indices=None) -> Simple
     )
 
 
+ROUND_FRAMES = 91
+# Drift injected by a 3 % focal length error of the back-end's camera: each turn is
+# estimated short, so the path does not close.
+MISCALIBRATED = dataclasses.replace(CAMERA, fx=0.97 * CAMERA.fx, fy=0.97 * CAMERA.fy)
+
+
+def room_round_trip() -> tuple[list[np.ndarray], Any]:
+    """Once round the room, looking outwards, back to the start (the last frame a keyframe)."""
+    truth = round_trip(ROUND_FRAMES)
+    return truth, make_sequence(poses=truth, noise_px=0.5, keyframe_every=3, num_points=4000)
+
+
 def test_the_backend_closes_a_loop_round_the_room() -> None:
-    """Once round the room, looking outwards, back to the start; the drift is injected by
-    a 3 % focal length error of the back-end's camera (each turn is estimated short)."""
-    truth = round_trip(91)
-    sequence = make_sequence(poses=truth, noise_px=0.5, keyframe_every=3, num_points=4000)
-    camera = dataclasses.replace(CAMERA, fx=0.97 * CAMERA.fx, fy=0.97 * CAMERA.fy)
-    odometry = VisualOdometry(camera)
+    truth, sequence = room_round_trip()
+    odometry = VisualOdometry(MISCALIBRATED)
     for frame in sequence.frames:
         odometry.process(frame)
     first, last = sequence.frames[0], sequence.frames[-1]
@@ -190,3 +203,67 @@ def test_the_backend_closes_a_loop_round_the_room() -> None:
         dataclasses.replace(sequence.frames[1], frame_id=91, stamp_ns=last.stamp_ns + 10**8)
     )
     assert estimates[-1].pose is not None
+
+
+def message(frame: FrameObservation) -> SimpleNamespace:
+    """A Correspondences message (the fields observation_from_message reads)."""
+    return SimpleNamespace(
+        frame_id=frame.frame_id,
+        header=SimpleNamespace(stamp=SimpleNamespace(**stamp_fields(frame.stamp_ns))),
+        is_keyframe=frame.is_keyframe,
+        features=SimpleNamespace(
+            keypoints=frame.keypoints.ravel(),
+            track_ids=frame.track_ids,
+            image_height=frame.image_size[0],
+            image_width=frame.image_size[1],
+        ),
+        matches=[
+            SimpleNamespace(
+                keyframe_id=m.keyframe_id,
+                frame_indices=m.frame_indices,
+                keyframe_indices=m.keyframe_indices,
+                scores=m.scores,
+            )
+            for m in frame.matches
+        ],
+        evicted_keyframe_ids=[],
+    )
+
+
+def test_replay_reports_and_draws_the_loops_only_when_enabled(tmp_path: Path) -> None:
+    require_module("matplotlib", "the trajectory plot needs matplotlib")
+    truth, sequence = room_round_trip()
+    groundtruth = trajectory_from_poses(list(zip(sequence.stamps, truth, strict=True)))
+    loop = loop_between(sequence.frames[-1], sequence.frames[0])
+    summaries, recorders = [], []
+    for enabled in (False, True):
+        recorder = odometry_eval.OdometryRecorder(MISCALIBRATED, close_loops=enabled)
+        for frame in sequence.frames:
+            recorder.add(message(frame), None, [loop] if frame is sequence.frames[-1] else [])
+        (tmp_path / str(enabled)).mkdir()
+        summaries.append(recorder.finish(tmp_path / str(enabled), groundtruth, "truth"))
+        recorders.append(recorder)
+    off, on = json.loads(json.dumps(summaries))  # as report.json holds them
+    assert off["loop_closure_enabled"] is False and off["loop_closures"] == []
+    assert on["loop_closure_enabled"] is True
+    assert on["loop_closures"] == [
+        {
+            "query_stamp_ns": sequence.stamps[-1],
+            "match_stamp_ns": sequence.stamps[0],
+            "inliers": int(loop.verification.inliers),
+        }
+    ]
+    assert on["accuracy"]["ate_rmse_m"] <= 0.5 * off["accuracy"]["ate_rmse_m"]
+    # the plot's loop line joins the two keyframes' aligned positions
+    [(query, match)] = odometry_eval.loop_positions(recorders[1])
+    assert odometry_eval.loop_positions(recorders[0]) == []
+    np.testing.assert_allclose(query, recorders[1].aligned[-1])
+    np.testing.assert_allclose(match, recorders[1].aligned[0])
+    odometry_eval.write_plot(["off", "on"], recorders, tmp_path / "plots")
+    assert (tmp_path / "plots" / odometry_eval.PLOT_FILE).stat().st_size > 0
+    table = "\n".join(
+        odometry_eval.markdown_section(
+            [{"name": "off", "odometry": off}, {"name": "on", "odometry": on}]
+        )
+    )
+    assert "| loops closed by the back-end | off | 1 |" in table

@@ -163,7 +163,8 @@ def evaluate(
     Returns ``ate_rmse_m``, ``ate_mean_m``, ``ate_max_m``, ``rpe_translation_rmse_m``,
     ``rpe_rotation_rmse_deg`` (between consecutive associated poses, after
     alignment), ``scale`` (of the alignment), ``associated`` (pose pairs) and
-    ``aligned`` / ``reference`` ([M, 3] positions, for plots). TrajectoryError
+    ``aligned`` / ``reference`` ([M, 3] positions, for plots) with ``aligned_stamps``
+    ([M] seconds, the estimate's). TrajectoryError
     when fewer than three estimated poses match a ground-truth stamp.
     """
     from evo.core import metrics, sync
@@ -203,4 +204,5 @@ def evaluate(
         "associated": int(reference.num_poses),
         "aligned": np.asarray(estimated.positions_xyz),
         "reference": np.asarray(reference.positions_xyz),
+        "aligned_stamps": np.asarray(estimated.timestamps),
     }
