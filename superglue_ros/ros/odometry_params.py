@@ -71,6 +71,29 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     "robust_k": ("The robust kernel's threshold, in pixel sigmas.", 0.0, 1000.0),
     "ba_iterations": ("Levenberg-Marquardt iterations per window.", 0, 1000),
     "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", 0, 100000),
+    "loop_rotation_sigma_deg": ("Rotation noise of a loop constraint, degrees.", 0.0, 180.0),
+    "loop_translation_sigma": (
+        "Translation noise of a loop constraint, in median keyframe steps.",
+        0.0,
+        1000.0,
+    ),
+    "loop_robust_k": (
+        "Robust kernel threshold of loop constraints, in sigmas (more: the loop is refused).",
+        0.0,
+        1000.0,
+    ),
+    "odometry_rotation_sigma_deg": (
+        "Rotation noise of a keyframe-to-keyframe edge of the pose graph, degrees.",
+        0.0,
+        180.0,
+    ),
+    "odometry_translation_sigma": (
+        "Translation noise of a keyframe-to-keyframe edge, in median keyframe steps.",
+        0.0,
+        1000.0,
+    ),
+    "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", 0, 10000),
+    "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", 0, 10_000_000),
 }
 
 
