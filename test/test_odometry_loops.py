@@ -267,3 +267,28 @@ def test_replay_reports_and_draws_the_loops_only_when_enabled(tmp_path: Path) ->
         )
     )
     assert "| loops closed by the back-end | off | 1 |" in table
+
+
+def test_zero_noise_or_kernel_settings_are_refused() -> None:
+    for name in loops.POSITIVE:
+        with pytest.raises(ValueError, match=f"{name} must be positive"):
+            check_conf({name: 0.0})
+
+
+def test_loops_the_backend_cannot_place_are_refused_with_a_reason() -> None:
+    sequence = make_sequence(30)
+    odometry = VisualOdometry(CAMERA)
+    odometry.process(sequence.frames[0])  # the initialisation's reference: no map yet
+    early = loop_between(sequence.frames[0], sequence.frames[0])
+    assert odometry.close_loops([early]) == ["loop 0-0: not tracking"]
+    for frame in sequence.frames[1:]:
+        odometry.process(frame)
+    last = sequence.frames[27]
+    unknown = loop_between(last, dataclasses.replace(sequence.frames[0], frame_id=99))
+    stale = loop_between(sequence.frames[24], sequence.frames[0])
+    refused = odometry.close_loops([unknown, stale])
+    assert refused == [
+        "loop 27-99: the match keyframe has no pose in this map",
+        "loop 24-0: the query is not the newest keyframe 27",
+    ]
+    assert odometry.loop_closures == []

@@ -99,6 +99,7 @@ def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError("odometry setting window_keyframes must exceed fixed_keyframes")
     if values["fixed_keyframes"] < 1:
         raise ValueError("odometry setting fixed_keyframes must be at least 1")
+    loops.check_conf(values)
     return values
 
 
@@ -206,8 +207,10 @@ class VisualOdometry:
         for loop in candidates:
             name = f"loop {loop.query_id}-{loop.match_id}"
             match_keypoints = self._loop_keypoints.get(loop.match_id)
-            if loop.query_id != query.frame_id or loop.match_id not in index:
-                refused.append(f"{name}: a keyframe of it has no pose in this map")
+            if loop.query_id != query.frame_id:
+                refused.append(f"{name}: the query is not the newest keyframe {query.frame_id}")
+            elif loop.match_id not in index:
+                refused.append(f"{name}: the match keyframe has no pose in this map")
             elif match_keypoints is None:
                 refused.append(f"{name}: the match keyframe's keypoints are forgotten")
             else:

@@ -49,6 +49,22 @@ default_conf: dict[str, Any] = {
     "loop_keyframes": 10000,
 }
 
+POSITIVE = (
+    "loop_rotation_sigma_deg",
+    "loop_translation_sigma",
+    "loop_robust_k",
+    "odometry_rotation_sigma_deg",
+    "odometry_translation_sigma",
+)
+
+
+def check_conf(values: Mapping[str, Any]) -> None:
+    """ValueError when a noise or kernel setting is not positive (zero would make a
+    constraint infinitely certain)."""
+    for name in POSITIVE:
+        if not values[name] > 0:
+            raise ValueError(f"odometry setting {name} must be positive, got {values[name]!r}")
+
 
 @dataclass
 class LoopConstraint:
