@@ -292,3 +292,40 @@ def test_loops_the_backend_cannot_place_are_refused_with_a_reason() -> None:
         "loop 24-0: the query is not the newest keyframe 27",
     ]
     assert odometry.loop_closures == []
+
+
+def test_after_a_loss_a_loop_relocalises_the_new_map_into_the_old() -> None:
+    """Frames 40-45 are dropped and the front-end resets: the back-end starts a second
+    map where the constant velocity guesses. The edge between the maps is only that
+    guess, so a loop from the second map to the first moves the second map as a whole
+    into the first, which stays where it was. (The second map's scale, guessed from the
+    first's keyframe spacing, is not corrected: no Sim(3).)"""
+    truth, sequence = room_round_trip()
+    frames = [f for f in sequence.frames if not 40 <= f.frame_id < 46]
+    restart = next(i for i, f in enumerate(frames) if f.frame_id >= 46)
+    frames[restart] = dataclasses.replace(frames[restart], is_keyframe=True, matches=[])
+    odometry = VisualOdometry(CAMERA)
+    for frame in frames:
+        odometry.process(frame)
+    assert odometry.maps_started == 2 and odometry.state == "tracking"
+
+    def keyframes() -> dict[int, np.ndarray]:
+        return {f: p for f, _, p in odometry.trajectory() if f % 3 == 0 or f == 46}
+
+    def error() -> float:
+        trajectory = odometry.trajectory()
+        return ate([p for *_, p in trajectory], [truth[f] for f, *_ in trajectory])
+
+    before, error_before = keyframes(), error()
+    step = loops.median_step([p for f, p in sorted(before.items()) if f < 40])
+    assert odometry.close_loops([loop_between(frames[-1], sequence.frames[0])]) == []
+    after = keyframes()
+    [closed] = odometry.loop_closures
+    relative = geometry.invert(after[frames[-1].frame_id]) @ after[0]
+    np.testing.assert_allclose(relative, closed.relative, atol=1e-3 * step)
+    new_map = sorted(f for f in after if f >= 46)
+    correction = after[46] @ geometry.invert(before[46])
+    for f in after:
+        expected = before[f] if f < 40 else correction @ before[f]
+        np.testing.assert_allclose(after[f], expected, atol=1e-2 * step, err_msg=str(f))
+    assert len(new_map) > 10 and error() < error_before

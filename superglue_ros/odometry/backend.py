@@ -157,6 +157,7 @@ class VisualOdometry:
         self._spacing: float | None = None
         self._loop_keypoints = loops.KeypointMemory(int(self.conf["loop_keyframes"]))
         self.loop_closures: list[loops.LoopConstraint] = []  # the loops closed so far
+        self._map_starts: set[int] = set()  # first keyframe of each map after a loss
 
     # ----------------------------------------------------------------- public
     @property
@@ -229,8 +230,9 @@ class VisualOdometry:
                     refused.append(f"{name}: {constraint}")
                 else:
                     constraints.append(constraint)
+        breaks = [index[i] for i in self._map_starts if i in index]
         poses, agreed, disagreed = loops.close(
-            [k.pose for k in keyframes], index, constraints, self.conf
+            [k.pose for k in keyframes], index, constraints, self.conf, breaks
         )
         refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
         if agreed:
@@ -341,6 +343,8 @@ class VisualOdometry:
         self._window = [first, second]
         self._bundle_adjust()
         self.state = TRACKING
+        if self.maps_started:
+            self._map_starts.add(reference.frame_id)
         self.maps_started += 1
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         reason = (

@@ -23,6 +23,11 @@ more than the threshold is refused and the graph is optimised again without it.
 Each keyframe's correction moves the landmarks it anchors (their first observer
 in the window) and the frames anchored to it.
 
+After a loss the back-end starts a new map where the constant-velocity model
+guesses; the edge into its first keyframe is that guess, nearly free in the
+graph. A loop from the new map to the old one therefore relocalises the new
+map: it moves as a whole into the old map, which stays where it was.
+
 No Sim(3): a drift of the monocular scale along the loop stays in the map.
 """
 
@@ -48,6 +53,11 @@ default_conf: dict[str, Any] = {
     # the oldest are forgotten first, and a loop to a forgotten one adds no constraint.
     "loop_keyframes": 10000,
 }
+
+# The edge between maps (a loss, then the constant-velocity guess): loose enough to
+# follow any loop, tight enough to keep the graph determined without one.
+GUESS_SIGMA_DEG = 90.0
+GUESS_SIGMA_STEPS = 100.0
 
 POSITIVE = (
     "loop_rotation_sigma_deg",
@@ -165,12 +175,16 @@ def optimise_pose_graph(
     loops: Sequence[tuple[int, int, np.ndarray]],
     conf: Mapping[str, Any],
     robust_loss: str = "cauchy",
+    breaks: Sequence[int] = (),
 ) -> tuple[list[np.ndarray], list[bool]]:
     """Poses ([4, 4] camera-to-world, in order) after closing loops.
 
     loops: (query index, match index, match pose in the query camera). Returns the
     optimised poses and, per loop, whether it agrees with them within the kernel's
-    threshold (an outlier otherwise). The first pose is held fixed.
+    threshold (an outlier otherwise). The first pose is held fixed. breaks: indices of
+    poses that start a new map after a loss; the edge into each is only the
+    constant-velocity guess, so it is nearly free and a loop across it moves the
+    whole later map into the earlier one (relocalisation).
     """
     import gtsam
 
@@ -182,6 +196,7 @@ def optimise_pose_graph(
     odometry_noise = gtsam.noiseModel.Diagonal.Sigmas(
         sigmas(conf["odometry_rotation_sigma_deg"], conf["odometry_translation_sigma"])
     )
+    guess_noise = gtsam.noiseModel.Diagonal.Sigmas(sigmas(GUESS_SIGMA_DEG, GUESS_SIGMA_STEPS))
     loop_sigmas = sigmas(conf["loop_rotation_sigma_deg"], conf["loop_translation_sigma"])
     kernel = (
         gtsam.noiseModel.mEstimator.Huber
@@ -200,7 +215,8 @@ def optimise_pose_graph(
     )
     for i in range(1, len(poses)):
         relative = geometry.invert(poses[i - 1]) @ poses[i]
-        graph.add(gtsam.BetweenFactorPose3(i - 1, i, gtsam.Pose3(relative), odometry_noise))
+        noise = guess_noise if i in breaks else odometry_noise
+        graph.add(gtsam.BetweenFactorPose3(i - 1, i, gtsam.Pose3(relative), noise))
     for query, match, relative in loops:
         graph.add(gtsam.BetweenFactorPose3(query, match, gtsam.Pose3(relative), loop_noise))
     params = gtsam.LevenbergMarquardtParams()
@@ -222,6 +238,7 @@ def close(
     index: Mapping[int, int],
     constraints: Sequence[LoopConstraint],
     conf: Mapping[str, Any],
+    breaks: Sequence[int] = (),
 ) -> tuple[list[np.ndarray], list[LoopConstraint], list[tuple[LoopConstraint, str]]]:
     """(optimised poses, the loops kept, (loop, why) for those refused).
 
@@ -233,7 +250,7 @@ def close(
     while kept:
         edges = [(index[c.query_id], index[c.match_id], c.relative) for c in kept]
         optimised, agree = optimise_pose_graph(
-            poses, edges, conf, str(conf.get("robust_loss", "cauchy"))
+            poses, edges, conf, str(conf.get("robust_loss", "cauchy")), breaks
         )
         if all(agree):
             return optimised, kept, refused
