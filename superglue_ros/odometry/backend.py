@@ -28,6 +28,10 @@ pose the identity):
    ``lost`` and a reason) and initialisation starts again from the next keyframes;
    the new map starts where the last two poses' velocity predicts the lost keyframe,
    scaled to the old map's keyframe spacing.
+4. Loops: :meth:`VisualOdometry.close_loops` takes the matcher's accepted loops of
+   the keyframe just processed and closes them in a pose graph over the keyframes
+   (odometry/loops.py: robust kernel, refusal of loops that disagree; after a loss
+   a loop relocalises the new map into the old one).
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.

@@ -249,9 +249,12 @@ def close(
     refused: list[tuple[LoopConstraint, str]] = []
     while kept:
         edges = [(index[c.query_id], index[c.match_id], c.relative) for c in kept]
-        optimised, agree = optimise_pose_graph(
-            poses, edges, conf, str(conf.get("robust_loss", "cauchy")), breaks
-        )
+        try:
+            optimised, agree = optimise_pose_graph(
+                poses, edges, conf, str(conf.get("robust_loss", "cauchy")), breaks
+            )
+        except RuntimeError as error:  # GTSAM: e.g. an indeterminant system
+            return list(poses), [], refused + [(c, f"pose graph failed: {error}") for c in kept]
         if all(agree):
             return optimised, kept, refused
         why = f"disagrees with the odometry by more than {conf['loop_robust_k']:g} sigmas"
