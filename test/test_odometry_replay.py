@@ -108,6 +108,8 @@ def test_replay_with_odometry_and_groundtruth(replayed: Path, room: Path) -> Non
     odometry = report["configs"][0]["odometry"]
     assert odometry["frames"] == FRAMES
     assert odometry["pose_fraction"] >= 0.8
+    # sift_mnn.yaml keeps loop_closure.enabled at its default (off): no loops reach it
+    assert odometry["loop_closure_enabled"] is False and odometry["loop_closures"] == []
     accuracy = odometry["accuracy"]
     assert accuracy["associated"] == odometry["frames_with_pose"]
     # a 1.6 m path in a 320x240 room rendered with procedural textures

@@ -6,7 +6,9 @@ bag) go through a :class:`~superglue_ros.odometry.VisualOdometry`, as the
 ``<config>/trajectory.tum``; with ``--groundtruth`` the report gains the ATE
 after a Sim(3) and after an SE(3) alignment (no scale), the Sim(3) scale, the RPE,
 the share of frames with a pose and a plot of the aligned trajectories over the
-ground truth.
+ground truth. With ``loop_closure.enabled`` the matcher's accepted loops go to the
+back-end, which closes them (odometry/loops.py); the report lists those it closed
+under ``loop_closures`` and the plot joins their two keyframes.
 """
 
 from __future__ import annotations
@@ -58,13 +60,18 @@ class OdometryRecorder:
 
     camera: fixed intrinsics (--camera) or None to take the bag's CameraInfo K
     handed to add(). conf: back-end settings (VisualOdometry default_conf keys).
+    close_loops: hand the back-end the loops add() is given (loop_closure.enabled).
     """
 
     def __init__(
-        self, camera: CameraIntrinsics | None, conf: Mapping[str, Any] | None = None
+        self,
+        camera: CameraIntrinsics | None,
+        conf: Mapping[str, Any] | None = None,
+        close_loops: bool = False,
     ) -> None:
         self.camera = camera
         self.conf = dict(conf or {})
+        self.close_loops = close_loops
         self.odometry: VisualOdometry | None = None
         self.frames = 0
         self.seconds = 0.0
@@ -73,6 +80,7 @@ class OdometryRecorder:
         # [M, 3] aligned estimate and ground truth positions, once finish() had ground truth
         self.aligned: np.ndarray | None = None
         self.reference: np.ndarray | None = None
+        self.aligned_stamps: np.ndarray | None = None  # [M] seconds of the aligned positions
 
     def _start(self, message: Any, camera_k: np.ndarray | None) -> VisualOdometry:
         width = int(message.features.image_width)
@@ -85,13 +93,17 @@ class OdometryRecorder:
             raise ValueError("no camera intrinsics (no camera_info in the bag and no --camera)")
         return VisualOdometry(camera, self.conf)
 
-    def add(self, message: Any, camera_k: np.ndarray | None) -> None:
-        """Consume one Correspondences message; camera_k: the bag's K fitted to the images."""
+    def add(self, message: Any, camera_k: np.ndarray | None, loops: Sequence[Any] = ()) -> None:
+        """Consume one Correspondences message; camera_k: the bag's K fitted to the images;
+        loops: the matcher's accepted loops of this frame (FrameResult.loops)."""
         start = time.perf_counter()
         try:
             if self.odometry is None:
                 self.odometry = self._start(message, camera_k)
             estimates = self.odometry.process(observation_from_message(message))
+            if self.close_loops:
+                for reason in self.odometry.close_loops(loops):
+                    self.events.append({"frame_id": int(message.frame_id), "reason": reason})
         except ValueError as error:
             self.errors.append(f"frame {message.frame_id}: {error}")
             return
@@ -134,6 +146,8 @@ class OdometryRecorder:
             },
             "settings": dict(odometry.conf) if odometry is not None else dict(self.conf),
             "ransac_seed": geometry.RANSAC_SEED,
+            "loop_closure_enabled": self.close_loops,
+            "loop_closures": [c.as_dict() for c in odometry.loop_closures] if odometry else [],
         }
         if groundtruth is not None:
             try:
@@ -143,6 +157,7 @@ class OdometryRecorder:
             else:
                 self.aligned = accuracy.pop("aligned")
                 self.reference = accuracy.pop("reference")
+                self.aligned_stamps = accuracy.pop("aligned_stamps")
                 summary["accuracy"] = accuracy
         return summary
 
@@ -186,6 +201,15 @@ def markdown_section(configs: Sequence[Mapping[str, Any]]) -> list[str]:
         ),
         ("maps started (1 = never lost)", [str(c["odometry"]["maps_started"]) for c in runs]),
         (
+            "loops closed by the back-end",
+            [
+                str(len(c["odometry"]["loop_closures"]))
+                if c["odometry"].get("loop_closure_enabled")
+                else "off"
+                for c in runs
+            ],
+        ),
+        (
             "back-end ms per keyframe, median / max",
             [
                 f"{_ms(c['odometry']['ms_per_keyframe']['median'])} / "
@@ -221,8 +245,28 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+def loop_positions(recorder: OdometryRecorder) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(query, match) aligned positions of each loop the back-end closed, where both
+    keyframes have an aligned position (a stamp within a millisecond)."""
+    odometry, stamps = recorder.odometry, recorder.aligned_stamps
+    if odometry is None or stamps is None or recorder.aligned is None or len(stamps) == 0:
+        return []
+
+    def position(stamp_ns: int) -> np.ndarray | None:
+        nearest = int(np.argmin(np.abs(stamps - stamp_ns * 1e-9)))
+        return recorder.aligned[nearest] if abs(stamps[nearest] - stamp_ns * 1e-9) < 1e-3 else None
+
+    pairs = []
+    for loop in odometry.loop_closures:
+        query, match = position(loop.query_stamp_ns), position(loop.match_stamp_ns)
+        if query is not None and match is not None:
+            pairs.append((query, match))
+    return pairs
+
+
 def write_plot(names: Sequence[str], recorders: Sequence[OdometryRecorder], plot_dir: Path) -> None:
-    """Top view (x-y) and side view (x-z) of each aligned estimate over the ground truth."""
+    """Top view (x-y) and side view (x-z) of each aligned estimate over the ground truth,
+    each closed loop a thick line between its two keyframes."""
     drawn = [(n, r) for n, r in zip(names, recorders, strict=True) if r.aligned is not None]
     if not drawn:
         return
@@ -238,7 +282,16 @@ def write_plot(names: Sequence[str], recorders: Sequence[OdometryRecorder], plot
         ax.plot(reference[:, a], reference[:, b], "k--", linewidth=2, label="ground truth")
         for name, recorder in drawn:
             aligned = recorder.aligned
-            ax.plot(aligned[:, a], aligned[:, b], ".-", label=name)
+            (line,) = ax.plot(aligned[:, a], aligned[:, b], ".-", label=name)
+            for query, match in loop_positions(recorder):
+                ax.plot(
+                    [query[a], match[a]],
+                    [query[b], match[b]],
+                    "-",
+                    color=line.get_color(),
+                    linewidth=3,
+                    alpha=0.5,
+                )
         ax.set(xlabel="xyz"[a] + " (m)", ylabel="xyz"[b] + " (m)", aspect="equal")
         ax.legend()
     fig.tight_layout()

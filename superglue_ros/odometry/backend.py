@@ -41,6 +41,10 @@ arbitrary scale for mono input, metres with depths, see 4.):
    drift. A depth the optimised
    landmark disagrees with (by max_reprojection_px of disparity) is dropped, the
    observation kept. A keyframe with too few depths starts a mono map instead.
+5. Loops: :meth:`VisualOdometry.close_loops` takes the matcher's accepted loops of
+   the keyframe just processed and closes them in a pose graph over the keyframes
+   (odometry/loops.py: robust kernel, refusal of loops that disagree; after a loss
+   a loop relocalises the new map into the old one).
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
@@ -51,13 +55,13 @@ they follow when bundle adjustment later refines that keyframe.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import geometry
+from . import geometry, loops
 from .types import CameraIntrinsics, FrameObservation, PoseEstimate
 
 INITIALIZING = "initializing"
@@ -99,6 +103,7 @@ default_conf: dict[str, Any] = {
     # bf / fx): its disparity fx * baseline / depth gets pixel_sigma noise.
     "rgbd_baseline_m": 0.08,
 }
+default_conf.update(loops.default_conf)  # loop closure's pose graph (odometry/loops.py)
 
 
 def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -123,6 +128,7 @@ def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError("odometry setting fixed_keyframes must be at least 1")
     if values["rgbd_baseline_m"] <= 0:
         raise ValueError("odometry setting rgbd_baseline_m must be positive")
+    loops.check_conf(values)
     return values
 
 
@@ -183,6 +189,9 @@ class VisualOdometry:
         self._spacing: float | None = None
         # Stereo input: the baseline the front-end's depths imply (None: not stereo yet).
         self._stereo_baseline: float | None = None
+        self._loop_keypoints = loops.KeypointMemory(int(self.conf["loop_keyframes"]))
+        self.loop_closures: list[loops.LoopConstraint] = []  # the loops closed so far
+        self._map_starts: set[int] = set()  # first keyframe of each map after a loss
 
     # ----------------------------------------------------------------- public
     @property
@@ -209,6 +218,8 @@ class VisualOdometry:
             self._stereo_baseline = geometry.stereo_baseline(
                 self.camera.fx, frame.keypoints[:, 0], frame.right_x, frame.depths
             )
+        if frame.is_keyframe:
+            self._loop_keypoints.add(frame.frame_id, frame.keypoints)
         if self.state == TRACKING:
             if restarted:
                 return [self._lose(frame, "frame ids or stamps went backwards: front-end restart")]
@@ -220,6 +231,61 @@ class VisualOdometry:
         if restarted:
             self._reference, self._waiting = None, []
         return self._initialise(frame)
+
+    def close_loops(self, candidates: Sequence[Any]) -> list[str]:
+        """Close the matcher's accepted loops of the keyframe just processed (LoopCandidates,
+        see odometry/loops.py): a pose-graph optimisation over the keyframes, landmarks
+        and frames moving with them. Returns why each refused loop was refused."""
+        if not candidates:
+            return []
+        if self.state != TRACKING:
+            return [f"loop {c.query_id}-{c.match_id}: not tracking" for c in candidates]
+        query = self._window[-1]
+        keyframes = [f.anchor for f in self._frames if f.is_keyframe]
+        index = {k.frame_id: i for i, k in enumerate(keyframes)}
+        refused, constraints = [], []
+        for loop in candidates:
+            name = f"loop {loop.query_id}-{loop.match_id}"
+            match_keypoints = self._loop_keypoints.get(loop.match_id)
+            if loop.query_id != query.frame_id:
+                refused.append(f"{name}: the query is not the newest keyframe {query.frame_id}")
+            elif loop.match_id not in index:
+                refused.append(f"{name}: the match keyframe has no pose in this map")
+            elif match_keypoints is None:
+                refused.append(f"{name}: the match keyframe's keypoints are forgotten")
+            else:
+                assert query.track_ids is not None  # the newest keyframe is in the window
+                constraint = loops.constraint_from_loop(
+                    loop,
+                    query.pose,
+                    query.track_ids,
+                    match_keypoints,
+                    self._landmarks,
+                    self.camera.matrix,
+                    self.conf["pnp_threshold_px"],
+                    int(self.conf["min_pnp_inliers"]),
+                )
+                if isinstance(constraint, str):
+                    refused.append(f"{name}: {constraint}")
+                else:
+                    constraints.append(constraint)
+        breaks = [index[i] for i in self._map_starts if i in index]
+        poses, agreed, disagreed = loops.close(
+            [k.pose for k in keyframes], index, constraints, self.conf, breaks
+        )
+        refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
+        if agreed:
+            loops.move_landmarks(
+                self._landmarks,
+                [
+                    (k.track_ids, poses[index[k.frame_id]] @ geometry.invert(k.pose))
+                    for k in self._window
+                ],
+            )
+            for keyframe, pose in zip(keyframes, poses, strict=True):
+                keyframe.pose = pose
+            self.loop_closures += agreed
+        return refused
 
     # --------------------------------------------------------- initialisation
     def _waiting_estimate(self, frame: FrameObservation, reason: str) -> PoseEstimate:
@@ -287,6 +353,8 @@ class VisualOdometry:
         added = self._add_depth_landmarks(keyframe)
         self.state = TRACKING
         self.metric = True
+        if self.maps_started:
+            self._map_starts.add(frame.frame_id)
         self.maps_started += 1
         self._reference, self._waiting = None, []
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
@@ -341,6 +409,8 @@ class VisualOdometry:
         self.metric = False
         self._bundle_adjust()
         self.state = TRACKING
+        if self.maps_started:
+            self._map_starts.add(reference.frame_id)
         self.maps_started += 1
         self.keyframe_ms.append(1e3 * (time.perf_counter() - start))
         reason = (

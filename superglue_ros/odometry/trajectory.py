@@ -168,7 +168,8 @@ def evaluate(
     scale correction), ``rpe_translation_rmse_m``, ``rpe_rotation_rmse_deg`` (between
     consecutive associated poses, after the Sim(3)), ``scale`` (of the Sim(3): 1 for
     a trajectory in metres), ``associated`` (pose pairs) and ``aligned`` /
-    ``reference`` ([M, 3] positions after the Sim(3), for plots). TrajectoryError
+    ``reference`` ([M, 3] positions after the Sim(3), for plots) with
+    ``aligned_stamps`` ([M] seconds, the estimate's). TrajectoryError
     when fewer than three estimated poses match a ground-truth stamp.
     """
     from evo.core import metrics, sync
@@ -215,4 +216,5 @@ def evaluate(
         "associated": int(reference.num_poses),
         "aligned": np.asarray(estimated.positions_xyz),
         "reference": np.asarray(reference.positions_xyz),
+        "aligned_stamps": np.asarray(estimated.timestamps),
     }

@@ -86,6 +86,29 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
         1e-6,
         100.0,
     ),
+    "loop_rotation_sigma_deg": ("Rotation noise of a loop constraint, degrees.", 0.0, 180.0),
+    "loop_translation_sigma": (
+        "Translation noise of a loop constraint, in median keyframe steps.",
+        0.0,
+        1000.0,
+    ),
+    "loop_robust_k": (
+        "Robust kernel threshold of loop constraints, in sigmas (more: the loop is refused).",
+        0.0,
+        1000.0,
+    ),
+    "odometry_rotation_sigma_deg": (
+        "Rotation noise of a keyframe-to-keyframe edge of the pose graph, degrees.",
+        0.0,
+        180.0,
+    ),
+    "odometry_translation_sigma": (
+        "Translation noise of a keyframe-to-keyframe edge, in median keyframe steps.",
+        0.0,
+        1000.0,
+    ),
+    "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", 0, 10000),
+    "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", 0, 10_000_000),
 }
 
 

@@ -273,7 +273,7 @@ def write_result(
         run.writer.write(run.keyframes, bag_stamp, data)
     run.recorder.add(result, wall_ms)
     if run.odometry is not None:
-        run.odometry.add(message, intrinsics)
+        run.odometry.add(message, intrinsics, result.loops)
 
 
 def warn_unpaired(bag_input: Any) -> None:
@@ -448,7 +448,11 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
                             frames_path=args.out / name / report.PER_FRAME_FILE,
                             per_frame_file=f"{name}/{report.PER_FRAME_FILE}",
                         ),
-                        odometry=odometry_eval.OdometryRecorder(camera) if args.odometry else None,
+                        odometry=odometry_eval.OdometryRecorder(
+                            camera, close_loops=bool(pipeline.params["loop_closure.enabled"])
+                        )
+                        if args.odometry
+                        else None,
                     )
                 )
             for config_run in runs:

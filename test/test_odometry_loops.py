@@ -1,0 +1,331 @@
+"""Loop closure in the back-end (odometry/loops.py): a pose graph over drifted keyframes
+with loop constraints under a robust kernel, on generated geometry (no images)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from superglue_ros.evaluation import trajectory as odometry_eval
+from superglue_ros.evaluation.room import look_at
+from superglue_ros.io.stamps import stamp_fields
+from superglue_ros.odometry import FrameObservation, VisualOdometry, geometry, loops
+from superglue_ros.odometry.backend import check_conf
+from superglue_ros.odometry.trajectory import evaluate, trajectory_from_poses
+
+from conftest import require_module
+from odometry_synthetic import CAMERA, make_sequence
+
+
+@pytest.fixture(autouse=True)
+def _gtsam() -> None:
+    require_module("gtsam", "the back-end's pose graph needs GTSAM (make setup installs it)")
+    require_module("evo", "trajectory errors are computed with evo (make setup installs it)")
+
+
+def rotation(axis: list[float], degrees: float) -> np.ndarray:
+    axis_angle = np.radians(degrees) * np.asarray(axis, float) / np.linalg.norm(axis)
+    return cv2.Rodrigues(axis_angle)[0]
+
+
+def round_trip(count: int) -> list[np.ndarray]:
+    """Keyframe poses once round a circle (radius 1.5 m) looking outwards; the last one
+    is a step short of the first."""
+    poses = []
+    for i in range(count):
+        angle = 2 * np.pi * i / count
+        position = np.array([1.5 * np.cos(angle), 1.5 * np.sin(angle), 1.3 + 0.1 * np.sin(angle)])
+        poses.append(look_at(position, position + [np.cos(angle), np.sin(angle), 0.0]))
+    return poses
+
+
+def drifted(truth: list[np.ndarray], drift: np.ndarray) -> list[np.ndarray]:
+    """The true relative motions chained with a constant error each step (odometry drift)."""
+    poses = [truth[0]]
+    for a, b in zip(truth, truth[1:], strict=False):
+        poses.append(poses[-1] @ geometry.invert(a) @ b @ drift)
+    return poses
+
+
+def ate(poses: list[np.ndarray], truth: list[np.ndarray]) -> float:
+    stamps = [10**9 + i * 10**8 for i in range(len(truth))]
+    return evaluate(
+        trajectory_from_poses(list(zip(stamps, poses, strict=True))),
+        trajectory_from_poses(list(zip(stamps, truth, strict=True))),
+    )["ate_rmse_m"]
+
+
+def constraint(query: int, match: int, relative: np.ndarray) -> loops.LoopConstraint:
+    return loops.LoopConstraint(query, 0, match, 0, 100, relative, 100)
+
+
+def random_pose(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    q = q * np.sign(np.linalg.det(q))
+    return geometry.make_pose(q, rng.normal(size=3))
+
+
+TRUTH = round_trip(40)
+# 0.6 deg and 1 cm (of 24 cm steps) of error a keyframe: 23 deg off after the round
+DRIFTED = drifted(TRUTH, geometry.make_pose(rotation([0.3, 1.0, 0.2], 0.6), [0.01, 0.0, 0.004]))
+INDEX = {i: i for i in range(len(TRUTH))}
+TRUE_LOOP = constraint(39, 0, geometry.invert(TRUTH[39]) @ TRUTH[0])
+
+
+def test_a_loop_at_the_end_halves_the_drifted_trajectory_error() -> None:
+    conf = check_conf({})
+    before = ate(DRIFTED, TRUTH)
+    poses, kept, refused = loops.close(DRIFTED, INDEX, [TRUE_LOOP], conf)
+    assert kept == [TRUE_LOOP] and refused == []
+    after = ate(poses, TRUTH)
+    assert after <= 0.5 * before, (after, before)
+    np.testing.assert_allclose(poses[0], DRIFTED[0], atol=1e-6)  # the gauge stays
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_wrong_loop_is_refused_and_does_not_wreck_the_map(seed: int) -> None:
+    conf = check_conf({})
+    rng = np.random.default_rng(seed)
+    wrong = constraint(39, 10, random_pose(rng))
+    before = ate(DRIFTED, TRUTH)
+    # The kernel alone: the wrong loop's pull fades, the map moves little.
+    poses, agree = loops.optimise_pose_graph(DRIFTED, [(39, 10, wrong.relative)], conf)
+    assert agree == [False]
+    assert ate(poses, TRUTH) <= 1.5 * before
+    # The refusal: optimised again without it, the map is as it was.
+    poses, kept, refused = loops.close(DRIFTED, INDEX, [wrong], conf)
+    assert kept == [] and [c for c, _ in refused] == [wrong]
+    assert ate(poses, TRUTH) <= 1.01 * before
+    # Next to a true loop the true one still closes.
+    poses, kept, refused = loops.close(DRIFTED, INDEX, [TRUE_LOOP, wrong], conf)
+    assert kept == [TRUE_LOOP] and [c for c, _ in refused] == [wrong]
+    assert ate(poses, TRUTH) <= 0.5 * before
+
+
+def test_landmarks_move_with_their_first_observer() -> None:
+    landmarks = {1: np.array([0.0, 0.0, 1.0]), 2: np.array([1.0, 0.0, 0.0]), 3: np.zeros(3)}
+    shift = geometry.make_pose(np.eye(3), [0.0, 1.0, 0.0])
+    turn = geometry.make_pose(rotation([0, 0, 1], 90), [0.0, 0.0, 0.0])
+    loops.move_landmarks(landmarks, [(np.array([1]), shift), (np.array([1, 2]), turn)])
+    np.testing.assert_allclose(landmarks[1], [0.0, 1.0, 1.0])  # the first observer's only
+    np.testing.assert_allclose(landmarks[2], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(landmarks[3], np.zeros(3))  # seen by none: unchanged
+
+
+def test_keypoint_memory_is_bounded() -> None:
+    memory = loops.KeypointMemory(3)
+    for i in range(5):
+        memory.add(i, np.full((2, 2), i))
+    assert memory.get(0) is None and memory.get(1) is None
+    assert memory.get(4).dtype == np.float32 and memory.get(4)[0, 0] == 4
+
+
+def loop_between(query, match, query_indices=None, match_indices=None) -> SimpleNamespace:
+    """A LoopCandidate as the matcher sends it (the fields the back-end reads); by default
+    the two frames' shared track ids, all inliers."""
+    if query_indices is None:
+        _, query_indices, match_indices = np.intersect1d(
+            query.track_ids, match.track_ids, return_indices=True
+        )
+    return SimpleNamespace(
+        query_id=query.frame_id,
+        query_stamp_ns=query.stamp_ns,
+        match_id=match.frame_id,
+        match_stamp_ns=match.stamp_ns,
+        query_indices=query_indices,
+        match_indices=match_indices,
+        verification=SimpleNamespace(
+            inlier_mask=np.ones(len(query_indices), bool), inliers=len(query_indices)
+        ),
+    )
+
+
+ROUND_FRAMES = 91
+# Drift injected by a 3 % focal length error of the back-end's camera: each turn is
+# estimated short, so the path does not close.
+MISCALIBRATED = dataclasses.replace(CAMERA, fx=0.97 * CAMERA.fx, fy=0.97 * CAMERA.fy)
+
+
+def room_round_trip() -> tuple[list[np.ndarray], Any]:
+    """Once round the room, looking outwards, back to the start (the last frame a keyframe)."""
+    truth = round_trip(ROUND_FRAMES)
+    return truth, make_sequence(poses=truth, noise_px=0.5, keyframe_every=3, num_points=4000)
+
+
+def test_the_backend_closes_a_loop_round_the_room() -> None:
+    truth, sequence = room_round_trip()
+    odometry = VisualOdometry(MISCALIBRATED)
+    for frame in sequence.frames:
+        odometry.process(frame)
+    first, last = sequence.frames[0], sequence.frames[-1]
+    assert last.is_keyframe and odometry.maps_started == 1
+
+    def error() -> float:
+        trajectory = odometry.trajectory()
+        return ate([p for *_, p in trajectory], [truth[f] for f, *_ in trajectory])
+
+    before = error()
+    # A wrong loop (the opposite side of the room, shuffled matches) is refused.
+    opposite = sequence.frames[45]
+    rng = np.random.default_rng(0)
+    count = min(len(last.track_ids), len(opposite.track_ids))
+    wrong = loop_between(
+        last,
+        opposite,
+        rng.permutation(len(last.track_ids))[:count],
+        rng.permutation(len(opposite.track_ids))[:count],
+    )
+    refused = odometry.close_loops([wrong])
+    assert len(refused) == 1 and "loop 90-45" in refused[0]
+    assert odometry.loop_closures == []
+    assert error() == pytest.approx(before)
+    # The true loop closes: the map and every frame anchored to it move.
+    assert odometry.close_loops([loop_between(last, first)]) == []
+    [closed] = odometry.loop_closures
+    assert (closed.query_id, closed.match_id) == (90, 0)
+    assert closed.as_dict() == {
+        "query_stamp_ns": last.stamp_ns,
+        "match_stamp_ns": first.stamp_ns,
+        "inliers": len(np.intersect1d(last.track_ids, first.track_ids)),
+    }
+    after = error()
+    assert after <= 0.5 * before, (after, before)
+    # Tracking goes on in the corrected map.
+    estimates = odometry.process(
+        dataclasses.replace(sequence.frames[1], frame_id=91, stamp_ns=last.stamp_ns + 10**8)
+    )
+    assert estimates[-1].pose is not None
+
+
+def message(frame: FrameObservation) -> SimpleNamespace:
+    """A Correspondences message (the fields observation_from_message reads)."""
+    return SimpleNamespace(
+        frame_id=frame.frame_id,
+        header=SimpleNamespace(stamp=SimpleNamespace(**stamp_fields(frame.stamp_ns))),
+        is_keyframe=frame.is_keyframe,
+        features=SimpleNamespace(
+            keypoints=frame.keypoints.ravel(),
+            track_ids=frame.track_ids,
+            image_height=frame.image_size[0],
+            image_width=frame.image_size[1],
+        ),
+        matches=[
+            SimpleNamespace(
+                keyframe_id=m.keyframe_id,
+                frame_indices=m.frame_indices,
+                keyframe_indices=m.keyframe_indices,
+                scores=m.scores,
+            )
+            for m in frame.matches
+        ],
+        evicted_keyframe_ids=[],
+    )
+
+
+def test_replay_reports_and_draws_the_loops_only_when_enabled(tmp_path: Path) -> None:
+    require_module("matplotlib", "the trajectory plot needs matplotlib")
+    truth, sequence = room_round_trip()
+    groundtruth = trajectory_from_poses(list(zip(sequence.stamps, truth, strict=True)))
+    loop = loop_between(sequence.frames[-1], sequence.frames[0])
+    summaries, recorders = [], []
+    for enabled in (False, True):
+        recorder = odometry_eval.OdometryRecorder(MISCALIBRATED, close_loops=enabled)
+        for frame in sequence.frames:
+            recorder.add(message(frame), None, [loop] if frame is sequence.frames[-1] else [])
+        (tmp_path / str(enabled)).mkdir()
+        summaries.append(recorder.finish(tmp_path / str(enabled), groundtruth, "truth"))
+        recorders.append(recorder)
+    off, on = json.loads(json.dumps(summaries))  # as report.json holds them
+    assert off["loop_closure_enabled"] is False and off["loop_closures"] == []
+    assert on["loop_closure_enabled"] is True
+    assert on["loop_closures"] == [
+        {
+            "query_stamp_ns": sequence.stamps[-1],
+            "match_stamp_ns": sequence.stamps[0],
+            "inliers": int(loop.verification.inliers),
+        }
+    ]
+    assert on["accuracy"]["ate_rmse_m"] <= 0.5 * off["accuracy"]["ate_rmse_m"]
+    # the plot's loop line joins the two keyframes' aligned positions
+    [(query, match)] = odometry_eval.loop_positions(recorders[1])
+    assert odometry_eval.loop_positions(recorders[0]) == []
+    np.testing.assert_allclose(query, recorders[1].aligned[-1])
+    np.testing.assert_allclose(match, recorders[1].aligned[0])
+    odometry_eval.write_plot(["off", "on"], recorders, tmp_path / "plots")
+    assert (tmp_path / "plots" / odometry_eval.PLOT_FILE).stat().st_size > 0
+    table = "\n".join(
+        odometry_eval.markdown_section(
+            [{"name": "off", "odometry": off}, {"name": "on", "odometry": on}]
+        )
+    )
+    assert "| loops closed by the back-end | off | 1 |" in table
+
+
+def test_zero_noise_or_kernel_settings_are_refused() -> None:
+    for name in loops.POSITIVE:
+        with pytest.raises(ValueError, match=f"{name} must be positive"):
+            check_conf({name: 0.0})
+
+
+def test_loops_the_backend_cannot_place_are_refused_with_a_reason() -> None:
+    sequence = make_sequence(30)
+    odometry = VisualOdometry(CAMERA)
+    odometry.process(sequence.frames[0])  # the initialisation's reference: no map yet
+    early = loop_between(sequence.frames[0], sequence.frames[0])
+    assert odometry.close_loops([early]) == ["loop 0-0: not tracking"]
+    for frame in sequence.frames[1:]:
+        odometry.process(frame)
+    last = sequence.frames[27]
+    unknown = loop_between(last, dataclasses.replace(sequence.frames[0], frame_id=99))
+    stale = loop_between(sequence.frames[24], sequence.frames[0])
+    refused = odometry.close_loops([unknown, stale])
+    assert refused == [
+        "loop 27-99: the match keyframe has no pose in this map",
+        "loop 24-0: the query is not the newest keyframe 27",
+    ]
+    assert odometry.loop_closures == []
+
+
+def test_after_a_loss_a_loop_relocalises_the_new_map_into_the_old() -> None:
+    """Frames 40-45 are dropped and the front-end resets: the back-end starts a second
+    map where the constant velocity guesses. The edge between the maps is only that
+    guess, so a loop from the second map to the first moves the second map as a whole
+    into the first, which stays where it was. (The second map's scale, guessed from the
+    first's keyframe spacing, is not corrected: no Sim(3).)"""
+    truth, sequence = room_round_trip()
+    frames = [f for f in sequence.frames if not 40 <= f.frame_id < 46]
+    restart = next(i for i, f in enumerate(frames) if f.frame_id >= 46)
+    frames[restart] = dataclasses.replace(frames[restart], is_keyframe=True, matches=[])
+    odometry = VisualOdometry(CAMERA)
+    for frame in frames:
+        odometry.process(frame)
+    assert odometry.maps_started == 2 and odometry.state == "tracking"
+
+    def keyframes() -> dict[int, np.ndarray]:
+        return {f: p for f, _, p in odometry.trajectory() if f % 3 == 0 or f == 46}
+
+    def error() -> float:
+        trajectory = odometry.trajectory()
+        return ate([p for *_, p in trajectory], [truth[f] for f, *_ in trajectory])
+
+    before, error_before = keyframes(), error()
+    step = loops.median_step([p for f, p in sorted(before.items()) if f < 40])
+    assert odometry.close_loops([loop_between(frames[-1], sequence.frames[0])]) == []
+    after = keyframes()
+    [closed] = odometry.loop_closures
+    relative = geometry.invert(after[frames[-1].frame_id]) @ after[0]
+    np.testing.assert_allclose(relative, closed.relative, atol=1e-3 * step)
+    new_map = sorted(f for f in after if f >= 46)
+    correction = after[46] @ geometry.invert(before[46])
+    for f in after:
+        expected = before[f] if f < 40 else correction @ before[f]
+        np.testing.assert_allclose(after[f], expected, atol=1e-2 * step, err_msg=str(f))
+    assert len(new_map) > 10 and error() < error_before
