@@ -21,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .types import DESCRIPTOR_BINARY, DESCRIPTOR_FLOAT_SIFT, Frontend
@@ -162,6 +161,8 @@ def train_vocabulary(
     rng = np.random.default_rng(seed)
     if len(vectors) > max_samples:
         vectors = vectors[rng.choice(len(vectors), max_samples, replace=False)]
+    import cv2  # here, so that a pipeline without loop closure runs where OpenCV is absent
+
     cv2.setRNGSeed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-4)
     _, _, centres = cv2.kmeans(vectors, size, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
