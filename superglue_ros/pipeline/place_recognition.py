@@ -109,13 +109,7 @@ class Vocabulary:
     def load(cls, path: str | Path) -> Vocabulary:
         """Read a vocabulary file; VocabularyError naming the file when it cannot be used."""
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except FileNotFoundError:
-            raise VocabularyError(f"vocabulary file {path} does not exist") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise VocabularyError(f"vocabulary file {path} is damaged: {error}") from None
+        arrays = read_npz(path, VocabularyError, "vocabulary file")
         if str(arrays.get("format", "")) != VOCABULARY_FORMAT:
             raise VocabularyError(f"{path} is not a superglue_ros vocabulary")
         if int(arrays.get("version", -1)) != VOCABULARY_VERSION:
@@ -133,6 +127,20 @@ class Vocabulary:
             descriptor_dim=int(arrays["descriptor_dim"]),
             trained_on=str(arrays["trained_on"]),
         )
+
+
+def read_npz(
+    path: Path, error: type[Exception], what: str, damaged: str = "is damaged"
+) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file (no pickles); error naming what and the file when it is
+    missing or cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as caught:
+        raise error(f"{what} {path} {damaged}: {caught}") from None
 
 
 def train_vocabulary(
