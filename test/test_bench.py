@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
+from superglue_ros.evaluation.model_bench import Bench
 from superglue_ros.models import reference
-from superglue_ros.tools import bench
 from superglue_ros.tools.cli import main
 
 TINY = ["--height", "64", "--width", "96", "--keypoints", "32", "--repeats", "1", "--warmup", "0"]
@@ -39,7 +39,7 @@ def test_tiny_bench_writes_baseline_ratios(tmp_path, capsys) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny() -> bench.Bench:
+def tiny() -> Bench:
     args = argparse.Namespace(
         height=64,
         width=96,
@@ -49,7 +49,7 @@ def tiny() -> bench.Bench:
         repeats=1,
         warmup=0,
     )
-    return bench.Bench(args, torch.device("cpu"))
+    return Bench(args, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
+from superglue_ros.evaluation import lightglue_bench
 from superglue_ros.pipeline import Features, PairMatches
-from superglue_ros.tools import bench_lightglue
 
 from conftest import require_module
 
@@ -29,7 +29,7 @@ def test_agreement_is_by_position_whatever_the_keypoint_order() -> None:
     frame_xy, key_xy = rng.uniform(0, 150, (40, 2)), rng.uniform(0, 110, (30, 2))
     matches0 = np.full(40, -1)
     matches0[:20] = rng.permutation(30)[:20]
-    reference = bench_lightglue.matched_positions(
+    reference = lightglue_bench.matched_positions(
         _features(frame_xy),
         _features(key_xy),
         PairMatches.from_batch(matches0[None], np.ones((1, 40)))[0],
@@ -42,24 +42,24 @@ def test_agreement_is_by_position_whatever_the_keypoint_order() -> None:
     for new, old in enumerate(order0):
         if matches0[old] >= 0:
             permuted[new] = inverse1[matches0[old]]
-    shift = 0.4 * bench_lightglue.AGREE_PX
-    ours = bench_lightglue.matched_positions(
+    shift = 0.4 * lightglue_bench.AGREE_PX
+    ours = lightglue_bench.matched_positions(
         _features(frame_xy[order0] + shift),
         _features(key_xy[order1] - shift),
         PairMatches.from_batch(permuted[None], np.ones((1, 40)))[0],
     )
-    assert bench_lightglue.agreement([ours], [reference]) == 1.0
+    assert lightglue_bench.agreement([ours], [reference]) == 1.0
     # One match sent to another keyframe point, one frame point moved 2 px: 18 of 20.
     broken = permuted.copy()
     moved = _features(frame_xy[order0] + shift)
     first, second = np.flatnonzero(broken >= 0)[:2]
     broken[first] = (broken[first] + 1) % 30
-    moved.keypoints[second] += 2 * bench_lightglue.AGREE_PX
-    ours = bench_lightglue.matched_positions(
+    moved.keypoints[second] += 2 * lightglue_bench.AGREE_PX
+    ours = lightglue_bench.matched_positions(
         moved, _features(key_xy[order1]), PairMatches.from_batch(broken[None], np.ones((1, 40)))[0]
     )
-    assert bench_lightglue.agreement([ours], [reference]) == pytest.approx(18 / 20)
-    assert bench_lightglue.agreement([ours[:0]], [reference]) == 0.0
+    assert lightglue_bench.agreement([ours], [reference]) == pytest.approx(18 / 20)
+    assert lightglue_bench.agreement([ours[:0]], [reference]) == 0.0
 
 
 def test_tiny_bench_lightglue_reports_each_stage(capsys) -> None:

@@ -176,8 +176,7 @@ def write_bag(frames: list[np.ndarray], stamps: list[int], output: Path) -> None
         connection = writer.add_connection("/camera/image_raw", rosbag.IMAGE, typestore=typestore)
         for frame, stamp in zip(frames, stamps, strict=True):
             fields = images.image_fields(frame, stamp, "camera")
-            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
-            writer.write(connection, stamp, typestore.serialize_cdr(message, rosbag.IMAGE))
+            rosbag.write_message(writer, typestore, connection, stamp, rosbag.IMAGE, fields)
     finally:
         writer.close()
 

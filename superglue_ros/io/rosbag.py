@@ -100,6 +100,19 @@ def build_message(typestore: Typestore, msgtype: str, fields: Mapping[str, Any])
     return typestore.types[msgtype](**values)
 
 
+def write_message(
+    writer: Rosbag2Writer,
+    typestore: Typestore,
+    connection: Any,
+    stamp: int,
+    msgtype: str,
+    fields: Mapping[str, Any],
+) -> None:
+    """Build msgtype from fields (build_message) and write it as CDR at stamp."""
+    message = build_message(typestore, msgtype, fields)
+    writer.write(connection, stamp, typestore.serialize_cdr(message, msgtype))
+
+
 def camera_matrix(info: Any) -> np.ndarray | None:
     """[3, 3] float64 K of a CameraInfo message, None when it is unset (all zeros)."""
     k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)

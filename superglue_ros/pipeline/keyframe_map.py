@@ -26,13 +26,13 @@ problem.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .place_recognition import read_npz
 from .types import DESCRIPTOR_BINARY, Features
 
 MAP_FORMAT = "superglue_ros.keyframe_map"
@@ -226,13 +226,7 @@ class KeyframeMap:
         bound than the saved map's size evicts by the usual rule.
         """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except FileNotFoundError:
-            raise MapFileError(f"keyframe map {path} does not exist") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-            raise MapFileError(f"keyframe map {path} is damaged or not a map: {error}") from None
+        arrays = read_npz(path, MapFileError, "keyframe map", "is damaged or not a map")
         if str(arrays.get("format", "")) != MAP_FORMAT:
             raise MapFileError(f"{path} is not a superglue_ros keyframe map")
         version = int(arrays.get("version", -1))

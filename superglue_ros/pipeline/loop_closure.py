@@ -30,7 +30,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from .keyframe_map import KeyframeMap, MapKeyframe
@@ -174,6 +173,8 @@ def verify(
 ) -> Verification:
     """RANSAC on matched pixels ([L, 2] each); keypoint_count: the smaller keyframe's keypoints.
     Coverage is not checked here (see verify_features)."""
+    import cv2  # here, so that a pipeline without loop closure runs where OpenCV is absent
+
     count = len(points_query)
     none = np.zeros(count, bool)
     if count < max(MIN_POINTS_FOR_MODEL, params.min_inliers):

@@ -67,6 +67,20 @@ def _weights_key(name: str, config: Config) -> str:
     return weights_sha256(name, config.text("weights_dir") or None)
 
 
+def _bundle_folder(config: Config, network: list[str], weights_file: str) -> Path:
+    """graph_folder of one models.onnx_bundle exporter: network is [name, *its leading
+    arguments] (export_<name>_files(*arguments, folder, weights_dir)); the cache key is
+    network and the SHA-256 of weights_file."""
+    weights_dir = config.text("weights_dir") or None
+
+    def export(folder: Path) -> None:
+        from superglue_ros.models import onnx_bundle  # torch, only when graphs are written
+
+        getattr(onnx_bundle, f"export_{network[0]}_files")(*network[1:], folder, weights_dir)
+
+    return graph_folder(config, lambda: [*network, _weights_key(weights_file, config)], export)
+
+
 def _warm(config: Config, session: Any) -> bool:
     choice = config.text("onnx_warmup")
     return choice == "on" or (choice == "auto" and uses_tensorrt(session))
@@ -78,17 +92,7 @@ def build_onnx_aliked_frontend(config: Config) -> OnnxAlikedFrontend:
 
     _check_precision(config)
     model = config.text("aliked.model")
-    weights_dir = config.text("weights_dir") or None
-
-    def export(folder: Path) -> None:
-        from superglue_ros.models.onnx_bundle import export_aliked_files
-
-        export_aliked_files(model, folder, weights_dir)
-
-    def key() -> list[Any]:
-        return ["aliked", model, _weights_key(ALIKED_MODELS_BY_NAME[model], config)]
-
-    folder = graph_folder(config, key, export)
+    folder = _bundle_folder(config, ["aliked", model], ALIKED_MODELS_BY_NAME[model])
     expected = {"network": "aliked", "model": model}
     device = config.text("device")
     dense_file, head_file = aliked_files(model)
@@ -114,14 +118,7 @@ def build_onnx_disk_frontend(config: Config) -> OnnxDiskFrontend:
     from superglue_ros.models.weights import DISK_FILE
 
     _check_precision(config)
-    weights_dir = config.text("weights_dir") or None
-
-    def export(folder: Path) -> None:
-        from superglue_ros.models.onnx_bundle import export_disk_files
-
-        export_disk_files(folder, weights_dir)
-
-    folder = graph_folder(config, lambda: ["disk", _weights_key(DISK_FILE, config)], export)
+    folder = _bundle_folder(config, ["disk"], DISK_FILE)
     expected = {"network": "disk", "model": "depth"}
     dense, _ = open_session(folder / DISK_DENSE_FILE, "disk_dense", expected, config.text("device"))
     frontend = OnnxDiskFrontend(
@@ -181,17 +178,7 @@ def build_onnx_lightglue_matcher(config: Config) -> OnnxLightGlueMatcher:
             f"got frontend {features!r}"
         )
     form = lightglue_form(config)
-    weights_dir = config.text("weights_dir") or None
-
-    def export(folder: Path) -> None:
-        from superglue_ros.models.onnx_bundle import export_lightglue_files
-
-        export_lightglue_files(features, folder, weights_dir)
-
-    def key() -> list[Any]:
-        return ["lightglue", features, _weights_key(LIGHTGLUE_FILES[features], config)]
-
-    folder = graph_folder(config, key, export)
+    folder = _bundle_folder(config, ["lightglue", features], LIGHTGLUE_FILES[features])
     sessions, graph_config = open_lightglue_sessions(folder, features, form, config.text("device"))
     first = next(iter(sessions.values()))
     matcher = OnnxLightGlueMatcher(

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .types import DESCRIPTOR_BINARY, DESCRIPTOR_FLOAT_SIFT, Frontend
@@ -110,13 +109,7 @@ class Vocabulary:
     def load(cls, path: str | Path) -> Vocabulary:
         """Read a vocabulary file; VocabularyError naming the file when it cannot be used."""
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except FileNotFoundError:
-            raise VocabularyError(f"vocabulary file {path} does not exist") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise VocabularyError(f"vocabulary file {path} is damaged: {error}") from None
+        arrays = read_npz(path, VocabularyError, "vocabulary file")
         if str(arrays.get("format", "")) != VOCABULARY_FORMAT:
             raise VocabularyError(f"{path} is not a superglue_ros vocabulary")
         if int(arrays.get("version", -1)) != VOCABULARY_VERSION:
@@ -134,6 +127,20 @@ class Vocabulary:
             descriptor_dim=int(arrays["descriptor_dim"]),
             trained_on=str(arrays["trained_on"]),
         )
+
+
+def read_npz(
+    path: Path, error: type[Exception], what: str, damaged: str = "is damaged"
+) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file (no pickles); error naming what and the file when it is
+    missing or cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as caught:
+        raise error(f"{what} {path} {damaged}: {caught}") from None
 
 
 def train_vocabulary(
@@ -162,6 +169,8 @@ def train_vocabulary(
     rng = np.random.default_rng(seed)
     if len(vectors) > max_samples:
         vectors = vectors[rng.choice(len(vectors), max_samples, replace=False)]
+    import cv2  # here, so that a pipeline without loop closure runs where OpenCV is absent
+
     cv2.setRNGSeed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 1e-4)
     _, _, centres = cv2.kmeans(vectors, size, None, criteria, 1, cv2.KMEANS_PP_CENTERS)

@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from superglue_ros.tools.common import keywords
+
 GROUNDTRUTH_FILE = "groundtruth.tum"
 
 
@@ -130,27 +132,19 @@ def write_from_images(
             info_conn = writer.add_connection(info_topic, rosbag.CAMERA_INFO, typestore=typestore)
         for path, stamp in zip(paths, stamps, strict=True):
             fields = images.image_fields(image_files.read_image(path), stamp, frame_id)
-            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
-            writer.write(image_conn, stamp, typestore.serialize_cdr(message, rosbag.IMAGE))
+            rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
             if info_conn is not None:
-                fields = image_files.camera_info_fields(camera_yaml, stamp, frame_id)
-                info = rosbag.build_message(typestore, rosbag.CAMERA_INFO, fields)
-                writer.write(info_conn, stamp, typestore.serialize_cdr(info, rosbag.CAMERA_INFO))
+                info = image_files.camera_info_fields(camera_yaml, stamp, frame_id)
+                rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, info)
     return len(paths)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bag_command == "from-dataset":
         return run_from_dataset(args)
-    count = write_from_images(
-        args.directory,
-        args.output,
-        topic=args.topic,
-        camera_yaml=args.camera_yaml,
-        rate_hz=args.rate,
-        storage=args.format,
-        frame_id=args.frame_id,
-    )
+    names = ("topic", "camera_yaml", "frame_id")
+    options = keywords(args, names, rate_hz="rate", storage="format")
+    count = write_from_images(args.directory, args.output, **options)
     print(f"wrote {count} images to {args.output} ({args.format})", file=sys.stderr)
     return 0
 

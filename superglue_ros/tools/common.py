@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from superglue_ros.pipeline.params import Config
@@ -34,6 +35,14 @@ def add_params_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="parameter files, one configuration each (default: the defaults)",
     )
+
+
+def keywords(args: argparse.Namespace, names: Iterable[str], **renamed: str) -> dict[str, Any]:
+    """Options as a function's keyword arguments: each of names as it is, and
+    keyword=option for the options named otherwise on the command line."""
+    return {name: getattr(args, name) for name in names} | {
+        keyword: getattr(args, option) for keyword, option in renamed.items()
+    }
 
 
 def config_name(path: Path, taken: set[str]) -> str:

@@ -19,10 +19,10 @@ docs/models.md, "ONNX export".
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from superglue_ros.pipeline.onnx_exports import EXPORTERS
 from superglue_ros.tools.cli import CliError
 
 
@@ -95,61 +95,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path} ({size:.1f} MiB, opset {opset}, {baked})")
     print(f"run it with parameters runtime: onnxruntime, onnx_dir: {out}")
     return 0
-
-
-def _superpoint(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
-    from superglue_ros.models.onnx_export import export_superpoint
-    from superglue_ros.models.onnx_format import SUPERPOINT_FILE
-    from superglue_ros.models.weights import load_superpoint
-
-    model = load_superpoint(weights_dir, {"nms_radius": params["superpoint.nms_radius"]})
-    path = export_superpoint(model, out / SUPERPOINT_FILE, opset)
-    return [(path, "baked " + json.dumps({"nms_radius": model.conf["nms_radius"]}))]
-
-
-def _superglue(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
-    from superglue_ros.models.onnx_export import export_superglue
-    from superglue_ros.models.onnx_format import superglue_file
-    from superglue_ros.models.weights import load_superglue
-
-    which = params["superglue.weights"]
-    iterations = params["superglue.sinkhorn_iterations"]
-    model = load_superglue(which, weights_dir, {"sinkhorn_iterations": iterations})
-    path = export_superglue(model, out / superglue_file(which), opset)
-    return [(path, "baked " + json.dumps({"sinkhorn_iterations": iterations}))]
-
-
-def _aliked(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
-    from superglue_ros.models.onnx_bundle import export_aliked_files
-
-    model = params["aliked.model"]
-    return [(p, f"aliked-{model}") for p in export_aliked_files(model, out, weights_dir, opset)]
-
-
-def _disk(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
-    from superglue_ros.models.onnx_bundle import export_disk_files
-
-    return [(p, "disk") for p in export_disk_files(out, weights_dir, opset)]
-
-
-def _lightglue(params: Any, weights_dir: str | None, out: Path, opset: int) -> list:
-    from superglue_ros.models.onnx_bundle import export_lightglue_files
-    from superglue_ros.pipeline.registry import choose_networks
-
-    config, _ = choose_networks(params)
-    features = config.text("frontend")
-    if features not in ("aliked", "disk", "superpoint"):
-        raise CliError(
-            f"LightGlue has weights for aliked, disk and superpoint; frontend is {features}"
-        )
-    paths = export_lightglue_files(features, out, weights_dir, opset=opset)
-    return [(p, f"lightglue for {features}") for p in paths]
-
-
-EXPORTERS = {
-    "superpoint": _superpoint,
-    "superglue": _superglue,
-    "aliked": _aliked,
-    "disk": _disk,
-    "lightglue": _lightglue,
-}

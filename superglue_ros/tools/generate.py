@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from superglue_ros.tools.common import keywords
+
 IMAGE_TOPIC = "/camera/image_raw"
 FRAME_ID = "camera"
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
@@ -127,11 +129,9 @@ def generate_room(
         for pose, stamp in zip(poses, stamps, strict=True):
             image = room.render(quads, camera, pose, noise, rng)
             fields = images.image_fields(image, stamp, FRAME_ID)
-            message = rosbag.build_message(typestore, rosbag.IMAGE, fields)
-            writer.write(image_conn, stamp, typestore.serialize_cdr(message, rosbag.IMAGE))
+            rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
             fields = image_files.camera_info_fields(camera_yaml, stamp, FRAME_ID)
-            info = rosbag.build_message(typestore, rosbag.CAMERA_INFO, fields)
-            writer.write(info_conn, stamp, typestore.serialize_cdr(info, rosbag.CAMERA_INFO))
+            rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, fields)
     finally:
         writer.close()
     write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
@@ -139,17 +139,8 @@ def generate_room(
 
 
 def run(args: argparse.Namespace) -> int:
-    count = generate_room(
-        args.out,
-        frames=args.frames,
-        textures=args.textures,
-        width=args.width,
-        height=args.height,
-        path_length=args.path_length,
-        rate_hz=args.rate,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    names = ("frames", "textures", "width", "height", "path_length", "noise", "seed")
+    count = generate_room(args.out, **keywords(args, names, rate_hz="rate"))
     print(
         f"generate: {count} frames in {args.out / 'bag'}, ground truth in "
         f"{args.out / 'groundtruth.tum'}",

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from superglue_ros.tools.common import EXIT_DAMAGED_INPUT, EXIT_INTERRUPTED, CliError
+from superglue_ros.tools.common import EXIT_DAMAGED_INPUT, EXIT_INTERRUPTED, CliError, keywords
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,16 +79,11 @@ def play(args: argparse.Namespace, player: Any, stop: Any) -> int:
     source = player.open_source(
         args.source, args.rate, args.camera_yaml, args.frame_id, args.bag_topic
     )
+    names = ("topic", "camera_info_topic", "frame_id", "reliability", "compressed", "loop")
     options = player.PlayOptions(
-        topic=args.topic,
-        camera_info_topic=args.camera_info_topic,
-        frame_id=args.frame_id,
-        reliability=args.reliability,
-        compressed=args.compressed,
-        rate_hz=args.rate,
-        loop=args.loop,
-        wait_subscribers=args.wait_subscribers,
-        wait_timeout_s=args.wait_timeout,
+        **keywords(
+            args, (*names, "wait_subscribers"), rate_hz="rate", wait_timeout_s="wait_timeout"
+        )
     )
     try:
         player.play_to_topics(source, options, lambda line: print("play:", line, flush=True), stop)

@@ -104,8 +104,7 @@ def write_dataset_bag(
         imu = connection(dataset.imu_topic, IMU) if dataset.imu else None
 
         def write(conn: Any, msgtype: str, fields: dict[str, Any], stamp: int) -> None:
-            message = rosbag.build_message(typestore, msgtype, fields)
-            writer.write(conn, stamp, typestore.serialize_cdr(message, msgtype))
+            rosbag.write_message(writer, typestore, conn, stamp, msgtype, fields)
             counts[conn.topic] += 1
 
         samples = iter(dataset.imu)

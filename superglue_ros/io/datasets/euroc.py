@@ -20,18 +20,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .files import image_size, pinhole, read_numbers
 from .poses import interpolate_poses
-from .types import (
-    Dataset,
-    DatasetError,
-    Frame,
-    ImuSample,
-    Intrinsics,
-    Stream,
-    image_size,
-    pinhole,
-    read_numbers,
-)
+from .types import Dataset, DatasetError, Frame, ImuSample, Intrinsics, Stream
 
 LEFT_TOPIC = "/camera/left/image_raw"
 RIGHT_TOPIC = "/camera/right/image_raw"

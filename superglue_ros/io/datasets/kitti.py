@@ -9,19 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import image_size, pinhole, projection, read_numbers, seconds_to_ns
 from .poses import with_nearest_rotation
-from .types import (
-    Dataset,
-    DatasetError,
-    Frame,
-    Intrinsics,
-    Stream,
-    image_size,
-    pinhole,
-    projection,
-    read_numbers,
-    seconds_to_ns,
-)
+from .types import Dataset, DatasetError, Frame, Intrinsics, Stream
 
 LEFT_TOPIC = "/camera/left/image_rect"
 RIGHT_TOPIC = "/camera/right/image_rect"

@@ -16,18 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import image_size, pinhole, projection, read_numbers
 from .poses import with_nearest_rotation
-from .types import (
-    Dataset,
-    DatasetError,
-    Frame,
-    Intrinsics,
-    Stream,
-    image_size,
-    pinhole,
-    projection,
-    read_numbers,
-)
+from .types import Dataset, DatasetError, Frame, Intrinsics, Stream
 
 FRAME_RATE_HZ = 30
 COLOR_INTRINSICS = (525.0, 525.0, 320.0, 240.0)

@@ -16,19 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import image_size, pinhole, projection, read_numbers, seconds_to_ns
 from .poses import interpolate_poses
-from .types import (
-    Dataset,
-    DatasetError,
-    Frame,
-    Intrinsics,
-    Stream,
-    image_size,
-    pinhole,
-    projection,
-    read_numbers,
-    seconds_to_ns,
-)
+from .types import Dataset, DatasetError, Frame, Intrinsics, Stream
 
 MAX_ASSOCIATION_S = 0.02
 DEPTH_UNITS_PER_MM = 5.0  # 5000 a metre
