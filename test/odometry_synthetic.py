@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from superglue_ros.evaluation.room import look_at
-from superglue_ros.odometry import CameraIntrinsics, FrameObservation, KeyframeMatches
+from superglue_ros.odometry import (
+    CameraIntrinsics,
+    FrameObservation,
+    KeyframeMatches,
+    PoseEstimate,
+    VisualOdometry,
+)
 
 CAMERA = CameraIntrinsics(fx=400.0, fy=400.0, cx=319.5, cy=239.5, width=640, height=480)
 
@@ -172,3 +178,12 @@ def make_sequence(
         if is_keyframe:
             keyframes.append(frame)
     return Sequence(frames, poses, stamps)
+
+
+def run(frames: list[FrameObservation], **conf: float) -> tuple[VisualOdometry, list[PoseEstimate]]:
+    """The back-end with CAMERA and conf over frames: (back-end, every pose estimate)."""
+    odometry = VisualOdometry(CAMERA, conf)
+    estimates = []
+    for frame in frames:
+        estimates += odometry.process(frame)
+    return odometry, estimates

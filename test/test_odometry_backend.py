@@ -22,21 +22,13 @@ from superglue_ros.odometry import (
 from superglue_ros.odometry.trajectory import evaluate, trajectory_from_poses
 
 from conftest import require_module
-from odometry_synthetic import CAMERA, forward_poses, make_sequence
+from odometry_synthetic import CAMERA, forward_poses, make_sequence, run
 
 
 @pytest.fixture(autouse=True)
 def _gtsam() -> None:
     require_module("gtsam", "the back-end's bundle adjustment needs GTSAM (make setup installs it)")
     require_module("evo", "trajectory errors are computed with evo (make setup installs it)")
-
-
-def run(frames: list[FrameObservation], **conf: float) -> tuple[VisualOdometry, list]:
-    odometry = VisualOdometry(CAMERA, conf)
-    estimates = []
-    for frame in frames:
-        estimates += odometry.process(frame)
-    return odometry, estimates
 
 
 def ate(odometry: VisualOdometry, sequence, frame_ids: set[int] | None = None) -> dict:

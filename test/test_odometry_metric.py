@@ -15,7 +15,6 @@ import pytest
 
 from superglue_ros.odometry import (
     TRACKING,
-    FrameObservation,
     VisualOdometry,
     geometry,
     observation_from_message,
@@ -27,7 +26,7 @@ from superglue_ros.odometry.trajectory import (
 )
 
 from conftest import require_module
-from odometry_synthetic import CAMERA, forward_poses, make_sequence, path_poses
+from odometry_synthetic import CAMERA, forward_poses, make_sequence, path_poses, run
 
 BASELINE = 0.1  # metres: disparities of 10-40 px over the room's 1-4 m depths at fx = 400
 
@@ -36,14 +35,6 @@ BASELINE = 0.1  # metres: disparities of 10-40 px over the room's 1-4 m depths a
 def _gtsam() -> None:
     require_module("gtsam", "the back-end's bundle adjustment needs GTSAM (make setup installs it)")
     require_module("evo", "trajectory errors are computed with evo (make setup installs it)")
-
-
-def run(frames: list[FrameObservation], **conf: float) -> tuple[VisualOdometry, list]:
-    odometry = VisualOdometry(CAMERA, conf)
-    estimates = []
-    for frame in frames:
-        estimates += odometry.process(frame)
-    return odometry, estimates
 
 
 def accuracy(odometry: VisualOdometry, sequence) -> dict:
