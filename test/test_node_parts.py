@@ -208,19 +208,27 @@ def test_no_drawing_without_a_subscriber(ros_messages: None) -> None:
 
 
 # ------------------------------------------------------------ node in-process
-@pytest.fixture
-def node_in_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+def local_context(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An rclpy context of its own, discovery on this machine (skips without ROS)."""
     require_module("rclpy", "needs rclpy")
     require_module("superglue_ros_msgs", "needs the built interface package")
     import rclpy
     from rclpy.context import Context
-    from rclpy.parameter import Parameter
-
-    from superglue_ros.ros.node import MatcherNode
 
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     context = Context()
     rclpy.init(context=context, domain_id=90 + threading.get_native_id() % 10)
+    return context
+
+
+@pytest.fixture
+def node_in_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+    context = local_context(monkeypatch)
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from superglue_ros.ros.node import MatcherNode
+
     overrides = [
         Parameter("frontend", value="orb"),
         Parameter("matcher", value="mnn"),
@@ -369,17 +377,12 @@ def test_an_empty_depth_range_is_refused_at_run_time(node_in_process: Any) -> No
 def test_stereo_with_a_slop_that_pairs_nothing_is_a_bad_parameter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    require_module("rclpy", "needs rclpy")
-    require_module("superglue_ros_msgs", "needs the built interface package")
+    context = local_context(monkeypatch)
     import rclpy
-    from rclpy.context import Context
     from rclpy.parameter import Parameter
 
     from superglue_ros.ros.node import EXIT_BAD_PARAMETER, MatcherNode, StartupError
 
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    context = Context()
-    rclpy.init(context=context, domain_id=90 + threading.get_native_id() % 10)
     overrides = [
         Parameter("frontend", value="orb"),
         Parameter("matcher", value="mnn"),
