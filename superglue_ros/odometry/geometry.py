@@ -29,7 +29,9 @@ def usac_params(threshold_px: float, seed: int | None, confidence: float = 0.999
     params.loMethod = cv2.LOCAL_OPTIM_INNER_LO
     params.loIterations = 10
     params.loSampleSize = 14
-    params.final_polisher = cv2.NONE_POLISHER
+    # No final polishing, as OpenCV before 4.7 (whose UsacParams has no such field) does.
+    if hasattr(cv2, "NONE_POLISHER"):
+        params.final_polisher = cv2.NONE_POLISHER
     return params
 
 
