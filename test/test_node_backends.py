@@ -217,6 +217,9 @@ def test_end_to_end(name, request, ros_env, tmp_path, probe) -> None:  # noqa: F
             node, image_pub, corrs, frames, stamps, info_pub, info, timeout=backend.timeout
         )
         wait_until(lambda: len(vins) >= len(frames), 10, "features_vins", node)
+        # keyframes is its own topic: its last message may land after the last frame's
+        expected = sum(c.is_keyframe for c in corrs)
+        wait_until(lambda: len(keyframes) >= expected, 10, "the keyframes topic", node)
         check_frame_outputs(corrs, keyframes, stamps, vins, info, backend.min_inherited)
         if backend.descriptors is not None:
             dim, most = backend.descriptors
