@@ -41,6 +41,8 @@ from .onnx_runtime import (
 )
 from .params import Config
 
+OnnxExtractor = OnnxAlikedFrontend | OnnxDiskFrontend
+
 
 def graph_folder(
     config: Config, key_parts: Callable[[], list[Any]], export: Callable[[Path], Any]
@@ -86,52 +88,46 @@ def _warm(config: Config, session: Any) -> bool:
     return choice == "on" or (choice == "auto" and uses_tensorrt(session))
 
 
-def build_onnx_aliked_frontend(config: Config) -> OnnxAlikedFrontend:
-    """ALIKED on aliked_<model>_{dense,descriptors}.onnx (see the module doc)."""
-    from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME
+# The ONNX frontends: network -> (its class; its settings, <network>.<name> of the
+# Config, which make its conf; the graphs it runs, in the order the class takes their
+# sessions). Their files: aliked_files(aliked.model); DISK has one model, "depth".
+ONNX_EXTRACTORS: dict[str, tuple[type[OnnxExtractor], tuple[str, ...], tuple[str, ...]]] = {
+    "aliked": (
+        OnnxAlikedFrontend,
+        ("model", "max_keypoints", "detection_threshold", "nms_radius"),
+        ("aliked_dense", "aliked_descriptors"),
+    ),
+    "disk": (OnnxDiskFrontend, ("max_keypoints", "nms_window", "score_threshold"), ("disk_dense",)),
+}
 
+
+def _extractor_files(network: str, model: str) -> tuple[list[str], str, tuple[str, ...]]:
+    """(the exporter's network and arguments, the weights file, the graph files) of an
+    ONNX frontend (see _bundle_folder)."""
+    from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME, DISK_FILE
+
+    if network == "aliked":
+        return ["aliked", model], ALIKED_MODELS_BY_NAME[model], aliked_files(model)
+    return ["disk"], DISK_FILE, (DISK_DENSE_FILE,)
+
+
+def build_onnx_extractor(config: Config, network: str) -> OnnxExtractor:
+    """ALIKED or DISK (a network of ONNX_EXTRACTORS) on its graphs (see the module doc)."""
     _check_precision(config)
-    model = config.text("aliked.model")
-    folder = _bundle_folder(config, ["aliked", model], ALIKED_MODELS_BY_NAME[model])
-    expected = {"network": "aliked", "model": model}
-    device = config.text("device")
-    dense_file, head_file = aliked_files(model)
-    dense, _ = open_session(folder / dense_file, "aliked_dense", expected, device)
-    head, _ = open_session(folder / head_file, "aliked_descriptors", expected, device)
-    frontend = OnnxAlikedFrontend(
-        dense,
-        head,
-        {
-            "model": model,
-            "max_keypoints": config.integer("aliked.max_keypoints"),
-            "detection_threshold": config.number("aliked.detection_threshold"),
-            "nms_radius": config.integer("aliked.nms_radius"),
-        },
-    )
-    if _warm(config, dense):
-        frontend.warmup()
-    return frontend
-
-
-def build_onnx_disk_frontend(config: Config) -> OnnxDiskFrontend:
-    """DISK on disk_dense.onnx (see the module doc)."""
-    from superglue_ros.models.weights import DISK_FILE
-
-    _check_precision(config)
-    folder = _bundle_folder(config, ["disk"], DISK_FILE)
-    expected = {"network": "disk", "model": "depth"}
-    dense, _ = open_session(folder / DISK_DENSE_FILE, "disk_dense", expected, config.text("device"))
-    frontend = OnnxDiskFrontend(
-        dense,
-        {
-            "max_keypoints": config.integer("disk.max_keypoints"),
-            "nms_window": config.integer("disk.nms_window"),
-            "score_threshold": config.number("disk.score_threshold"),
-        },
-    )
-    if _warm(config, dense):
-        frontend.warmup()
-    return frontend
+    frontend, settings, graphs = ONNX_EXTRACTORS[network]
+    conf = {name: config[f"{network}.{name}"] for name in settings}
+    model = str(conf.get("model", "depth"))
+    bundle, weights_file, files = _extractor_files(network, model)
+    folder = _bundle_folder(config, bundle, weights_file)
+    expected = {"network": network, "model": model}
+    sessions = [
+        open_session(folder / file, graph, expected, config.text("device"))[0]
+        for file, graph in zip(files, graphs, strict=True)
+    ]
+    extractor = frontend(*sessions, conf)
+    if _warm(config, sessions[0]):
+        extractor.warmup()
+    return extractor
 
 
 def lightglue_form(config: Config) -> str:

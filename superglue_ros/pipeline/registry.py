@@ -78,9 +78,9 @@ def _superglue(config: Config) -> Matcher:
 
 def _aliked(config: Config) -> Frontend:
     if runtime_for(config, "aliked") == "onnxruntime":
-        from .onnx_learned import build_onnx_aliked_frontend
+        from .onnx_learned import build_onnx_extractor
 
-        return build_onnx_aliked_frontend(config)
+        return build_onnx_extractor(config, "aliked")
     from .frontends.aliked import build_aliked_frontend
 
     return build_aliked_frontend(config)
@@ -88,9 +88,9 @@ def _aliked(config: Config) -> Frontend:
 
 def _disk(config: Config) -> Frontend:
     if runtime_for(config, "disk") == "onnxruntime":
-        from .onnx_learned import build_onnx_disk_frontend
+        from .onnx_learned import build_onnx_extractor
 
-        return build_onnx_disk_frontend(config)
+        return build_onnx_extractor(config, "disk")
     from .frontends.disk import build_disk_frontend
 
     return build_disk_frontend(config)
