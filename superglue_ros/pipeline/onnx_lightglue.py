@@ -43,6 +43,20 @@ class PairBatch:
     index1: np.ndarray
     total: np.ndarray  # [b] real points of both sides before pruning
 
+    @classmethod
+    def start(
+        cls, data: Mapping[str, np.ndarray], encoded: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> PairBatch:
+        """Every pair of a padded batch, its real points (``mask<side>``) valid; encoded:
+        (descriptors, encodings) of side 0, then 1."""
+        sides: dict[str, np.ndarray] = {}
+        for side, (desc, enc) in zip("01", encoded, strict=True):
+            valid = data[f"mask{side}"]
+            sides[f"desc{side}"], sides[f"enc{side}"], sides[f"valid{side}"] = desc, enc, valid
+            sides[f"index{side}"] = np.where(valid, np.arange(valid.shape[1])[None], -1)
+        total = sides["valid0"].sum(1) + sides["valid1"].sum(1)
+        return cls(pairs=np.arange(len(total)), total=total, **sides)
+
     def select(self, keep: np.ndarray) -> PairBatch:
         """The pairs where keep ([b] bool) is True."""
         values = {}
@@ -178,21 +192,7 @@ class OnnxLightGlueMatcher:
             np.zeros((count, num0), np.float32),
             np.zeros(count, np.int64),
         )
-        desc0, enc0 = self._encode(data, "0")
-        desc1, enc1 = self._encode(data, "1")
-        mask0, mask1 = data["mask0"], data["mask1"]
-        batch = PairBatch(
-            pairs=np.arange(count),
-            desc0=desc0,
-            desc1=desc1,
-            enc0=enc0,
-            enc1=enc1,
-            valid0=mask0,
-            valid1=mask1,
-            index0=np.where(mask0, np.arange(mask0.shape[1])[None], -1),
-            index1=np.where(mask1, np.arange(mask1.shape[1])[None], -1),
-            total=mask0.sum(1) + mask1.sum(1),
-        )
+        batch = PairBatch.start(data, [self._encode(data, side) for side in "01"])
         last = int(self.graph_config["n_layers"]) - 1
         for i in range(last + 1):
             if batch.pairs.size == 0:
