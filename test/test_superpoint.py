@@ -218,3 +218,25 @@ def test_separable_and_square_window_max_agree() -> None:
         torch.testing.assert_close(
             simple_nms(scores, radius), simple_nms(scores, radius, square_window_max)
         )
+
+
+def test_numpy_keypoint_selection_equals_torch() -> None:
+    """The onnxruntime path's numpy select_keypoints (torch-free on purpose) gives the
+    torch one's keypoints and scores bit for bit: distinct scores, so that the order
+    under a limit is defined (ties may come out in another order under a limit); with
+    ties and no limit both keep raster order."""
+    from superglue_ros.models.superpoint import select_keypoints
+    from superglue_ros.pipeline.onnx_runtime import select_keypoints as select_numpy
+
+    rng = np.random.default_rng(0)
+    distinct = (rng.permutation(40 * 60).reshape(40, 60) / (40 * 60)).astype(np.float32)
+    tied = (rng.integers(0, 4, (40, 60)) / 4).astype(np.float32)
+    cases = [(distinct, limit) for limit in (-1, 0, 1, 25, 1500, 5000)] + [(tied, -1)]
+    for scores, limit in cases:
+        for border in (0, 1, 4, 25):
+            expected = select_keypoints(torch.from_numpy(scores), 0.3, border, limit)
+            got = select_numpy(scores, 0.3, border, limit)
+            for ours, theirs in zip(got, expected, strict=True):
+                assert ours.dtype == np.float32
+                np.testing.assert_array_equal(ours, theirs.numpy(), f"{limit=} {border=}")
+    assert len(select_numpy(distinct, 0.3, 25, -1)[0]) == 0  # border past the middle

@@ -57,6 +57,14 @@ def strict_maxima(scores: np.ndarray, before: int, after: int) -> np.ndarray:
     return keep
 
 
+def clear_border(mask: np.ndarray, border: int) -> np.ndarray:
+    """mask [H, W] with its first and last `border` rows and columns set False (in place)."""
+    if border > 0:
+        mask[:border], mask[:, :border] = False, False
+        mask[-border:], mask[:, -border:] = False, False
+    return mask
+
+
 def top_k(candidates: np.ndarray, scores: np.ndarray, limit: int) -> np.ndarray:
     """Flat indices of the candidates, best first; at most limit of them (limit <= 0: all)."""
     flat = np.flatnonzero(candidates)
@@ -87,10 +95,8 @@ def aliked_keypoints(
     threshold > 0: maxima above it (or above the mean where none is), at most
     limit (20000 when limit <= 0); else the limit best maxima.
     """
-    height, width = scores.shape
-    maxima = strict_maxima(scores, radius, radius)
-    maxima[:radius], maxima[:, :radius] = False, False
-    maxima[height - radius :], maxima[:, width - radius :] = False, False
+    width = scores.shape[1]
+    maxima = clear_border(strict_maxima(scores, radius, radius), radius)
     if threshold > 0:
         above = maxima & (scores > threshold)
         maxima = above if above.any() else maxima & (scores > scores.mean())

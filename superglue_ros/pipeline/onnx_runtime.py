@@ -54,6 +54,7 @@ from superglue_ros.models.onnx_format import (
     superglue_file,
 )
 
+from .onnx_extractors import clear_border
 from .params import Config, check_runtime_changes
 from .types import Features, PairMatches
 
@@ -281,13 +282,7 @@ def select_keypoints(
     """models.superpoint.select_keypoints in numpy: scores [H, W] after NMS ->
     (keypoints [N, 2] float32 (x, y), scores [N] float32); raster order, or by
     decreasing score when max_keypoints cuts."""
-    height, width = scores.shape
-    candidates = scores > threshold
-    if border > 0:
-        inside = np.zeros_like(candidates)
-        inside[border : height - border, border : width - border] = True
-        candidates &= inside
-    rows, cols = np.nonzero(candidates)
+    rows, cols = np.nonzero(clear_border(scores > threshold, border))
     kept = scores[rows, cols]
     if 0 <= max_keypoints < len(kept):
         best = np.argpartition(-kept, max_keypoints - 1)[:max_keypoints]
