@@ -17,7 +17,7 @@ dimension they were trained for, and a line saying what they were trained on.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,18 +143,59 @@ def read_npz(
         raise error(f"{what} {path} {damaged}: {caught}") from None
 
 
-def train_vocabulary(
-    images_descriptors: Sequence[np.ndarray],
-    kind: str,
+def shipped_vocabulary_path(frontend: str, model: str = "") -> Path | None:
+    """The vocabulary shipped with the package for a frontend, or None."""
+    name = f"{frontend}_{model}.npz" if model else f"{frontend}.npz"
+    path = SHIPPED_DIR / name
+    return path if path.is_file() else None
+
+
+def top_k(
+    query: tuple[np.ndarray, np.ndarray],
+    database: Iterable[tuple[int, np.ndarray, np.ndarray]],
+    k: int,
+    vocabulary_size: int,
+    min_score: float = 0.0,
+) -> list[tuple[int, float]]:
+    """The k best (id, score) of database entries (id, word ids, weights), best first."""
+    words, weights = query
+    dense = np.zeros(vocabulary_size, np.float32)
+    dense[words] = weights
+    scored = []
+    for entry_id, entry_words, entry_weights in database:
+        score = float(dense[entry_words] @ entry_weights)
+        if score >= min_score:
+            scored.append((entry_id, score))
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored[:k]
+
+
+def _image_descriptors(
+    images: Iterable[np.ndarray], frontend: Frontend
+) -> tuple[list[np.ndarray], str]:
+    """The [N_i, D] descriptors of each image that has keypoints, and their kind."""
+    descriptors, kind = [], None
+    for image in images:
+        features = frontend.extract(image)
+        kind = features.descriptor_kind
+        if len(features):
+            descriptors.append(np.asarray(features.descriptors))
+    if kind is None:
+        raise ValueError("no training images")
+    return descriptors, kind
+
+
+def vocabulary_from_images(
+    images: Iterable[np.ndarray],
+    frontend: Frontend,
     size: int = 256,
     seed: int = 0,
     trained_on: str = "",
     max_samples: int = 100000,
 ) -> Vocabulary:
-    """k-means (k-means++ start, seeded) over the descriptors of training images.
-
-    images_descriptors: one [N_i, D] array per image (idf counts images).
-    """
+    """k-means (k-means++ start, seeded) over the descriptors frontend extracts from the
+    training images (at most max_samples of them); idf counts images."""
+    images_descriptors, kind = _image_descriptors(images, frontend)
     if not images_descriptors:
         raise ValueError("no training images")
     dims = {int(d.shape[1]) for d in images_descriptors if d.ndim == 2}
@@ -187,49 +228,3 @@ def train_vocabulary(
         seen[np.unique(vocabulary.assign(descriptors, kind))] += 1
     vocabulary.idf = np.log(len(images_descriptors) / np.maximum(seen, 1)).astype(np.float32)
     return vocabulary
-
-
-def shipped_vocabulary_path(frontend: str, model: str = "") -> Path | None:
-    """The vocabulary shipped with the package for a frontend, or None."""
-    name = f"{frontend}_{model}.npz" if model else f"{frontend}.npz"
-    path = SHIPPED_DIR / name
-    return path if path.is_file() else None
-
-
-def top_k(
-    query: tuple[np.ndarray, np.ndarray],
-    database: Iterable[tuple[int, np.ndarray, np.ndarray]],
-    k: int,
-    vocabulary_size: int,
-    min_score: float = 0.0,
-) -> list[tuple[int, float]]:
-    """The k best (id, score) of database entries (id, word ids, weights), best first."""
-    words, weights = query
-    dense = np.zeros(vocabulary_size, np.float32)
-    dense[words] = weights
-    scored = []
-    for entry_id, entry_words, entry_weights in database:
-        score = float(dense[entry_words] @ entry_weights)
-        if score >= min_score:
-            scored.append((entry_id, score))
-    scored.sort(key=lambda item: (-item[1], item[0]))
-    return scored[:k]
-
-
-def vocabulary_from_images(
-    images: Iterable[np.ndarray],
-    frontend: Frontend,
-    size: int = 256,
-    seed: int = 0,
-    trained_on: str = "",
-) -> Vocabulary:
-    """Extract each image's descriptors with frontend, then train_vocabulary."""
-    descriptors, kind = [], None
-    for image in images:
-        features = frontend.extract(image)
-        kind = features.descriptor_kind
-        if len(features):
-            descriptors.append(np.asarray(features.descriptors))
-    if kind is None:
-        raise ValueError("no training images")
-    return train_vocabulary(descriptors, kind, size, seed, trained_on)
