@@ -43,78 +43,73 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
     ),
 )
 
-# name: (description, min, max); defaults come from default_conf. The lower bounds are
+# Bounds shared by settings of one kind (the upper ones generous).
+COUNT = (0, 100000)  # matches, points, inliers, frames
+ANGLE_DEG = (0.0, 90.0)
+ROTATION_DEG = (0.0, 180.0)
+PIXELS = (0.0, 100.0)
+MULTIPLE = (0.0, 1000.0)  # of a sigma, or of the median keyframe step
+
+# name: (description, (min, max)); defaults come from default_conf. The lower bounds are
 # check_conf's (non-negative, one fixed keyframe and one more in the window), so the
 # node accepts every value the back-end accepts up to generous upper bounds.
-_BACKEND: dict[str, tuple[str, float | None, float | None]] = {
-    "window_keyframes": ("Keyframes optimised together by the sliding-window BA.", 2, 1000),
-    "fixed_keyframes": ("The window's oldest keyframes, held fixed (gauge and scale).", 1, 999),
-    "min_init_matches": ("Shared tracks the two initial keyframes need.", 0, 100000),
-    "min_init_points": ("Points the initial pair must triangulate.", 0, 100000),
-    "min_init_parallax_deg": (
-        "Ray angle of a well-conditioned initial point, degrees.",
-        0.0,
-        90.0,
-    ),
+_BACKEND: dict[str, tuple[str, tuple[float | None, float | None]]] = {
+    "window_keyframes": ("Keyframes optimised together by the sliding-window BA.", (2, 1000)),
+    "fixed_keyframes": ("The window's oldest keyframes, held fixed (gauge and scale).", (1, 999)),
+    "min_init_matches": ("Shared tracks the two initial keyframes need.", COUNT),
+    "min_init_points": ("Points the initial pair must triangulate.", COUNT),
+    "min_init_parallax_deg": ("Ray angle of a well-conditioned initial point, degrees.", ANGLE_DEG),
     "homography_ratio": (
         "Initialise from the homography above this score ratio S_H / (S_H + S_E).",
-        0.0,
-        1.0,
+        (0.0, 1.0),
     ),
-    "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", 0.0, 100.0),
-    "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", 0.0, 100.0),
-    "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", 0, 100000),
-    "min_triangulation_deg": ("Smallest ray angle of a new landmark, degrees.", 0.0, 90.0),
-    "max_reprojection_px": ("Observations reprojecting worse are outliers, px.", 0.0, 1000.0),
-    "pixel_sigma": ("Keypoint position noise of the reprojection factors, px.", 0.0, 100.0),
-    "robust_loss": ("Robust kernel of the reprojection factors.", None, None),
-    "robust_k": ("The robust kernel's threshold, in pixel sigmas.", 0.0, 1000.0),
-    "ba_iterations": ("Levenberg-Marquardt iterations per window.", 0, 1000),
-    "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", 0, 100000),
+    "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", PIXELS),
+    "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", PIXELS),
+    "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", COUNT),
+    "min_triangulation_deg": ("Smallest ray angle of a new landmark, degrees.", ANGLE_DEG),
+    "max_reprojection_px": ("Observations reprojecting worse are outliers, px.", (0.0, 1000.0)),
+    "pixel_sigma": ("Keypoint position noise of the reprojection factors, px.", PIXELS),
+    "robust_loss": ("Robust kernel of the reprojection factors.", (None, None)),
+    "robust_k": ("The robust kernel's threshold, in pixel sigmas.", MULTIPLE),
+    "ba_iterations": ("Levenberg-Marquardt iterations per window.", (0, 1000)),
+    "max_waiting_frames": ("Frames kept while initialising (oldest dropped).", COUNT),
     "stereo_max_depth_baselines": (
         "Stereo depths beyond this many baselines place no landmark (triangulated instead).",
-        0.0,
-        100000.0,
+        (0.0, 100000.0),
     ),
     "min_depth_landmarks": (
         "Fewer close stereo depths in a keyframe: its nearest far ones make up the number.",
-        0,
-        100000,
+        COUNT,
     ),
     "rgbd_baseline_m": (
         "Virtual baseline turning an RGB-D depth into a stereo factor, metres.",
-        1e-6,
-        100.0,
+        (1e-6, 100.0),
     ),
-    "loop_rotation_sigma_deg": ("Rotation noise of a loop constraint, degrees.", 0.0, 180.0),
+    "loop_rotation_sigma_deg": ("Rotation noise of a loop constraint, degrees.", ROTATION_DEG),
     "loop_translation_sigma": (
         "Translation noise of a loop constraint, in median keyframe steps.",
-        0.0,
-        1000.0,
+        MULTIPLE,
     ),
     "loop_robust_k": (
         "Robust kernel threshold of loop constraints, in sigmas (more: the loop is refused).",
-        0.0,
-        1000.0,
+        MULTIPLE,
     ),
     "odometry_rotation_sigma_deg": (
         "Rotation noise of a keyframe-to-keyframe edge of the pose graph, degrees.",
-        0.0,
-        180.0,
+        ROTATION_DEG,
     ),
     "odometry_translation_sigma": (
         "Translation noise of a keyframe-to-keyframe edge, in median keyframe steps.",
-        0.0,
-        1000.0,
+        MULTIPLE,
     ),
-    "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", 0, 10000),
-    "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", 0, 10_000_000),
+    "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", (0, 10000)),
+    "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", (0, 10_000_000)),
 }
 
 
 def _backend_spec(name: str, default: Any) -> ParamSpec:
-    description, low, high = _BACKEND.get(
-        name, ("Back-end setting (odometry/backend.py).", 0, None)
+    description, (low, high) = _BACKEND.get(
+        name, ("Back-end setting (odometry/backend.py).", (0, None))
     )
     if isinstance(default, str):
         choices = ROBUST_LOSSES if name == "robust_loss" else None
