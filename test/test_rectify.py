@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from stereo_bags import BagBuilder
+from test_node_inputs import BASE, prime, publish_set
 
 from superglue_ros.evaluation import room
 from superglue_ros.evaluation.textures import procedural_texture
@@ -26,6 +27,15 @@ from superglue_ros.pipeline.rectify import RawCamera, stereo_rectification
 from superglue_ros.pipeline.stereo import NotRectifiedError
 from superglue_ros.tools import cli
 
+from ros_helpers import (
+    NodeProcess,
+    image_msg,
+    probe,  # noqa: F401  (fixture)
+    reliable,
+    stamp_ns,
+    wait_subscribed,
+    wait_until,
+)
 from synthetic import orb_pipeline
 
 WIDTH, HEIGHT, BASELINE = 320, 240, 0.12
@@ -192,3 +202,45 @@ def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) 
 
 
 RECTIFY = "stereo:\n  rectify: true\n"
+
+
+@pytest.mark.slow
+def test_the_node_rectifies_a_raw_pair(scene: dict, ros_env, tmp_path, probe) -> None:  # noqa: F811
+    import superglue_ros_msgs.msg as msgs
+    from sensor_msgs.msg import CameraInfo, Image
+
+    def info_msg(info) -> CameraInfo:
+        msg = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model=info.distortion_model)
+        msg.k, msg.d, msg.r, msg.p = (
+            np.asarray(v, np.float64) for v in (info.k, info.d, info.r, info.p)
+        )
+        return msg
+
+    corrs = probe.collect("correspondences", msgs.Correspondences, reliable(100))
+    images = [
+        probe.publisher(t, Image, reliable(5)) for t in ("left/image_rect", "right/image_rect")
+    ]
+    infos = [
+        probe.publisher(t, CameraInfo, reliable(5))
+        for t in ("left/camera_info", "right/camera_info")
+    ]
+    params = {**BASE, "input": "stereo", "stereo.rectify": True}
+    with NodeProcess(ros_env, tmp_path, params) as node:
+        for publisher in images + infos:
+            wait_subscribed(publisher, node)
+        wait_until(lambda: probe.node.count_publishers("correspondences") > 0, 10, "publishers")
+        raw = scene["raw"]
+        make_set = lambda stamp: [image_msg(raw[0], stamp), image_msg(raw[1], stamp)]  # noqa: E731
+        prime(node, infos, [info_msg(i) for i in scene["infos"]], images, make_set, corrs)
+        publish_set(node, images, make_set(10**9), corrs)
+        (message,) = corrs
+        assert stamp_ns(message.header.stamp) == 10**9
+        keypoints = np.round(np.asarray(message.features.keypoints).reshape(-1, 2)).astype(int)
+        depths = np.asarray(message.features.depths)
+        found = np.isfinite(depths)
+        assert found.mean() > 0.4
+        exact = scene["depth"][keypoints[found, 1], keypoints[found, 0]]
+        assert np.median(np.abs(depths[found] / exact - 1)) < 0.02  # as replay's
+        code, _ = node.interrupt()
+        assert code == 0, node.output()
+    assert "Traceback" not in node.output()
