@@ -61,6 +61,14 @@ def calibration_from_camera_infos(left: Any, right: Any) -> StereoCalibration:
     )
 
 
+def camera_info_key(info: Any) -> tuple:
+    """What of a CameraInfo the stereo calibration depends on, comparable with ==."""
+    arrays = (
+        tuple(np.asarray(v, dtype=np.float64).tolist()) for v in (info.k, info.d, info.r, info.p)
+    )
+    return (int(info.width), int(info.height), str(info.distortion_model), *arrays)
+
+
 def raw_camera(info: Any) -> RawCamera:
     """The raw camera a sensor_msgs/CameraInfo describes (K, D, R, P, size, model)."""
     return RawCamera.from_fields(
@@ -91,8 +99,9 @@ def decode_frame(
     """The frame image and its companions from one message set of IMAGE_TOPICS[mode] order.
 
     stereo needs calibration (stereo_input_from_camera_infos), and rectifies the raw
-    pair first when given its rectification. Raises BadImageError for a message that
-    cannot be decoded, ValueError for a missing calibration or a wrongly sized image.
+    pair first when given its rectification (whose calibration then applies). Raises
+    BadImageError for a message that cannot be decoded, ValueError for a missing
+    calibration or a wrongly sized image.
     """
     if len(msgs) != len(IMAGE_TOPICS[mode]):
         raise ValueError(f"input {mode} takes {len(IMAGE_TOPICS[mode])} messages, got {len(msgs)}")
@@ -101,8 +110,9 @@ def decode_frame(
         if calibration is None:
             raise ValueError("input stereo needs both camera_info messages first")
         right = decode_image(msgs[1])
-        if rectification is not None:
+        if rectification is not None:  # its calibration is the rectified images'
             image, right = rectification.apply(image, right)
+            calibration = rectification.calibration
         return image, Companions(right=RightImage(right, calibration))
     if mode == "rgbd":
         return image, Companions(depth=decode_depth(msgs[1]))

@@ -49,6 +49,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from superglue_ros.io.frames import (
     CAMERA_INFO_TOPICS,
     IMAGE_TOPICS,
+    camera_info_key,
     decode_frame,
     stereo_input_from_camera_infos,
     synchroniser_for,
@@ -185,6 +186,7 @@ class MatcherNode(Node):
         self._calibration: StereoCalibration | None = None
         self._rectify = settings.pipeline.flag("stereo.rectify")
         self._rectification: StereoRectification | None = None
+        self._calibration_key: tuple = ()
         self._calibration_error = ""
 
         self._image_reliability = node.text("image_reliability")
@@ -279,6 +281,12 @@ class MatcherNode(Node):
                 k = camera.k
                 pipeline.set_camera(k[0, 0], k[1, 1], k[0, 2], k[1, 2])
         if self._input == "stereo" and all(info is not None for info in self._infos):
+            # Drivers repeat camera_info with every image: rectification maps are only
+            # recomputed when the calibration changes.
+            key = tuple(camera_info_key(info) for info in self._infos)
+            if key == self._calibration_key:
+                return
+            self._calibration_key = key
             try:
                 self._calibration, self._rectification = stereo_input_from_camera_infos(
                     *self._infos, self._rectify
