@@ -252,7 +252,7 @@ def test_a_rendered_rgbd_room_replays_metric_with_near_zero_se3_ate(tmp_path: Pa
     odometry = json.loads((out / "report.json").read_text())["configs"][0]["odometry"]
     assert odometry["frames_with_pose"] == frames and odometry["maps_started"] == 1
     accuracy = odometry["accuracy"]
-    # Depth exact to 1 mm, ORB keypoints to under a pixel (f = 525 px, 1.5-3 m away: a few
+    # Depth exact to 1 mm, ORB keypoints to under a pixel (f = 525 px, 1-3 m away: a few
     # mm a point, averaged over hundreds): millimetres, and metric with no scale fitted.
     assert accuracy["ate_se3_rmse_m"] < 0.01
     assert accuracy["scale"] == pytest.approx(1.0, abs=0.01)
