@@ -4,7 +4,9 @@ The room is a box (floor, four walls, ceiling) with two boxes standing on the
 floor; every face is tiled with pictures (real photographs passed in by the
 user, or procedural textures). Each textured quad is drawn with a perspective
 warp of its picture (a mip level chosen from the warp's scale, so far surfaces
-do not alias) into a z-buffer, so nearer surfaces hide farther ones.
+do not alias) into a z-buffer, so nearer surfaces hide farther ones. That z-buffer is the
+exact depth of each pixel (render_with_depth), and a rectified stereo pair is two
+renders from cameras a baseline apart along x (right_camera_pose).
 
 World frame: metres, z up, floor at z = 0. Poses are camera-to-world with
 OpenCV camera axes (x right, y down, z forward), as in TUM ground truth files.
@@ -195,14 +197,16 @@ def clip_near(points: np.ndarray, near: float = NEAR_M) -> np.ndarray:
     return np.array(out).reshape(-1, 3)
 
 
-def render(
+def render_with_depth(
     quads: Sequence[Quad],
     camera: CameraIntrinsics,
     pose: np.ndarray,
     noise: float = 0.0,
     rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """[H, W, 3] uint8 RGB view of the quads from pose (camera-to-world)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """[H, W, 3] uint8 RGB view of the quads from pose (camera-to-world), and its z-buffer:
+    [H, W] float32 depth (camera z, metres) of the surface drawn at each pixel centre,
+    inf where none is."""
     width, height = camera.width, camera.height
     k = camera.matrix
     world_to_camera = np.linalg.inv(pose)
@@ -263,7 +267,35 @@ def render(
     if noise > 0:
         rng = rng or np.random.default_rng(0)
         image += rng.normal(0.0, noise, size=image.shape).astype(np.float32)
-    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8), depth
+
+
+def render(
+    quads: Sequence[Quad],
+    camera: CameraIntrinsics,
+    pose: np.ndarray,
+    noise: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """[H, W, 3] uint8 RGB view of the quads from pose (camera-to-world)."""
+    return render_with_depth(quads, camera, pose, noise, rng)[0]
+
+
+def right_camera_pose(left_pose: np.ndarray, baseline_m: float) -> np.ndarray:
+    """Camera-to-world of the right camera of a rectified pair: the left camera moved
+    baseline_m along its own x axis, same orientation (so rows stay rows)."""
+    offset = np.eye(4)
+    offset[0, 3] = baseline_m
+    return left_pose @ offset
+
+
+def depth_image(depth_m: np.ndarray, units_per_m: float) -> np.ndarray:
+    """[H, W] uint16 of a metric depth map at units_per_m (1000: 16UC1 millimetres; 5000:
+    TUM RGB-D PNGs), rounded; 0, the drivers' "no depth", where there is no surface or the
+    depth does not fit in 16 bits."""
+    scaled = np.asarray(depth_m, np.float64) * units_per_m
+    valid = np.isfinite(scaled) & (scaled > 0) & (scaled < 65535.5)
+    return np.where(valid, np.round(np.where(valid, scaled, 0.0)), 0).astype(np.uint16)
 
 
 def mip_level(homography: np.ndarray, pixel: np.ndarray) -> int:

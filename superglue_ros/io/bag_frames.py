@@ -11,7 +11,8 @@ per topic (``unpaired``), those still queued at the end included.
 Topics: the frame's image topic is the one BagSource chose (``--image-topic``,
 else the bag's left / colour camera); the second one is given, else found beside
 it (io/topics.py: ``left`` -> ``right``, the colour camera's aligned depth).
-Stereo takes its calibration from the first camera_info of each camera, once.
+Stereo takes its calibration from the first camera_info of each camera, once (and
+with stereo.rectify, the maps that rectify a raw pair).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from superglue_ros.pipeline.rectify import StereoRectification
 from superglue_ros.pipeline.stereo import NotRectifiedError
 from superglue_ros.pipeline.synchroniser import Synchroniser
 from superglue_ros.pipeline.types import Companions, StereoCalibration
 
 from .frames import (
     CAMERA_INFO_TOPICS,
-    calibration_from_camera_infos,
     decode_frame,
+    stereo_input_from_camera_infos,
     synchroniser_for,
 )
 from .rosbag import CAMERA_INFO, IMAGE, IMAGE_TYPES, BagError, BagSource
@@ -38,7 +40,7 @@ from .topics import camera_info_topic_for, depth_topics_for, right_topic_for
 
 # Parameters that decide how a bag's messages become frames: every configuration of
 # one replay must agree on them, for all run over the same frames.
-INPUT_PARAMS = ("input", "sync.policy", "sync.slop_s", "sync.queue_size")
+INPUT_PARAMS = ("input", "sync.policy", "sync.slop_s", "sync.queue_size", "stereo.rectify")
 
 
 @dataclass
@@ -62,6 +64,7 @@ class BagInput:
     camera_info_topics: tuple[str | None, ...]
     sync: Synchroniser | None = None
     calibration: StereoCalibration | None = None
+    rectification: StereoRectification | None = None  # stereo.rectify of a raw pair
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +83,7 @@ class BagInput:
 
     def decode(self, frame: BagFrame) -> tuple[np.ndarray, Companions]:
         """The frame's image and companions (BadImageError, a ValueError, when undecodable)."""
-        return decode_frame(self.mode, frame.msgs, self.calibration)
+        return decode_frame(self.mode, frame.msgs, self.calibration, self.rectification)
 
     def unpaired(self) -> dict[str, int]:
         """Per image topic, the messages that were in no frame (empty for mono)."""
@@ -134,13 +137,15 @@ def open_input(
     if counts.get(second, 0) == 0:
         raise BagError(f"input {mode}: no messages on {second}")
     infos = (source.stream.camera_info_topic, _camera_info(second, types))
-    calibration = None
+    calibration, rectification = None, None
     if mode == "stereo":
-        calibration = _stereo_calibration(source, first, second, infos)
+        rectify = bool(params["stereo.rectify"])
+        calibration, rectification = _stereo_input(source, first, second, infos, rectify)
     sync = synchroniser_for(params)
     return BagInput(
-        mode, (first, second), infos[: len(CAMERA_INFO_TOPICS[mode])], sync, calibration
-    )
+        mode, (first, second), infos[: len(CAMERA_INFO_TOPICS[mode])], sync, calibration,
+        rectification,
+    )  # fmt: skip
 
 
 def _pair_candidates(mode: str, first: str) -> list[str]:
@@ -159,9 +164,13 @@ def _camera_info(image_topic: str, types: Mapping[str, str]) -> str | None:
     return topic if types.get(topic) == CAMERA_INFO else None
 
 
-def _stereo_calibration(
-    source: BagSource, left: str, right: str, infos: tuple[str | None, str | None]
-) -> StereoCalibration:
+def _stereo_input(
+    source: BagSource,
+    left: str,
+    right: str,
+    infos: tuple[str | None, str | None],
+    rectify: bool,
+) -> tuple[StereoCalibration, StereoRectification | None]:
     messages = []
     for image_topic, info_topic in zip((left, right), infos, strict=True):
         info = source.first_message(info_topic) if info_topic is not None else None
@@ -172,6 +181,6 @@ def _stereo_calibration(
             )
         messages.append(info)
     try:
-        return calibration_from_camera_infos(*messages)
+        return stereo_input_from_camera_infos(*messages, rectify)
     except NotRectifiedError as error:
         raise BagError(f"refusing the stereo pair {left}, {right}: {error}") from error

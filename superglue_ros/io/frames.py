@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from superglue_ros.pipeline.rectify import RawCamera, StereoRectification, stereo_rectification
 from superglue_ros.pipeline.stereo import stereo_calibration
 from superglue_ros.pipeline.synchroniser import Synchroniser
 from superglue_ros.pipeline.types import Companions, RightImage, StereoCalibration
@@ -60,13 +61,47 @@ def calibration_from_camera_infos(left: Any, right: Any) -> StereoCalibration:
     )
 
 
+def camera_info_key(info: Any) -> tuple:
+    """What of a CameraInfo the stereo calibration depends on, comparable with ==."""
+    arrays = (
+        tuple(np.asarray(v, dtype=np.float64).tolist()) for v in (info.k, info.d, info.r, info.p)
+    )
+    return (int(info.width), int(info.height), str(info.distortion_model), *arrays)
+
+
+def raw_camera(info: Any) -> RawCamera:
+    """The raw camera a sensor_msgs/CameraInfo describes (K, D, R, P, size, model)."""
+    return RawCamera.from_fields(
+        info.width, info.height, info.k, info.d, info.r, info.p, info.distortion_model
+    )
+
+
+def stereo_input_from_camera_infos(
+    left: Any, right: Any, rectify: bool
+) -> tuple[StereoCalibration, StereoRectification | None]:
+    """The pair's calibration, and with rectify how to rectify its raw images (None when
+    they are rectified already). Raises NotRectifiedError saying why the pair cannot be
+    used: not rectified (rectify False) or not rectifiable from its camera_info."""
+    if not rectify:
+        return calibration_from_camera_infos(left, right), None
+    rectification = stereo_rectification(raw_camera(left), raw_camera(right))
+    if rectification is None:
+        return calibration_from_camera_infos(left, right), None
+    return rectification.calibration, rectification
+
+
 def decode_frame(
-    mode: str, msgs: Sequence[Any], calibration: StereoCalibration | None = None
+    mode: str,
+    msgs: Sequence[Any],
+    calibration: StereoCalibration | None = None,
+    rectification: StereoRectification | None = None,
 ) -> tuple[np.ndarray, Companions]:
     """The frame image and its companions from one message set of IMAGE_TOPICS[mode] order.
 
-    stereo needs calibration (calibration_from_camera_infos). Raises BadImageError
-    for a message that cannot be decoded, ValueError for a missing calibration.
+    stereo needs calibration (stereo_input_from_camera_infos), and rectifies the raw
+    pair first when given its rectification (whose calibration then applies). Raises
+    BadImageError for a message that cannot be decoded, ValueError for a missing
+    calibration or a wrongly sized image.
     """
     if len(msgs) != len(IMAGE_TOPICS[mode]):
         raise ValueError(f"input {mode} takes {len(IMAGE_TOPICS[mode])} messages, got {len(msgs)}")
@@ -74,7 +109,11 @@ def decode_frame(
     if mode == "stereo":
         if calibration is None:
             raise ValueError("input stereo needs both camera_info messages first")
-        return image, Companions(right=RightImage(decode_image(msgs[1]), calibration))
+        right = decode_image(msgs[1])
+        if rectification is not None:  # its calibration is the rectified images'
+            image, right = rectification.apply(image, right)
+            calibration = rectification.calibration
+        return image, Companions(right=RightImage(right, calibration))
     if mode == "rgbd":
         return image, Companions(depth=decode_depth(msgs[1]))
     return image, Companions()

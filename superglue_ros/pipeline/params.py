@@ -326,6 +326,12 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         max_value=1.0,
     ),
     ParamSpec(
+        "stereo.rectify",
+        False,
+        "stereo: rectify a raw pair from its camera_info (K, D, R and P, as image_proc does) "
+        "instead of refusing it; a pair already rectified is used as it is.",
+    ),
+    ParamSpec(
         "stereo.max_row_error_px",
         2.0,
         "stereo: a left-right match is kept when its rows differ by at most this (px).",

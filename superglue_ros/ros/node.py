@@ -49,8 +49,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from superglue_ros.io.frames import (
     CAMERA_INFO_TOPICS,
     IMAGE_TOPICS,
-    calibration_from_camera_infos,
+    camera_info_key,
     decode_frame,
+    stereo_input_from_camera_infos,
     synchroniser_for,
 )
 from superglue_ros.io.images import BadImageError
@@ -58,6 +59,7 @@ from superglue_ros.io.stamps import stamp_to_ns
 from superglue_ros.io.topics import camera_info_topic_for
 from superglue_ros.pipeline.params import Config
 from superglue_ros.pipeline.pipeline import Pipeline, checked_depth_range
+from superglue_ros.pipeline.rectify import StereoRectification
 from superglue_ros.pipeline.stereo import NotRectifiedError
 from superglue_ros.pipeline.synchroniser import SyncedSet
 from superglue_ros.pipeline.types import StereoCalibration
@@ -182,6 +184,9 @@ class MatcherNode(Node):
         self._sync_lock = threading.Lock()
         self._infos: list[CameraInfo | None] = [None] * len(CAMERA_INFO_TOPICS[self._input])
         self._calibration: StereoCalibration | None = None
+        self._rectify = settings.pipeline.flag("stereo.rectify")
+        self._rectification: StereoRectification | None = None
+        self._calibration_key: tuple = ()
         self._calibration_error = ""
 
         self._image_reliability = node.text("image_reliability")
@@ -276,11 +281,20 @@ class MatcherNode(Node):
                 k = camera.k
                 pipeline.set_camera(k[0, 0], k[1, 1], k[0, 2], k[1, 2])
         if self._input == "stereo" and all(info is not None for info in self._infos):
+            # Drivers repeat camera_info with every image: rectification maps are only
+            # recomputed when the calibration changes.
+            key = tuple(camera_info_key(info) for info in self._infos)
+            if key == self._calibration_key:
+                return
+            self._calibration_key = key
             try:
-                self._calibration = calibration_from_camera_infos(*self._infos)
+                self._calibration, self._rectification = stereo_input_from_camera_infos(
+                    *self._infos, self._rectify
+                )
                 self._calibration_error = ""
             except NotRectifiedError as error:
-                self._calibration, self._calibration_error = None, str(error)
+                self._calibration, self._rectification = None, None
+                self._calibration_error = str(error)
                 self._log_once("not_rectified", f"refusing the stereo pair: {error}")
 
     def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
@@ -402,9 +416,14 @@ class MatcherNode(Node):
             )
             return
         try:
-            image, companions = decode_frame(self._input, msgs, self._calibration)
+            image, companions = decode_frame(
+                self._input, msgs, self._calibration, self._rectification
+            )
         except BadImageError as error:
             self._bad_input(error.kind, error.reason)
+            return
+        except ValueError as error:  # a raw stereo image of another size than its camera_info
+            self._bad_input("not_rectified", str(error))
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         try:

@@ -15,22 +15,60 @@ DIR receives:
 
 Then ``superglue-ros replay DIR/bag --out OUT --odometry --groundtruth
 DIR/groundtruth.tum`` measures the trajectory a configuration yields.
+
+Stereo and depth (``--stereo BASELINE``, ``--depth``): the bag then holds, with a
+sensor_msgs/CameraInfo beside each image topic,
+
+  --stereo B        /camera/left/image_rect, /camera/right/image_rect (mono8): an
+                    exact rectified pair, the right camera B metres along the left
+                    camera's x axis with the same K; its P[0, 3] = -fx * B, as ROS
+                    stereo drivers publish it
+  --depth           /camera/color/image_raw (rgb8) and
+                    /camera/aligned_depth_to_color/image_raw (16UC1 millimetres, the
+                    renderer's z-buffer, 0 where no surface is)
+  both              the stereo topics and /camera/depth_registered/image_raw (the
+                    left camera's depth)
+
+and ``replay`` reads them with ``input: stereo`` or ``input: rgbd``. ``--layout
+tum`` writes the TUM RGB-D layout instead of a bag: rgb/ and depth/ (PNG named
+by stamp; depth 16-bit at 5000 a metre), rgb.txt, depth.txt, groundtruth.txt
+(stamps in microseconds) and camera.yaml, for ``superglue-ros bag from-dataset
+DIR OUT --intrinsics FX,FY,CX,CY`` (TUM folders carry no calibration; the
+command to run is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from superglue_ros.tools.common import keywords
 
+if TYPE_CHECKING:
+    from superglue_ros.evaluation.room import Quad
+    from superglue_ros.io.datasets import Stream
+    from superglue_ros.odometry.types import CameraIntrinsics
+
 IMAGE_TOPIC = "/camera/image_raw"
 FRAME_ID = "camera"
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
 START_STAMP_NS = 1_000_000_000
+# Stereo and depth output (--stereo, --depth, --layout)
+OUTPUT_LAYOUTS = ("bag", "tum")
+LEFT_TOPIC = "/camera/left/image_rect"
+RIGHT_TOPIC = "/camera/right/image_rect"
+COLOR_TOPIC = "/camera/color/image_raw"
+ALIGNED_DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
+LEFT_DEPTH_TOPIC = "/camera/depth_registered/image_raw"  # registered to the left camera
+BAG_DEPTH_PER_M = 1000.0  # 16UC1 millimetres, as ROS depth drivers publish
+TUM_DEPTH_PER_M = 5000.0  # TUM RGB-D's depth PNGs
+TUM_SOURCE = "'superglue-ros generate room'"  # where TUM's headers name the source bag
+QOS_DEPTH = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +94,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise", type=float, default=2.0, help="image noise standard deviation (grey levels)"
     )
     room.add_argument("--seed", type=int, default=0, help="texture placement and noise seed")
+    add_sensor_arguments(room)
+
+
+def add_sensor_arguments(room: argparse.ArgumentParser) -> None:
+    """--stereo, --depth and --layout: which cameras are rendered and how they are written."""
+    group = room.add_argument_group("stereo and depth output")
+    group.add_argument(
+        "--stereo",
+        type=float,
+        metavar="BASELINE",
+        help="also render the right camera of a rectified pair, BASELINE metres to the right",
+    )
+    group.add_argument(
+        "--depth", action="store_true", help="also write the exact depth of the left / colour image"
+    )
+    group.add_argument(
+        "--layout",
+        choices=OUTPUT_LAYOUTS,
+        default="bag",
+        help="bag: a rosbag2 (default); tum: the TUM RGB-D layout, for bag from-dataset",
+    )
 
 
 def load_pictures(paths: list[Path]) -> list[np.ndarray]:
@@ -93,8 +152,14 @@ def generate_room(
     rate_hz: float = 10.0,
     noise: float = 2.0,
     seed: int = 0,
+    stereo_baseline: float | None = None,
+    depth: bool = False,
+    layout: str = "bag",
 ) -> int:
-    """Render the sequence into out (a new or empty folder); returns the frame count."""
+    """Render the sequence into out (a new or empty folder); returns the frame count.
+
+    stereo_baseline (metres), depth and layout: see the module's documentation.
+    """
     from superglue_ros.evaluation import room
     from superglue_ros.evaluation.textures import procedural_texture
     from superglue_ros.io import image_files, images, rosbag
@@ -105,6 +170,7 @@ def generate_room(
         raise ValueError(f"image size must be at least 16x16, got {width}x{height}")
     if rate_hz <= 0:
         raise ValueError(f"--rate must be positive, got {rate_hz}")
+    check_sensor_options(stereo_baseline, layout)
     poses = room.camera_path(frames, path_length)  # checks frames and the length
     rng = np.random.default_rng(seed)
     pictures = load_pictures(textures or [])
@@ -119,6 +185,11 @@ def generate_room(
     camera = CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
     quads = room.build_room(pictures, rng)
     stamps = [START_STAMP_NS + round(i * 1e9 / rate_hz) for i in range(frames)]
+    if stereo_baseline is not None or depth or layout != "bag":
+        write_sensor_output(
+            out, quads, camera, poses, stamps, noise, rng, stereo_baseline, depth, layout
+        )
+        return frames
 
     typestore = rosbag.make_typestore()
     writer = rosbag.open_writer(out / "bag", "mcap")
@@ -138,9 +209,198 @@ def generate_room(
     return frames
 
 
+def check_sensor_options(stereo_baseline: float | None, layout: str) -> None:
+    if stereo_baseline is not None and not (np.isfinite(stereo_baseline) and stereo_baseline > 0):
+        raise ValueError(
+            f"--stereo BASELINE must be a positive number of metres, got {stereo_baseline}"
+        )
+    if layout not in OUTPUT_LAYOUTS:
+        raise ValueError(f"--layout must be one of {', '.join(OUTPUT_LAYOUTS)}, got {layout!r}")
+    if layout == "tum" and stereo_baseline is not None:
+        raise ValueError(
+            "--layout tum holds one colour camera (and depth); --stereo needs --layout bag"
+        )
+
+
+def sensor_streams(
+    camera: CameraIntrinsics, stereo_baseline: float | None, depth: bool, depth_frame: str = ""
+) -> list[Stream]:
+    """The image streams a stereo / RGB-D generation writes, with their calibration:
+    left and right (stereo) or colour, then depth registered to the first."""
+    from superglue_ros.io.datasets import Stream
+    from superglue_ros.io.datasets.files import projection
+
+    k, size, d = camera.matrix, (camera.width, camera.height), (0.0,) * 5
+    if stereo_baseline is not None:
+        streams = [
+            Stream("left", LEFT_TOPIC, "camera_left", "image", *size, k, projection(k), d=d),
+            Stream(
+                "right", RIGHT_TOPIC, "camera_right", "image", *size, k,
+                projection(k, -camera.fx * stereo_baseline), d=d,
+            ),
+        ]  # fmt: skip
+        depth_topic = LEFT_DEPTH_TOPIC
+    else:
+        streams = [
+            Stream("color", COLOR_TOPIC, "camera_color", "image", *size, k, projection(k), d=d)
+        ]
+        depth_topic = ALIGNED_DEPTH_TOPIC
+    if depth:
+        frame_id = streams[0].frame_id
+        streams.append(
+            Stream("depth", depth_topic, frame_id, "depth", *size, k, projection(k), d=d)
+        )
+    return streams
+
+
+def render_views(
+    quads: list[Quad],
+    camera: CameraIntrinsics,
+    poses: list[np.ndarray],
+    noise: float,
+    rng: np.random.Generator,
+    stereo_baseline: float | None,
+    depth_per_m: float | None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Per pose, the images of sensor_streams' names: left and right (mono8) or colour
+    (RGB), and with depth_per_m the first camera's uint16 depth in those units."""
+    import cv2
+
+    from superglue_ros.evaluation import room
+
+    for pose in poses:
+        image, depth_m = room.render_with_depth(quads, camera, pose, noise, rng)
+        if stereo_baseline is None:
+            views = {"color": image}
+        else:
+            right = room.render(
+                quads, camera, room.right_camera_pose(pose, stereo_baseline), noise, rng
+            )
+            views = {
+                "left": cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
+                "right": cv2.cvtColor(right, cv2.COLOR_RGB2GRAY),
+            }
+        if depth_per_m is not None:
+            views["depth"] = room.depth_image(depth_m, depth_per_m)
+        yield views
+
+
+def tum_seconds(stamp_ns: int) -> str:
+    seconds, microseconds = divmod(stamp_ns // 1000, 1_000_000)
+    return f"{seconds}.{microseconds:06d}"
+
+
+def write_sensor_output(
+    out: Path,
+    quads: list[Quad],
+    camera: CameraIntrinsics,
+    poses: list[np.ndarray],
+    stamps: list[int],
+    noise: float,
+    rng: np.random.Generator,
+    stereo_baseline: float | None,
+    depth: bool,
+    layout: str,
+) -> None:
+    """The stereo / RGB-D sequence as a bag (out/bag, out/groundtruth.tum) or in the TUM
+    RGB-D layout (stamps rounded to the microsecond its text files hold)."""
+    from superglue_ros.odometry.trajectory import write_tum
+
+    if layout == "tum":
+        stamps = [1000 * round(stamp / 1000) for stamp in stamps]
+        depth_per_m = TUM_DEPTH_PER_M if depth else None
+        views = render_views(quads, camera, poses, noise, rng, None, depth_per_m)
+        write_tum_layout(out, views, stamps, poses)
+        return
+    depth_per_m = BAG_DEPTH_PER_M if depth else None
+    views = render_views(quads, camera, poses, noise, rng, stereo_baseline, depth_per_m)
+    write_sensor_bag(out / "bag", sensor_streams(camera, stereo_baseline, depth), views, stamps)
+    write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
+
+
+def write_sensor_bag(
+    path: Path, streams: list[Stream], views: Iterator[dict[str, np.ndarray]], stamps: list[int]
+) -> None:
+    """Per frame, each stream's image and camera_info, all at the frame's stamp."""
+    from superglue_ros.io import images, rosbag
+    from superglue_ros.io.rosbag2_writer import offered_qos
+
+    typestore = rosbag.make_typestore()
+    qos = [offered_qos(depth=QOS_DEPTH)]
+    with rosbag.new_bag(path, "mcap") as writer:
+
+        def connection(topic: str, msgtype: str) -> Any:
+            return writer.add_connection(
+                topic, msgtype, typestore=typestore, offered_qos_profiles=qos
+            )
+
+        connections = [
+            (
+                connection(s.topic, rosbag.IMAGE),
+                connection(rosbag.camera_info_topic_for(s.topic), rosbag.CAMERA_INFO),
+            )
+            for s in streams
+        ]
+        for view, stamp in zip(views, stamps, strict=True):
+            for stream, (image_conn, info_conn) in zip(streams, connections, strict=True):
+                pixels = view[stream.name]
+                if stream.kind == "depth":
+                    fields = images.depth_image_fields(pixels, stamp, stream.frame_id)
+                else:
+                    fields = images.image_fields(pixels, stamp, stream.frame_id)
+                rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
+                info = stream.camera_info_fields(stamp)
+                rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, info)
+
+
+def write_tum_layout(
+    out: Path, views: Iterator[dict[str, np.ndarray]], stamps: list[int], poses: list[np.ndarray]
+) -> None:
+    """rgb/ and depth/ PNGs named by stamp, rgb.txt and depth.txt (``stamp file``) and
+    groundtruth.txt (``stamp tx ty tz qx qy qz qw``, colour camera to world), as TUM RGB-D
+    sequences hold them."""
+    import cv2
+
+    from superglue_ros.odometry.trajectory import tum_line
+
+    lists: dict[str, list[str]] = {"rgb": [], "depth": []}
+    for view, stamp in zip(views, stamps, strict=True):
+        name = f"{tum_seconds(stamp)}.png"
+        pictures = {
+            "rgb": cv2.cvtColor(view["color"], cv2.COLOR_RGB2BGR),
+            "depth": view.get("depth"),
+        }
+        for folder, picture in pictures.items():
+            if picture is None:
+                continue
+            (out / folder).mkdir(exist_ok=True)
+            if not cv2.imwrite(str(out / folder / name), picture):
+                raise OSError(f"cannot write {out / folder / name}")
+            lists[folder].append(f"{tum_seconds(stamp)} {folder}/{name}\n")
+    titles = {"rgb": "color images", "depth": "depth maps"}
+    for folder, lines in lists.items():
+        if lines:
+            header = f"# {titles[folder]}\n# file: {TUM_SOURCE}\n# timestamp filename\n"
+            (out / f"{folder}.txt").write_text(header + "".join(lines))
+    truth = "".join(tum_line(stamp, pose) + "\n" for stamp, pose in zip(stamps, poses, strict=True))
+    columns = "timestamp tx ty tz qx qy qz qw"
+    header = f"# ground truth trajectory\n# file: {TUM_SOURCE}\n# {columns}\n"
+    (out / "groundtruth.txt").write_text(header + truth)
+
+
 def run(args: argparse.Namespace) -> int:
     names = ("frames", "textures", "width", "height", "path_length", "noise", "seed")
-    count = generate_room(args.out, **keywords(args, names, rate_hz="rate"))
+    sensors = keywords(args, ("depth", "layout"), stereo_baseline="stereo")
+    count = generate_room(args.out, **keywords(args, names, rate_hz="rate"), **sensors)
+    if args.layout == "tum":
+        focal = FOCAL_PER_WIDTH * args.width
+        intrinsics = f"{focal!r},{focal!r},{(args.width - 1) / 2!r},{(args.height - 1) / 2!r}"
+        print(
+            f"generate: {count} frames in {args.out} (TUM RGB-D layout); import them with\n"
+            f"  superglue-ros bag from-dataset {args.out} OUT --intrinsics {intrinsics}",
+            file=sys.stderr,
+        )
+        return 0
     print(
         f"generate: {count} frames in {args.out / 'bag'}, ground truth in "
         f"{args.out / 'groundtruth.tum'}",
