@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from superglue_ros.io.stamps import stamp_to_ns
+
 from . import geometry
 
 default_conf: dict[str, Any] = {
@@ -95,6 +97,58 @@ class LoopConstraint:
             "match_stamp_ns": self.match_stamp_ns,
             "inliers": self.inliers,
         }
+
+
+@dataclass(frozen=True)
+class LoopInliers:
+    """The part of a loop's verification the back-end reads: [L] bool per match."""
+
+    inlier_mask: np.ndarray
+
+    @property
+    def inliers(self) -> int:
+        return int(self.inlier_mask.sum())
+
+
+@dataclass(frozen=True)
+class LoopObservation:
+    """An accepted loop as a LoopClosure message carries it (what close_loops reads of
+    a LoopCandidate): the two keyframes, their matches and the verification's inliers."""
+
+    query_id: int
+    query_stamp_ns: int
+    match_id: int
+    match_stamp_ns: int
+    query_indices: np.ndarray  # [L] int64 into the query keyframe's keypoints
+    match_indices: np.ndarray  # [L] int64 into the match keyframe's keypoints
+    verification: LoopInliers
+
+
+def loop_from_message(message: Any) -> LoopObservation:
+    """A LoopObservation from a superglue_ros_msgs/LoopClosure (rclpy or rosbags);
+    ValueError when its arrays disagree in length."""
+    query_indices = np.asarray(message.query_indices, dtype=np.int64)
+    match_indices = np.asarray(message.match_indices, dtype=np.int64)
+    inliers = np.asarray(message.inliers, dtype=bool)
+    if not len(query_indices) == len(match_indices) == len(inliers):
+        raise ValueError(
+            f"loop {message.query_keyframe_id}-{message.match_keyframe_id}: "
+            f"{len(query_indices)} query indices, {len(match_indices)} match indices and "
+            f"{len(inliers)} inlier flags"
+        )
+    if len(query_indices) and min(query_indices.min(), match_indices.min()) < 0:
+        raise ValueError(
+            f"loop {message.query_keyframe_id}-{message.match_keyframe_id}: negative indices"
+        )
+    return LoopObservation(
+        int(message.query_keyframe_id),
+        stamp_to_ns(message.query_stamp),
+        int(message.match_keyframe_id),
+        stamp_to_ns(message.match_stamp),
+        query_indices,
+        match_indices,
+        LoopInliers(inliers),
+    )
 
 
 class KeypointMemory:

@@ -35,6 +35,12 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
         max_value=100000,
     ),
     ParamSpec(
+        "close_loops",
+        True,
+        "Subscribe 'loop_closures' (the matcher's, with loop_closure.enabled) and close the "
+        "accepted loops in a pose graph.",
+    ),
+    ParamSpec(
         "max_path_poses",
         10000,
         "The path keeps this many newest poses (0: all).",
