@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from superglue_ros.io.stamps import stamp_to_ns
+from superglue_ros.pipeline.loop_closure import coverage
 
 from . import geometry
 
@@ -54,6 +55,10 @@ default_conf: dict[str, Any] = {
     # Keyframes whose keypoints are kept for loops (float32 pixels, 8 bytes a keypoint);
     # the oldest are forgotten first, and a loop to a forgotten one adds no constraint.
     "loop_keyframes": 10000,
+    # Share of the match keyframe's image (the 8 x 8 cells holding its keypoints) its PnP
+    # inliers must cover: localised from a corner of the view, rotation and sideways
+    # translation trade off and the constraint is off by degrees (the matcher's coverage).
+    "loop_min_pnp_coverage": 0.5,
 }
 
 # The edge between maps (a loss, then the constant-velocity guess): loose enough to
@@ -176,9 +181,12 @@ def constraint_from_loop(
     k: np.ndarray,
     threshold_px: float,
     min_inliers: int,
+    image_size: tuple[int, int] = (0, 0),
+    min_coverage: float = 0.0,
 ) -> LoopConstraint | str:
     """The loop's relative pose by PnP of the match keyframe against the query's
-    landmarks; a reason when it cannot be measured.
+    landmarks; a reason when it cannot be measured or its PnP inliers cover less
+    than min_coverage of the match keyframe's image ((height, width) image_size).
 
     loop: a LoopCandidate (query_indices / match_indices into the two keyframes'
     keypoints, verification.inlier_mask). query_pose: the query's camera-to-world.
@@ -204,6 +212,13 @@ def constraint_from_loop(
     )
     if isinstance(result, str):
         return f"match keyframe not localised against the query's landmarks: {result}"
+    used = match_keypoints[match_indices[known][result.inliers]]
+    covered = coverage(used, match_keypoints, image_size)
+    if covered < min_coverage:
+        return (
+            f"its {len(result.inliers)} PnP inliers cover {covered:.2f} of the match keyframe's "
+            f"image < {min_coverage:g} (a poorly conditioned pose)"
+        )
     return LoopConstraint(
         int(loop.query_id),
         int(loop.query_stamp_ns),

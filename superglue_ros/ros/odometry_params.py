@@ -115,6 +115,11 @@ _BACKEND: dict[str, tuple[str, float | None, float | None]] = {
     ),
     "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", 0, 10000),
     "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", 0, 10_000_000),
+    "loop_min_pnp_coverage": (
+        "Share of the match keyframe's image its loop PnP inliers must cover.",
+        0.0,
+        1.0,
+    ),
 }
 
 
