@@ -336,7 +336,7 @@ def test_a_loop_localised_from_a_corner_of_the_view_is_refused() -> None:
     conditioned (rotation and sideways translation trade off): refused, nothing moves;
     of two loops of one keyframe, only the better supported closes."""
     truth, sequence = room_round_trip()
-    odometry = VisualOdometry(MISCALIBRATED)
+    odometry = VisualOdometry(MISCALIBRATED, {"loop_min_pnp_coverage": 0.5})
     for frame in sequence.frames:
         odometry.process(frame)
     last, first, near = sequence.frames[-1], sequence.frames[0], sequence.frames[87]
