@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from superglue_ros.pipeline.keyframe_map import KeyframeMap, MapFileError, MapKeyframe
+from superglue_ros.pipeline.params import validate
 from superglue_ros.pipeline.types import DESCRIPTOR_BINARY, Features
 
 from loop_scene import ring_sequence
@@ -70,6 +71,7 @@ def test_pipeline_keeps_evicted_keyframes_up_to_the_bound() -> None:
             "keyframes.max_frames_between": 1,
             "map.max_keyframes": 3,
             "map.save_path": "unused.npz",
+            "loop_closure.enabled": False,  # a kept map turns it on; ORB has no vocabulary
         }
     )
     seq = ring_sequence(frames=10)
@@ -106,7 +108,11 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_pipeline_saves_its_map_and_starts_from_it(tmp_path: Path) -> None:
     path = tmp_path / "yesterday.npz"
-    params = {"keyframes.buffer_size": 2, "keyframes.max_frames_between": 1}
+    params = {
+        "keyframes.buffer_size": 2,
+        "keyframes.max_frames_between": 1,
+        "loop_closure.enabled": False,  # a kept map turns it on; ORB has no vocabulary
+    }
     first = orb_pipeline({**params, "map.save_path": str(path)})
     seq = ring_sequence(frames=6)
     for image, stamp in zip(seq.images, seq.stamps_ns, strict=True):
@@ -137,4 +143,20 @@ def test_damaged_and_foreign_map_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(MapFileError, match="does not exist"):
         KeyframeMap.load(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="does not exist"):
-        orb_pipeline({"map.load_path": str(tmp_path / "missing.npz")})
+        orb_pipeline(
+            {"map.load_path": str(tmp_path / "missing.npz"), "loop_closure.enabled": False}
+        )
+
+
+def test_a_kept_map_turns_loop_closure_on_unless_it_is_turned_off(tmp_path: Path) -> None:
+    saved = str(tmp_path / "map.npz")
+    assert not validate({})["loop_closure.enabled"]
+    assert validate({"map.save_path": saved})["loop_closure.enabled"]
+    assert validate({"map.load_path": saved})["loop_closure.enabled"]
+    kept = {"map.save_path": saved, "loop_closure.enabled": False}
+    assert not validate(kept)["loop_closure.enabled"]
+    pipeline = orb_pipeline(kept)
+    assert pipeline.map is not None and pipeline.loops is None
+    # on by default, it needs a vocabulary: ORB has none shipped, and the error says so
+    with pytest.raises(ValueError, match="needs a vocabulary for frontend orb"):
+        orb_pipeline({"map.save_path": saved})

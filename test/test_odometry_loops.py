@@ -329,3 +329,32 @@ def test_after_a_loss_a_loop_relocalises_the_new_map_into_the_old() -> None:
         expected = before[f] if f < 40 else correction @ before[f]
         np.testing.assert_allclose(after[f], expected, atol=1e-2 * step, err_msg=str(f))
     assert len(new_map) > 10 and error() < error_before
+
+
+def test_a_loop_localised_from_a_corner_of_the_view_is_refused() -> None:
+    """PnP from inliers in a third of the match keyframe's image is poorly
+    conditioned (rotation and sideways translation trade off): refused, nothing moves;
+    of two loops of one keyframe, only the better supported closes."""
+    truth, sequence = room_round_trip()
+    odometry = VisualOdometry(MISCALIBRATED, {"loop_min_pnp_coverage": 0.5})
+    for frame in sequence.frames:
+        odometry.process(frame)
+    last, first, near = sequence.frames[-1], sequence.frames[0], sequence.frames[87]
+    _, query_indices, match_indices = np.intersect1d(
+        last.track_ids, first.track_ids, return_indices=True
+    )
+    # the right three of eight columns of cells (the query sees them): 0.375 of the image
+    corner = first.keypoints[match_indices, 0] >= 5 * CAMERA.width / 8
+    assert corner.sum() >= 2 * odometry.conf["min_pnp_inliers"]
+    before = odometry.trajectory()
+    [reason] = odometry.close_loops(
+        [loop_between(last, first, query_indices[corner], match_indices[corner])]
+    )
+    assert "PnP inliers cover 0.38 of the match keyframe's image < 0.5" in reason, reason
+    assert odometry.loop_closures == []
+    for (_, _, a), (_, _, b) in zip(before, odometry.trajectory(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    [reason] = odometry.close_loops([loop_between(last, near), loop_between(last, first)])
+    [closed] = odometry.loop_closures
+    assert "of the same keyframe is better supported" in reason
+    assert closed.match_id in (0, 87) and f"loop 90-{closed.match_id} of the same" in reason

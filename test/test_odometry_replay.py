@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from superglue_ros.evaluation.room import LOOP_RADII
 from superglue_ros.odometry.trajectory import (
     TrajectoryError,
     evaluate,
@@ -231,3 +232,37 @@ def test_odometry_needs_intrinsics_and_takes_them_from_camera(room: Path, tmp_pa
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["configs"][0]["odometry"]["pose_fraction"] >= 0.8
     assert "accuracy" not in report["configs"][0]["odometry"]  # no ground truth given
+
+
+def test_a_loop_path_goes_once_round_looking_outward_and_returns(tmp_path: Path) -> None:
+    require_module("rosbags", "the generator writes rosbag2 files")
+    frames = 24
+    out = tmp_path / "loop"
+    done = cli(
+        "generate", "room", "--out", str(out), "--frames", str(frames), "--width", "64",
+        "--height", "48", "--path", "loop", "--repeat-textures", "3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    truth = read_tum(out / "groundtruth.tum")
+    steps = np.linalg.norm(np.diff(truth.positions, axis=0), axis=1)
+    # the last frame is half a step short of the first
+    closing = np.linalg.norm(truth.positions[-1] - truth.positions[0])
+    assert closing == pytest.approx(0.5 * steps[0], rel=0.05)
+    # looking outward along the ellipse's normal: away from the room's centre, turning
+    # once round; the last frame is half an angle step (delta) short of the start, where
+    # the normal of (a cos t, b sin t) is at atan(a / b tan delta) below the x axis
+    axes = np.array([rotation_from_quaternion(q)[:, 2] for q in truth.quaternions])
+    assert np.all(np.einsum("ij,ij->i", axes[:, :2], truth.positions[:, :2]) > 0)
+    headings = np.degrees(np.unwrap(np.arctan2(axes[:, 1], axes[:, 0])))
+    a, b = LOOP_RADII
+    delta = 0.5 * 2 * np.pi / (frames - 0.5)
+    expected = 360 - np.degrees(np.arctan(a / b * np.tan(delta)))
+    assert headings[-1] - headings[0] == pytest.approx(expected, abs=1e-3)  # TUM: 6+ digits
+    for bad, why in (
+        (["--path", "loop", "--path-length", "2"], "--path-length applies to --path arc"),
+        (["--repeat-textures", "5"], "--repeat-textures must be 0 to 4"),
+        (["--path", "spiral"], "invalid choice"),
+    ):
+        done = cli("generate", "room", "--out", str(tmp_path / "bad"), "--frames", "8", *bad)
+        assert done.returncode == 2 and why in done.stderr, done.stderr
+        assert not (tmp_path / "bad").exists()

@@ -184,6 +184,62 @@ def camera_path(frames: int, length_m: float) -> list[np.ndarray]:
     return poses
 
 
+# build_room gives each face its own picture when handed this many (its placement is a
+# permutation of max(pictures, 64) slots taken modulo the picture count).
+DISTINCT_PICTURES = 64
+LOOP_RADII = (1.2, 0.9)  # x, y semi-axes of the loop path (m): 1.6-1.8 m from the walls
+
+
+def loop_path(frames: int) -> list[np.ndarray]:
+    """Camera-to-world poses once round the room, looking outwards, back to the start.
+
+    The camera goes round an ellipse (LOOP_RADII) about the room's centre at
+    about 1.4 m height (a 0.1 m height wave, three periods a round), looking
+    outwards (along the ellipse's normal) and slightly down, so it sees every
+    wall in turn. The frames are evenly spaced in angle and the last one lands
+    half a step short of the first: the view returns to the start, but not
+    pixel-exact, as a real return never is.
+    """
+    if frames < 8:
+        raise ValueError(f"a loop path needs at least 8 frames, got {frames}")
+    poses = []
+    for i in range(frames):
+        angle = 2 * np.pi * i / (frames - 0.5)
+        a, b = LOOP_RADII
+        position = np.array([a * np.cos(angle), b * np.sin(angle), 1.4 + 0.1 * np.sin(3 * angle)])
+        normal = np.array([b * np.cos(angle), a * np.sin(angle)])
+        normal /= np.linalg.norm(normal)
+        poses.append(look_at(position, position + [*normal, -0.25]))
+    return poses
+
+
+def repeat_wall_picture(quads: list[Quad], walls: int) -> list[Quad]:
+    """quads with the first wall's middle picture also on the middle tile of the next
+    walls - 1 walls (perceptual aliasing: one texture in several places).
+
+    quads: build_room's output (its first quads are the wall tiles, wall after
+    wall, in the order y = +hy, x = +hx, y = -hy, x = -hx). The repeated tiles keep their own
+    shade, as the same poster on differently lit walls.
+    """
+    if not 2 <= walls <= 4:
+        raise ValueError(f"a picture can repeat on 2 to 4 walls, got {walls}")
+    tiles_per_wall = wall_tile_counts()
+    starts = np.concatenate([[0], np.cumsum(tiles_per_wall)[:-1]])
+    middles = [int(start + count // 2) for start, count in zip(starts, tiles_per_wall, strict=True)]
+    picture = quads[middles[0]].mips
+    repeated = list(quads)
+    for index in middles[1:walls]:
+        repeated[index] = Quad(quads[index].corners, picture, quads[index].shade)
+    return repeated
+
+
+def wall_tile_counts() -> list[int]:
+    """How many tiles build_room puts on each wall, in its wall order."""
+    columns = [max(1, round(side / TILE_M)) for side in (ROOM_SIZE[0], ROOM_SIZE[1])] * 2
+    rows = max(1, round(ROOM_SIZE[2] / TILE_M))
+    return [c * rows for c in columns]
+
+
 def clip_near(points: np.ndarray, near: float = NEAR_M) -> np.ndarray:
     """Sutherland-Hodgman: the [M, 3] camera-frame polygon's part with z >= near."""
     out = []

@@ -264,16 +264,31 @@ class VisualOdometry:
                     self.camera.matrix,
                     self.conf["pnp_threshold_px"],
                     int(self.conf["min_pnp_inliers"]),
+                    (self.camera.height, self.camera.width),
+                    self.conf["loop_min_pnp_coverage"],
                 )
                 if isinstance(constraint, str):
                     refused.append(f"{name}: {constraint}")
                 else:
                     constraints.append(constraint)
         breaks = [index[i] for i in self._map_starts if i in index]
-        poses, agreed, disagreed = loops.close(
-            [k.pose for k in keyframes], index, constraints, self.conf, breaks
-        )
-        refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
+        # One loop per keyframe, the best supported that the graph accepts: the query's
+        # loops to neighbouring old keyframes would also fix those keyframes' relative
+        # poses to their PnP errors, against the odometry between them.
+        constraints.sort(key=lambda c: -c.pnp_inliers)
+        poses, agreed = [k.pose for k in keyframes], []
+        for rank, constraint in enumerate(constraints):
+            poses, agreed, disagreed = loops.close(
+                [k.pose for k in keyframes], index, [constraint], self.conf, breaks
+            )
+            refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
+            if agreed:
+                refused += [
+                    f"loop {c.query_id}-{c.match_id}: loop {constraint.query_id}-"
+                    f"{constraint.match_id} of the same keyframe is better supported"
+                    for c in constraints[rank + 1 :]
+                ]
+                break
         if agreed:
             loops.move_landmarks(
                 self._landmarks,

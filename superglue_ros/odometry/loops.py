@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from superglue_ros.io.stamps import stamp_to_ns
+from superglue_ros.pipeline.loop_closure import coverage
+
 from . import geometry
 
 default_conf: dict[str, Any] = {
@@ -52,6 +55,12 @@ default_conf: dict[str, Any] = {
     # Keyframes whose keypoints are kept for loops (float32 pixels, 8 bytes a keypoint);
     # the oldest are forgotten first, and a loop to a forgotten one adds no constraint.
     "loop_keyframes": 10000,
+    # Share of the match keyframe's image (the 8 x 8 cells holding its keypoints) its PnP
+    # inliers must cover (0: no check). Localised from part of the view, rotation and
+    # sideways translation trade off and the constraint can be degrees off; but such a
+    # loop still helps where the drift is larger (docs/evaluation.md), so none is refused
+    # by default.
+    "loop_min_pnp_coverage": 0.0,
 }
 
 # The edge between maps (a loss, then the constant-velocity guess): loose enough to
@@ -97,6 +106,58 @@ class LoopConstraint:
         }
 
 
+@dataclass(frozen=True)
+class LoopInliers:
+    """The part of a loop's verification the back-end reads: [L] bool per match."""
+
+    inlier_mask: np.ndarray
+
+    @property
+    def inliers(self) -> int:
+        return int(self.inlier_mask.sum())
+
+
+@dataclass(frozen=True)
+class LoopObservation:
+    """An accepted loop as a LoopClosure message carries it (what close_loops reads of
+    a LoopCandidate): the two keyframes, their matches and the verification's inliers."""
+
+    query_id: int
+    query_stamp_ns: int
+    match_id: int
+    match_stamp_ns: int
+    query_indices: np.ndarray  # [L] int64 into the query keyframe's keypoints
+    match_indices: np.ndarray  # [L] int64 into the match keyframe's keypoints
+    verification: LoopInliers
+
+
+def loop_from_message(message: Any) -> LoopObservation:
+    """A LoopObservation from a superglue_ros_msgs/LoopClosure (rclpy or rosbags);
+    ValueError when its arrays disagree in length."""
+    query_indices = np.asarray(message.query_indices, dtype=np.int64)
+    match_indices = np.asarray(message.match_indices, dtype=np.int64)
+    inliers = np.asarray(message.inliers, dtype=bool)
+    if not len(query_indices) == len(match_indices) == len(inliers):
+        raise ValueError(
+            f"loop {message.query_keyframe_id}-{message.match_keyframe_id}: "
+            f"{len(query_indices)} query indices, {len(match_indices)} match indices and "
+            f"{len(inliers)} inlier flags"
+        )
+    if len(query_indices) and min(query_indices.min(), match_indices.min()) < 0:
+        raise ValueError(
+            f"loop {message.query_keyframe_id}-{message.match_keyframe_id}: negative indices"
+        )
+    return LoopObservation(
+        int(message.query_keyframe_id),
+        stamp_to_ns(message.query_stamp),
+        int(message.match_keyframe_id),
+        stamp_to_ns(message.match_stamp),
+        query_indices,
+        match_indices,
+        LoopInliers(inliers),
+    )
+
+
 class KeypointMemory:
     """The keypoints of the last ``capacity`` keyframes, by frame id (float32)."""
 
@@ -122,9 +183,12 @@ def constraint_from_loop(
     k: np.ndarray,
     threshold_px: float,
     min_inliers: int,
+    image_size: tuple[int, int] = (0, 0),
+    min_coverage: float = 0.0,
 ) -> LoopConstraint | str:
     """The loop's relative pose by PnP of the match keyframe against the query's
-    landmarks; a reason when it cannot be measured.
+    landmarks; a reason when it cannot be measured or its PnP inliers cover less
+    than min_coverage of the match keyframe's image ((height, width) image_size).
 
     loop: a LoopCandidate (query_indices / match_indices into the two keyframes'
     keypoints, verification.inlier_mask). query_pose: the query's camera-to-world.
@@ -150,6 +214,13 @@ def constraint_from_loop(
     )
     if isinstance(result, str):
         return f"match keyframe not localised against the query's landmarks: {result}"
+    used = match_keypoints[match_indices[known][result.inliers]]
+    covered = coverage(used, match_keypoints, image_size)
+    if covered < min_coverage:
+        return (
+            f"its {len(result.inliers)} PnP inliers cover {covered:.2f} of the match keyframe's "
+            f"image < {min_coverage:g} (a poorly conditioned pose)"
+        )
     return LoopConstraint(
         int(loop.query_id),
         int(loop.query_stamp_ns),

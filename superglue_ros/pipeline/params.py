@@ -425,7 +425,8 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "loop_closure.enabled",
         False,
         "Keep a keyframe map and look for loops at each new keyframe (bag of words, then the "
-        "matcher on the candidates in one batch, then RANSAC).",
+        "matcher on the candidates in one batch, then RANSAC). Unless given, true when a map "
+        "is kept (map.save_path or map.load_path set).",
     ),
     ParamSpec(
         "loop_closure.vocabulary",
@@ -633,7 +634,18 @@ def validate(values: Mapping[str, Any], specs: Mapping[str, ParamSpec] = PIPELIN
             problems.append(str(error))
     if problems:
         raise ParameterError(problems)
+    if LOOP_CLOSURE_ENABLED in specs and LOOP_CLOSURE_ENABLED not in values:
+        merged[LOOP_CLOSURE_ENABLED] = loop_closure_default(merged)
     return Config(merged, specs)
+
+
+LOOP_CLOSURE_ENABLED = "loop_closure.enabled"
+
+
+def loop_closure_default(values: Mapping[str, Any]) -> bool:
+    """loop_closure.enabled when it is not given: true when values keep a map (a map is
+    kept to close loops and relocalise in it; false turns that off and keeps the map)."""
+    return bool(values.get("map.save_path") or values.get("map.load_path"))
 
 
 def check_runtime_changes(

@@ -81,9 +81,11 @@ def load_vocabulary(config: Config) -> Vocabulary:
     shipped = shipped_vocabulary_path(frontend, model)
     if shipped is None:
         raise ValueError(
-            f"loop_closure.enabled needs a vocabulary for frontend {frontend}"
+            "loop_closure.enabled (on by default when a map is kept) needs a vocabulary for "
+            f"frontend {frontend}"
             f"{' ' + model if model else ''}: none is shipped for it; build one with "
-            "`superglue-ros vocabulary build IMAGES OUT` and set loop_closure.vocabulary"
+            "`superglue-ros vocabulary build IMAGES OUT` and set loop_closure.vocabulary "
+            "(or set loop_closure.enabled false to keep the map without loop closure)"
         )
     return Vocabulary.load(shipped)
 

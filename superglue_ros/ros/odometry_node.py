@@ -4,7 +4,13 @@ consuming the Correspondences messages.
 Subscribes ``correspondences`` (every frame; or ``keyframes`` with
 ``keyframes_only: true``) and ``camera_info``; publishes ``odometry``
 (nav_msgs/Odometry, one per frame with a pose) and ``path`` (nav_msgs/Path, the
-whole trajectory with keyframes at their bundle-adjusted values). Poses are the
+whole trajectory with keyframes at their bundle-adjusted values). With
+``close_loops`` (default true) it also subscribes ``loop_closures``
+(superglue_ros_msgs/LoopClosure, reliable, transient local: the matcher's accepted
+loops with ``loop_closure.enabled``) and closes each loop in the back-end's pose graph
+(odometry/loops.py) when its query keyframe has been processed: a loop that comes
+before its keyframe's correspondences waits for them; the back-end refuses a loop
+whose query is no longer its newest keyframe, and the node logs why. Poses are the
 camera (optical axes) in ``world_frame``, the first pose the identity. They are in
 metres when the messages carry per-keypoint depths (the matcher's ``input: stereo``
 or ``rgbd``): the map starts from the first keyframe's depths and bundle adjustment
@@ -41,6 +47,7 @@ from superglue_ros.odometry import (
     VisualOdometry,
     observation_from_message,
 )
+from superglue_ros.odometry.loops import LoopObservation, loop_from_message
 from superglue_ros.odometry.trajectory import quaternion_xyzw
 from superglue_ros.pipeline.params import ParameterError
 from superglue_ros.ros import qos, shutdown
@@ -49,6 +56,7 @@ from superglue_ros.ros.params import declare_specs
 
 NODE_NAME = "odometry_node"
 EXIT_BAD_PARAMETER = 2
+MAX_PENDING_LOOPS = 100  # loops waiting for their query keyframe (the oldest are dropped)
 
 
 def _msg_class(name: str) -> type:
@@ -104,6 +112,9 @@ class OdometryNode(Node):
         self._camera_frame = "camera"
         self._logged: set[str] = set()
         self.skipped = 0
+        self._pending_loops: list[LoopObservation] = []  # their query keyframe not seen yet
+        self._last_frame_id = -1
+        self.loops_closed = 0
 
         depth = int(settings["input_qos_depth"])
         correspondences = _msg_class("Correspondences")
@@ -115,6 +126,10 @@ class OdometryNode(Node):
         self._sub_info = self.create_subscription(
             CameraInfo, "camera_info", self._on_camera_info, qos.image_qos("best_effort", 5)
         )
+        if settings["close_loops"]:
+            self._sub_loops = self.create_subscription(
+                _msg_class("LoopClosure"), "loop_closures", self._on_loop, qos.keyframes_qos(depth)
+            )
         self._pub_odometry = self.create_publisher(Odometry, "odometry", qos.output_qos(100))
         self._pub_path = self.create_publisher(Path, "path", qos.output_qos(1))
         self.get_logger().info(f"odometry from {self.resolve_topic_name(topic)}")
@@ -152,7 +167,41 @@ class OdometryNode(Node):
             self._log_once("bad_message", f"skipping a bad correspondences message: {error}")
             return
         self._camera_frame = msg.header.frame_id or self._camera_frame
+        self._last_frame_id = max(self._last_frame_id, frame.frame_id)
         self._publish(estimates)
+        if frame.is_keyframe:
+            pending = self._pending_loops
+            self._pending_loops = [loop for loop in pending if loop.query_id > frame.frame_id]
+            self._close_loops([loop for loop in pending if loop.query_id <= frame.frame_id])
+
+    def _on_loop(self, msg: Any) -> None:
+        if not msg.accepted:
+            return  # a refused candidate (the service's answers are not published)
+        try:
+            loop = loop_from_message(msg)
+        except ValueError as error:
+            self.skipped += 1
+            self._log_once("bad_loop", f"skipping a bad loop_closures message: {error}")
+            return
+        if self._odometry is None or loop.query_id > self._last_frame_id:
+            self._pending_loops = [*self._pending_loops, loop][-MAX_PENDING_LOOPS:]
+            return
+        self._close_loops([loop])
+
+    def _close_loops(self, loops: list[LoopObservation]) -> None:
+        if not loops or self._odometry is None:
+            return
+        closed_before = len(self._odometry.loop_closures)
+        for reason in self._odometry.close_loops(loops):
+            self.get_logger().info(f"{reason}; not closed")
+        closed = self._odometry.loop_closures[closed_before:]
+        for loop in closed:
+            self.get_logger().info(
+                f"closed loop {loop.query_id}-{loop.match_id} ({loop.inliers} inliers)"
+            )
+        if closed:
+            self.loops_closed += len(closed)
+            self._publish_path(self._odometry)
 
     def _publish(self, estimates: list[PoseEstimate]) -> None:
         published = False

@@ -35,6 +35,12 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
         max_value=100000,
     ),
     ParamSpec(
+        "close_loops",
+        True,
+        "Subscribe 'loop_closures' (the matcher's, with loop_closure.enabled) and close the "
+        "accepted loops in a pose graph.",
+    ),
+    ParamSpec(
         "max_path_poses",
         10000,
         "The path keeps this many newest poses (0: all).",
@@ -104,6 +110,10 @@ _BACKEND: dict[str, tuple[str, tuple[float | None, float | None]]] = {
     ),
     "loop_iterations": ("Levenberg-Marquardt iterations of the pose graph.", (0, 10000)),
     "loop_keyframes": ("Keyframes whose keypoints are kept for loops.", (0, 10_000_000)),
+    "loop_min_pnp_coverage": (
+        "Share of the match keyframe's image its loop PnP inliers must cover.",
+        (0.0, 1.0),
+    ),
 }
 
 

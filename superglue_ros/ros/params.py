@@ -8,10 +8,11 @@ rclpy messages when called.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from superglue_ros.pipeline.params import (
+    LOOP_CLOSURE_ENABLED,
     PIPELINE_PARAMS,
     PIPELINE_SPECS,
     Config,
@@ -19,6 +20,7 @@ from superglue_ros.pipeline.params import (
     ParamSpec,
     ParamValue,
     check_runtime_changes,
+    loop_closure_default,
     validate,
 )
 
@@ -217,7 +219,7 @@ def declare_all(node: Any) -> Settings:
 
     Raises ParameterError listing every bad value, each naming its parameter.
     """
-    values, errors = declare_specs(node, ALL_SPECS.values())
+    values, errors = declare_specs(node, with_override_defaults(node).values())
     try:
         settings = split(values)
     except ParameterError as error:
@@ -225,6 +227,18 @@ def declare_all(node: Any) -> Settings:
     if errors:
         raise ParameterError(errors)
     return settings
+
+
+def with_override_defaults(node: Any) -> dict[str, ParamSpec]:
+    """ALL_SPECS with the defaults that depend on other parameters given to node (params
+    file, -p): loop_closure.enabled defaults to true when a map is kept, and is declared
+    so (``ros2 param get`` shows the value in use)."""
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    given = {name: getattr(parameter, "value", None) for name, parameter in overrides.items()}
+    specs = dict(ALL_SPECS)
+    enabled = specs[LOOP_CLOSURE_ENABLED]
+    specs[LOOP_CLOSURE_ENABLED] = replace(enabled, default=loop_closure_default(given))
+    return specs
 
 
 def undeclared_overrides(node: Any) -> list[str]:

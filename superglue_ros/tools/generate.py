@@ -1,7 +1,10 @@
 """Generate image sequences with exact ground truth.
 
 ``generate room --out DIR``: a textured room (floor, walls, ceiling, two boxes)
-rendered along a smooth camera path of --path-length metres. The faces are
+rendered along a smooth camera path: an arc of --path-length metres, or with
+``--path loop`` once round the room looking outward at the walls and back to
+the start (for loop closure). ``--repeat-textures N`` gives every face its own
+picture except one wall picture repeated on N walls (perceptual aliasing). The faces are
 tiled with the pictures given by --textures (image files or folders, e.g.
 ``../shared/data/scannet_sample``; read at run time, never copied anywhere but
 into the rendered frames) or, without --textures, with procedural textures.
@@ -69,6 +72,8 @@ BAG_DEPTH_PER_M = 1000.0  # 16UC1 millimetres, as ROS depth drivers publish
 TUM_DEPTH_PER_M = 5000.0  # TUM RGB-D's depth PNGs
 TUM_SOURCE = "'superglue-ros generate room'"  # where TUM's headers name the source bag
 QOS_DEPTH = 10
+PATHS = ("arc", "loop")
+ARC_LENGTH_M = 3.2  # --path arc's default length
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     room.add_argument("--width", type=int, default=640)
     room.add_argument("--height", type=int, default=480)
     room.add_argument(
-        "--path-length", type=float, default=3.2, metavar="M", help="metres (default 3.2)"
+        "--path-length", type=float, metavar="M", help="metres (default 3.2; --path arc only)"
     )
     room.add_argument("--rate", type=float, default=10.0, metavar="HZ", help="frame rate")
     room.add_argument(
@@ -95,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     room.add_argument("--seed", type=int, default=0, help="texture placement and noise seed")
     add_sensor_arguments(room)
+    add_path_arguments(room)
 
 
 def add_sensor_arguments(room: argparse.ArgumentParser) -> None:
@@ -114,6 +120,27 @@ def add_sensor_arguments(room: argparse.ArgumentParser) -> None:
         choices=OUTPUT_LAYOUTS,
         default="bag",
         help="bag: a rosbag2 (default); tum: the TUM RGB-D layout, for bag from-dataset",
+    )
+
+
+def add_path_arguments(room: argparse.ArgumentParser) -> None:
+    """The camera path and the texture placement (loops, perceptual aliasing)."""
+    room.add_argument(
+        "--path",
+        choices=PATHS,
+        default="arc",
+        help="arc (default): sideways along an arc of --path-length metres; loop: once round "
+        "the room looking outward at the walls, back to the start (--path-length does not apply)",
+    )
+    room.add_argument(
+        "--repeat-textures",
+        type=int,
+        default=0,
+        metavar="N",
+        help="controlled aliasing: every face gets its own picture (procedural textures; "
+        "with --textures, as far as they go), except that one wall's middle picture is also "
+        "on the middle of the next N - 1 walls (1: no repeat, 2 to 4: the same texture in "
+        "several places). Default 0: pictures are reused over the faces at random",
     )
 
 
@@ -148,13 +175,15 @@ def generate_room(
     textures: list[Path] | None = None,
     width: int = 640,
     height: int = 480,
-    path_length: float = 3.2,
+    path_length: float | None = None,
     rate_hz: float = 10.0,
     noise: float = 2.0,
     seed: int = 0,
     stereo_baseline: float | None = None,
     depth: bool = False,
     layout: str = "bag",
+    path: str = "arc",
+    repeat_textures: int = 0,
 ) -> int:
     """Render the sequence into out (a new or empty folder); returns the frame count.
 
@@ -171,11 +200,14 @@ def generate_room(
     if rate_hz <= 0:
         raise ValueError(f"--rate must be positive, got {rate_hz}")
     check_sensor_options(stereo_baseline, layout)
-    poses = room.camera_path(frames, path_length)  # checks frames and the length
+    poses = room_poses(path, frames, path_length)  # checks frames and the length
+    if not 0 <= repeat_textures <= 4:
+        raise ValueError(f"--repeat-textures must be 0 to 4 walls, got {repeat_textures}")
     rng = np.random.default_rng(seed)
     pictures = load_pictures(textures or [])
     if not pictures:
-        pictures = [procedural_texture(rng) for _ in range(12)]
+        count = room.DISTINCT_PICTURES if repeat_textures else 12
+        pictures = [procedural_texture(rng) for _ in range(count)]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} exists and is not an empty folder; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +216,8 @@ def generate_room(
     focal = FOCAL_PER_WIDTH * width
     camera = CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
     quads = room.build_room(pictures, rng)
+    if repeat_textures >= 2:
+        quads = room.repeat_wall_picture(quads, repeat_textures)
     stamps = [START_STAMP_NS + round(i * 1e9 / rate_hz) for i in range(frames)]
     if stereo_baseline is not None or depth or layout != "bag":
         write_sensor_output(
@@ -388,8 +422,22 @@ def write_tum_layout(
     (out / "groundtruth.txt").write_text(header + truth)
 
 
+def room_poses(path: str, frames: int, path_length: float | None) -> list[np.ndarray]:
+    """The camera-to-world poses of --path; ValueError on a bad path, count or length."""
+    from superglue_ros.evaluation import room
+
+    if path == "arc":
+        return room.camera_path(frames, ARC_LENGTH_M if path_length is None else path_length)
+    if path == "loop":
+        if path_length is not None:
+            raise ValueError("--path-length applies to --path arc; a loop's length is the room's")
+        return room.loop_path(frames)
+    raise ValueError(f"--path must be one of {', '.join(PATHS)}, got {path!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     names = ("frames", "textures", "width", "height", "path_length", "noise", "seed")
+    names += ("path", "repeat_textures")
     sensors = keywords(args, ("depth", "layout"), stereo_baseline="stereo")
     count = generate_room(args.out, **keywords(args, names, rate_hz="rate"), **sensors)
     if args.layout == "tum":
