@@ -22,9 +22,9 @@ Keypoints whose patch leaves the image keep the matched x.
 
 Which right keypoint a left one pairs with (stereo.search):
 
-- ``matcher``: the pipeline's matcher, as pair 0 of the batch. A learned matcher
-  or MNN matches freely over the whole right image, so many of its left-right
-  pairs fail the row check or are missed where the row holds the answer.
+- ``matcher``: the pipeline's matcher, as pair 0 of the batch. It matches over
+  the whole right image, so some of its pairs fail the row check and some left
+  keypoints whose partner is on their row stay unmatched.
 - ``rows``: ORB-SLAM's stereo search. The candidates of a left keypoint are the
   right keypoints within stereo.max_row_error_px rows whose disparity lies in the
   range the depth range allows (fx * baseline / depth.max_m to fx * baseline /
@@ -38,8 +38,10 @@ Which right keypoint a left one pairs with (stereo.search):
   depth then search the rows among the right keypoints no kept pair uses.
 
 Every pair, whichever search found it, then goes through the same row,
-sub-pixel, disparity and depth checks. Ties go to the lower index, so the
-result is deterministic.
+sub-pixel, disparity and depth checks; the row search's pairs also need a patch
+cost of at most MAX_PATCH_COST (a descriptor alone picks look-alikes on a row).
+Ties go to the lower index, so the result is deterministic. docs/evaluation.md
+("Stereo depth coverage") has what each search gives on KITTI.
 """
 
 from __future__ import annotations
