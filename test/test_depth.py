@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from stereo_scene import BoxScene
 
-from superglue_ros.pipeline.depth import DepthReader
+from superglue_ros.pipeline.depth import DepthReader, register_depth
 from superglue_ros.pipeline.types import Companions, DepthImage
 
 from synthetic import orb_pipeline
@@ -110,3 +110,50 @@ def test_an_empty_depth_range_is_refused_at_start_and_at_run_time() -> None:
     color, depth = SCENE.rgbd()
     result = pipeline.process(color, 0, Companions(depth=DepthImage(depth)))
     assert np.nanmax(result.depths) <= 2.0 and np.isnan(result.depths).any()
+
+
+def plane_depth(k: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[H, W] float64 depth (m) of the plane 0.3 y + z = 2 (tilted about x) seen with k."""
+    rows, cols = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float64)
+    ray_y = (rows - k[1, 2]) / k[1, 1]
+    return 2.0 / (0.3 * ray_y + 1.0) + 0.0 * cols
+
+
+def test_register_depth_moves_the_depth_camera_pixels_into_the_colour_camera() -> None:
+    size = (120, 160)
+    k_depth = np.array([[200.0, 0, 79.5], [0, 200.0, 59.5], [0, 0, 1]])
+    k_colour = np.array([[180.0, 0, 80.5], [0, 180.0, 58.5], [0, 0, 1]])  # 7-Scenes-like
+    depth = plane_depth(k_depth, size).astype(np.float32)
+    exact = plane_depth(k_colour, size)
+    registered = register_depth(depth, k_depth, k_colour, size)
+    # The depth camera sees (u - cx) / fx up to 79.5 / 200 px: colour pixels inside that
+    # view, with a pixel of margin, all get a value (depth pixels land 0.9 px apart).
+    rows, cols = np.mgrid[0 : size[0], 0 : size[1]]
+    in_view = (np.abs(cols - k_colour[0, 2]) / 180 < 78.5 / 200) & (
+        np.abs(rows - k_colour[1, 2]) / 180 < 58.5 / 200
+    )
+    assert np.isfinite(registered[in_view]).all()
+    assert not np.isfinite(registered[~in_view & (np.abs(rows - 58.5) > 60 * 0.95)]).any()
+    # Each value is the depth of a point that projects within half a pixel of its pixel.
+    slope = np.abs(np.diff(exact, axis=0)).max() + np.abs(np.diff(exact, axis=1)).max()
+    found = np.isfinite(registered)
+    error = np.abs(registered[found] - exact[found])
+    assert error.max() <= 0.5 * slope * 1.01 + 1e-6
+    # Read without registering, the same pixels are far more wrong.
+    unregistered = np.abs(depth[found] - exact[found])
+    assert np.median(unregistered) > 3 * np.median(error)
+    # Millimetres: the same pixels, the same values (nearest wins, 0 where none).
+    millimetres = register_depth(np.round(depth * 1000).astype(np.uint16), k_depth, k_colour, size)
+    np.testing.assert_array_equal(millimetres, np.where(found, np.round(registered * 1000), 0))
+
+
+def test_register_depth_keeps_the_nearest_surface() -> None:
+    size = (40, 40)
+    k_depth = np.array([[40.0, 0, 19.5], [0, 40.0, 19.5], [0, 0, 1]])
+    k_colour = np.array([[20.0, 0, 19.5], [0, 20.0, 19.5], [0, 0, 1]])  # 2 x 2 -> 1 pixel
+    depth = np.full(size, 3000, np.uint16)
+    depth[10:30:2, 10:30:2] = 1000  # one near pixel in each 2 x 2 block
+    depth[0, 0] = 0  # no measurement
+    registered = register_depth(depth, k_depth, k_colour, size)
+    assert (registered[15:25, 15:25] == 1000).all()
+    assert registered[10, 10] == 3000 and registered[0, 0] == 0

@@ -172,3 +172,97 @@ def test_aliked_lightglue_stereo_rides_in_the_batched_forward() -> None:
     keypoints = result.features.keypoints[found]
     errors = np.abs(keypoints[:, 0] - result.right_x[found] - SCENE.disparity_at(keypoints[:, 1]))
     assert np.median(errors) < 0.15  # sub-pixel, as for ORB above (ALIKED's own x is sub-pixel)
+
+
+def binary_features(points: list[tuple[float, float]], descriptors: np.ndarray) -> Features:
+    xy = np.array(points, dtype=np.float32).reshape(-1, 2)
+    return Features(xy, np.ones(len(xy), np.float32), descriptors, (240, 320))
+
+
+def test_row_search_takes_the_best_descriptor_on_the_row_within_the_disparity_range() -> None:
+    rng = np.random.default_rng(0)
+    words = rng.integers(0, 256, size=(7, 32), dtype=np.uint8)
+    near = words.copy()
+    near[:, 0] ^= 0x0F  # 4 bits from the word: a worse but real candidate
+    left = binary_features(
+        [(100, 50), (200, 100), (150, 150), (250, 200), (60, 20), (62, 20.5), (300, 220)],
+        np.stack([words[0], words[1], words[2], words[3], words[4], near[4], words[6]]),
+    )
+    right = binary_features(
+        [
+            (90, 50.5),  # 0: left 0's, on its row
+            (95, 80),  # 1: left 0's word 30 rows away
+            (210, 100),  # 2: left 1's word at a negative disparity
+            (180, 100),  # 3: left 1's word, 4 bits off
+            (140, 150),  # 4, 5: left 2's word twice on its row, 20 px apart: ambiguous
+            (120, 150),
+            (240, 200),  # 6, 7: left 3's corner detected twice 1.5 px apart
+            (238.5, 200),
+            (50, 20),  # 8: left 4's word, also left 5's nearest (not mutual for 5)
+            (10, 220),  # 9: left 6's word at disparity 290: depth 36 / 290 = 0.124 m
+        ],
+        np.stack([words[0], words[0], words[1], near[1], words[2], words[2], words[3],
+                  near[3], words[4], words[6]]),
+    )  # fmt: skip
+    calibration = PlaneScene().calibration  # fx 300, baseline 0.12: depth = 36 / disparity
+    search = StereoDepth(search="rows", subpixel=False)
+    np.testing.assert_array_equal(
+        search.row_matches(left, right, calibration), [0, 3, -1, 6, 8, -1, 9]
+    )
+    # No ratio test: the tie goes to the lower index. Depth from 0.2 m: disparity <= 180.
+    no_ratio = StereoDepth(search="rows", ratio_test=0.0, min_m=0.2)
+    np.testing.assert_array_equal(
+        no_ratio.row_matches(left, right, calibration), [0, 3, 4, 6, 8, -1, -1]
+    )
+    observed = search.observe(left, right, None, calibration)
+    np.testing.assert_allclose(observed.depths[[0, 1]], [36 / 10, 36 / 20], rtol=1e-6)
+    assert np.isnan(observed.depths[2])
+    with pytest.raises(ValueError, match="needs the matcher's left-right pair"):
+        StereoDepth(search="both").observe(left, right, None, calibration)
+
+
+def stereo_results(search: str):
+    """Two frames of the generated pair through an ORB pipeline with stereo.search."""
+    left, right = SCENE.pair()
+    pipeline = orb_pipeline({"input": "stereo", "stereo.search": search})
+    calls = []
+    match = pipeline.matcher.match
+
+    def spy(frame, others):
+        calls.append(len(others))
+        return match(frame, others)
+
+    pipeline.matcher.match = spy
+    companions = Companions(right=RightImage(right, SCENE.calibration))
+    return [pipeline.process(left, stamp, companions) for stamp in (0, 1)], calls
+
+
+def disparity_errors(result) -> np.ndarray:
+    found = np.isfinite(result.right_x)
+    keypoints = result.features.keypoints[found]
+    disparity = keypoints[:, 0] - result.right_x[found]
+    return np.abs(disparity - SCENE.disparity_at(keypoints[:, 1]))
+
+
+def test_row_search_covers_more_keypoints_with_exact_disparities() -> None:
+    (matcher, _), matcher_calls = stereo_results("matcher")
+    (rows, rows_second), rows_calls = stereo_results("rows")
+    (both, _), _ = stereo_results("both")
+    assert matcher_calls == [1, 2]
+    assert rows_calls == [1]  # the right image left the batch: only the keyframe pair
+    assert rows_second.matches[0].frame_indices.size > 100
+    coverage = {
+        n: np.isfinite(r.depths).mean() for n, r in [("m", matcher), ("r", rows), ("b", both)]
+    }
+    assert coverage["r"] > coverage["m"]
+    # both keeps every matcher pair and adds the row search's for the others.
+    kept = np.isfinite(matcher.depths)
+    np.testing.assert_array_equal(both.right_indices[kept], matcher.right_indices[kept])
+    assert coverage["b"] >= coverage["r"]
+    for result in (rows, both):
+        errors = disparity_errors(result)
+        # As for the matcher's pairs (test above): sub-pixel patch matching locks towards
+        # whole pixels by up to ~0.15 px; a wrong pair on the right row is a pixel or more off.
+        assert np.median(errors) < 0.1
+        assert np.quantile(errors, 0.9) < 0.25
+        assert np.mean(errors > 1.0) <= np.mean(disparity_errors(matcher) > 1.0) + 0.01

@@ -89,3 +89,48 @@ class DepthReader:
 def _or_inf(windows: np.ndarray) -> np.ndarray:
     """NaN -> inf, so a window without any valid depth gives an inf minimum, not a warning."""
     return np.where(np.isfinite(windows), windows, np.inf)
+
+
+def register_depth(
+    depth: np.ndarray,
+    k_depth: np.ndarray,
+    k_colour: np.ndarray,
+    colour_size: tuple[int, int],
+) -> np.ndarray:
+    """A depth image reprojected into the colour camera (depth registered to colour).
+
+    A sensor whose depth camera is not the colour camera (Kinect v1, 7-Scenes) gives
+    depth pixels on the depth camera's grid: a colour keypoint at (u, v) does not see
+    the point the depth pixel (u, v) measured when the focal lengths differ. Each
+    valid depth pixel is back-projected with k_depth [3, 3] and projected with
+    k_colour [3, 3] into an image of colour_size (height, width); the optical
+    centres are taken as one (the colour-depth offset of a few centimetres is not
+    published for such data), so the depth value itself is unchanged. Where several
+    depth pixels land on one colour pixel the nearest wins; colour pixels no depth
+    pixel lands on (outside the depth camera's view, or between its pixels when the
+    colour camera's focal is the longer) stay empty.
+
+    depth: [H, W] uint16 (any unit, 0 = none) or float32 (NaN / 0 = none). Returns
+    [*colour_size] of depth's dtype, 0 (uint16) or NaN (float32) where empty.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32):
+        raise ValueError(f"depth must be [H, W] uint16 or float32, got {depth.dtype} {depth.shape}")
+    k_depth, k_colour = np.asarray(k_depth, np.float64), np.asarray(k_colour, np.float64)
+    height, width = colour_size
+    rows, cols = np.nonzero(np.isfinite(depth) & (depth > 0))
+    values = depth[rows, cols]
+    # Same centre: only the pixel moves, x_colour = K_colour K_depth^-1 x_depth.
+    pixel_map = k_colour @ np.linalg.inv(k_depth)
+    points = np.stack([cols, rows, np.ones_like(cols)]).astype(np.float64)
+    mapped = pixel_map @ points
+    u = np.rint(mapped[0] / mapped[2]).astype(np.int64)
+    v = np.rint(mapped[1] / mapped[2]).astype(np.int64)
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    nearest = np.full(height * width, np.inf)
+    np.minimum.at(nearest, v[inside] * width + u[inside], values[inside].astype(np.float64))
+    nearest = nearest.reshape(height, width)
+    empty = ~np.isfinite(nearest)
+    if depth.dtype == np.uint16:
+        return np.where(empty, 0, nearest).astype(np.uint16)
+    return np.where(empty, np.nan, nearest).astype(np.float32)

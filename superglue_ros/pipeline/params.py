@@ -349,6 +349,28 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         runtime=True,
     ),
     ParamSpec(
+        "stereo.search",
+        "matcher",
+        "stereo: how left keypoints find their right keypoint. matcher: the pipeline's "
+        "matcher, as pair 0 of the batch with the keyframes, then the row check. rows: a "
+        "row-constrained search as ORB-SLAM's (right keypoints within "
+        "stereo.max_row_error_px rows and a disparity the depth range allows, best "
+        "descriptor distance, stereo.ratio_test, mutual); the right image then leaves the "
+        "matcher's batch. both: the matcher's pairs, then the row search for the left "
+        "keypoints they leave without a depth.",
+        choices=("matcher", "rows", "both"),
+    ),
+    ParamSpec(
+        "stereo.ratio_test",
+        0.9,
+        "stereo.search rows/both: the best right candidate's descriptor distance must be "
+        "below this times the second best's (candidates more than a few pixels from the "
+        "best; 0 turns the test off).",
+        min_value=0.0,
+        max_value=1.0,
+        runtime=True,
+    ),
+    ParamSpec(
         "stereo.subpixel",
         True,
         "stereo: refine each disparity to sub-pixel by block matching along the row "

@@ -5,8 +5,9 @@ decision (keyframes, track ids, time jumps) is made, and tested, here.
 
 Input modes (the ``input`` parameter): mono frames are one image; stereo frames
 bring the rectified right image (Companions.right), matched against the left one
-in the same batched matcher call as the keyframes (pair 0 of K + 1), which gives
-each left keypoint its right x and depth (pipeline.stereo); rgbd frames bring a
+in the same batched matcher call as the keyframes (pair 0 of K + 1) and/or by a
+row-constrained search (stereo.search), which gives each left keypoint its right x
+and depth (pipeline.stereo); rgbd frames bring a
 depth image aligned to the colour one, read at each keypoint (pipeline.depth).
 
 Loop closure (``loop_closure.enabled``, pipeline.loop_closure): keyframes leaving
@@ -217,12 +218,14 @@ class Pipeline:
             )
         frontend_done = time.perf_counter()
 
-        matches, stereo_pair = self._match(features, keyframes, right_features)
+        stereo_depth = StereoDepth.from_config(self._config) if right is not None else None
+        in_batch = right_features if stereo_depth and stereo_depth.uses_matcher else None
+        matches, stereo_pair = self._match(features, keyframes, in_batch)
         matcher_done = time.perf_counter()
 
         depths = right_x = right_indices = None
-        if right is not None and right_features is not None and stereo_pair is not None:
-            stereo = self._stereo(image, right, features, right_features, stereo_pair)
+        if right is not None and right_features is not None and stereo_depth is not None:
+            stereo = self._stereo(stereo_depth, image, right, features, right_features, stereo_pair)
             depths, right_x, right_indices = stereo.depths, stereo.right_x, stereo.right_indices
         elif depth is not None:
             depths = DepthReader.from_config(self._config).read(depth, features.keypoints)
@@ -406,13 +409,13 @@ class Pipeline:
 
     def _stereo(
         self,
+        stereo: StereoDepth,
         left_image: np.ndarray,
         right_image: RightImage,
         left: Features,
         right: Features,
-        pair: PairMatches,
+        pair: PairMatches | None,
     ) -> StereoObservations:
-        stereo = StereoDepth.from_config(self._config)
         grays = (
             (to_grayscale(left_image), to_grayscale(right_image.image)) if stereo.subpixel else ()
         )

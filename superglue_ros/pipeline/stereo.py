@@ -19,6 +19,29 @@ right image around the matched x; a parabola through the best cost and its two
 neighbours gives the sub-pixel offset. A best cost at the end of the search
 range means the patch disagrees with the descriptor match: the match is refused.
 Keypoints whose patch leaves the image keep the matched x.
+
+Which right keypoint a left one pairs with (stereo.search):
+
+- ``matcher``: the pipeline's matcher, as pair 0 of the batch. It matches over
+  the whole right image, so some of its pairs fail the row check and some left
+  keypoints whose partner is on their row stay unmatched.
+- ``rows``: ORB-SLAM's stereo search. The candidates of a left keypoint are the
+  right keypoints within stereo.max_row_error_px rows whose disparity lies in the
+  range the depth range allows (fx * baseline / depth.max_m to fx * baseline /
+  depth.min_m); the one at the smallest descriptor distance (Hamming for binary,
+  L2 for float descriptors) is taken when it passes a ratio test against the best
+  candidate more than SEARCH_RADIUS pixels away from it (nearer ones are the same
+  corner detected twice, which the sub-pixel step settles) and when the left
+  keypoint is also the right one's best (mutual). The right image then leaves the
+  matcher's batch, so the matcher runs K pairs, not K + 1.
+- ``both``: the matcher's pairs first; the left keypoints they leave without a
+  depth then search the rows among the right keypoints no kept pair uses.
+
+Every pair, whichever search found it, then goes through the same row,
+sub-pixel, disparity and depth checks; the row search's pairs also need a patch
+cost of at most MAX_PATCH_COST (a descriptor alone picks look-alikes on a row).
+Ties go to the lower index, so the result is deterministic. docs/evaluation.md
+("Stereo depth coverage") has what each search gives on KITTI.
 """
 
 from __future__ import annotations
@@ -27,11 +50,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .baselines import hamming_distances, l2_distances
 from .params import PIPELINE_SPECS, Config
 from .types import Features, PairMatches, StereoCalibration
 
 PATCH_RADIUS = 3  # 7 x 7 pixel patches
 SEARCH_RADIUS = 3  # right-image x positions tried: the matched x +- 3 px
+# Row-search pairs whose patch cost (refine_right_x: 0 for a perfect fit, about 1.4 for
+# unrelated patches of one contrast) exceeds this are refused. On the generated plane the
+# right pairs' costs reach 0.46 (median 0.08), wrong ones are near 2.
+MAX_PATCH_COST = 0.5
 IDENTITY_TOLERANCE = 1e-6  # rectified R and P entries are written exactly or as floats
 RELATIVE_TOLERANCE = 1e-6
 
@@ -120,6 +148,8 @@ class StereoObservations:
 class StereoDepth:
     """The stereo.* and depth.* parameters, and what they decide about left-right matches."""
 
+    search: str = str(PIPELINE_SPECS["stereo.search"].default)
+    ratio_test: float = float(PIPELINE_SPECS["stereo.ratio_test"].default)
     max_row_error_px: float = float(PIPELINE_SPECS["stereo.max_row_error_px"].default)
     min_disparity_px: float = float(PIPELINE_SPECS["stereo.min_disparity_px"].default)
     subpixel: bool = bool(PIPELINE_SPECS["stereo.subpixel"].default)
@@ -129,6 +159,8 @@ class StereoDepth:
     @classmethod
     def from_config(cls, config: Config) -> StereoDepth:
         return cls(
+            search=config.text("stereo.search"),
+            ratio_test=config.number("stereo.ratio_test"),
             max_row_error_px=config.number("stereo.max_row_error_px"),
             min_disparity_px=config.number("stereo.min_disparity_px"),
             subpixel=config.flag("stereo.subpixel"),
@@ -136,34 +168,131 @@ class StereoDepth:
             max_m=config.number("depth.max_m"),
         )
 
+    @property
+    def uses_matcher(self) -> bool:
+        """Whether the left-right pair rides in the matcher's batch (search matcher/both)."""
+        return self.search != "rows"
+
     def observe(
         self,
         left: Features,
         right: Features,
-        pair: PairMatches,
+        pair: PairMatches | None,
         calibration: StereoCalibration,
         left_gray: np.ndarray | None = None,
         right_gray: np.ndarray | None = None,
     ) -> StereoObservations:
-        """Stereo observations of the left keypoints from their matches to the right ones.
+        """Stereo observations of the left keypoints from their right keypoints.
 
+        pair: the matcher's left-right matches (search matcher/both; ignored for rows).
         left_gray, right_gray: [H, W] uint8 images for the sub-pixel refinement
         (used when self.subpixel; None skips it).
         """
+        grays = (left_gray, right_gray)
+        if self.search == "rows":
+            rows = self.row_matches(left, right, calibration)
+            return self._checked(left, right, rows, calibration, *grays, patch_check=True)
+        if pair is None:
+            raise ValueError(f"stereo.search {self.search} needs the matcher's left-right pair")
+        found = self._checked(left, right, np.asarray(pair.matches0), calibration, *grays)
+        if self.search == "matcher":
+            return found
+        missing = found.right_indices < 0
+        free = np.ones(len(right), dtype=bool)
+        free[found.right_indices[~missing]] = False
+        rows = self.row_matches(left, right, calibration, missing, free)
+        extra = self._checked(left, right, rows, calibration, *grays, patch_check=True)
+        add = missing & (extra.right_indices >= 0)
+        found.right_indices[add] = extra.right_indices[add]
+        found.right_x[add] = extra.right_x[add]
+        found.depths[add] = extra.depths[add]
+        return found
+
+    def disparity_range(self, calibration: StereoCalibration) -> tuple[float, float]:
+        """(smallest, largest) disparity (px) of a depth inside [depth.min_m, depth.max_m]."""
+        focal_baseline = calibration.fx * calibration.baseline_m
+        smallest = focal_baseline / self.max_m if self.max_m > 0 else 0.0
+        largest = focal_baseline / self.min_m if self.min_m > 0 else np.inf
+        return max(smallest, self.min_disparity_px), largest
+
+    def row_matches(
+        self,
+        left: Features,
+        right: Features,
+        calibration: StereoCalibration,
+        left_mask: np.ndarray | None = None,
+        right_mask: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """[N] int64 right keypoint of each left keypoint by the row search, -1 for none.
+
+        left_mask [N], right_mask [M] bool: the keypoints that take part (default all).
+        """
+        matches0 = np.full(len(left), -1, dtype=np.int64)
+        if len(left) == 0 or len(right) == 0:
+            return matches0
+        xl, yl = left.keypoints[:, 0].astype(np.float64), left.keypoints[:, 1].astype(np.float64)
+        xr, yr = right.keypoints[:, 0].astype(np.float64), right.keypoints[:, 1].astype(np.float64)
+        smallest, largest = self.disparity_range(calibration)
+        disparity = xl[:, None] - xr[None, :] + calibration.disparity_offset
+        candidate = np.abs(yl[:, None] - yr[None, :]) <= self.max_row_error_px
+        candidate &= (disparity >= smallest) & (disparity <= largest)
+        if left_mask is not None:
+            candidate &= np.asarray(left_mask, dtype=bool)[:, None]
+        if right_mask is not None:
+            candidate &= np.asarray(right_mask, dtype=bool)[None, :]
+        rows = np.flatnonzero(candidate.any(axis=1))
+        if rows.size == 0:
+            return matches0
+        columns = np.flatnonzero(candidate[rows].any(axis=0))
+        if left.descriptors.dtype == np.uint8:
+            distances = hamming_distances(left.descriptors[rows], right.descriptors[columns])
+        else:
+            distances = l2_distances(left.descriptors[rows], right.descriptors[columns])
+        distances = np.where(candidate[np.ix_(rows, columns)], distances, np.inf)
+        best = distances.argmin(axis=1)  # every row has a finite candidate
+        index = np.arange(rows.size)
+        best_distance = distances[index, best]
+        ok = distances.argmin(axis=0)[best] == index  # mutual
+        if self.ratio_test > 0:
+            best_x = xr[columns][best]
+            same_corner = np.abs(xr[columns][None, :] - best_x[:, None]) <= SEARCH_RADIUS
+            second = np.where(same_corner, np.inf, distances).min(axis=1)
+            ok &= best_distance < self.ratio_test * second
+        matches0[rows[ok]] = columns[best[ok]]
+        return matches0
+
+    def _checked(
+        self,
+        left: Features,
+        right: Features,
+        matches0: np.ndarray,
+        calibration: StereoCalibration,
+        left_gray: np.ndarray | None,
+        right_gray: np.ndarray | None,
+        patch_check: bool = False,
+    ) -> StereoObservations:
+        """The observations of left-right pairs matches0 that pass the row, sub-pixel,
+        disparity and depth checks. patch_check (the row search's pairs, with sub-pixel
+        refinement): also refuse a pair whose patch cost exceeds MAX_PATCH_COST, as
+        ORB-SLAM checks its patches; a descriptor alone, without a matcher's context,
+        can pick a look-alike on the row."""
         num = len(left)
         right_indices = np.full(num, -1, dtype=np.int64)
         right_x = np.full(num, np.nan, dtype=np.float32)
         depths = np.full(num, np.nan, dtype=np.float32)
-        matched = np.flatnonzero(np.asarray(pair.matches0) >= 0)
+        matched = np.flatnonzero(matches0 >= 0)
         if matched.size == 0:
             return StereoObservations(right_indices, right_x, depths)
-        partner = np.asarray(pair.matches0)[matched]
+        partner = matches0[matched]
         xl, yl = left.keypoints[matched, 0].astype(np.float64), left.keypoints[matched, 1]
         xr, yr = right.keypoints[partner, 0].astype(np.float64), right.keypoints[partner, 1]
         ok = np.abs(yl - yr) <= self.max_row_error_px
         if self.subpixel and left_gray is not None and right_gray is not None:
-            refined, refined_ok = refine_right_x(left_gray, right_gray, xl, yl, xr)
+            refined, refined_ok, cost = refine_right_x(left_gray, right_gray, xl, yl, xr)
             xr, ok = refined, ok & refined_ok
+            measured = ok & np.isfinite(cost)
+            if patch_check:
+                ok &= ~(measured & (cost > MAX_PATCH_COST))
         disparity = xl - xr + calibration.disparity_offset
         ok &= disparity >= max(self.min_disparity_px, 1e-6)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,13 +307,15 @@ class StereoDepth:
 
 def refine_right_x(
     left: np.ndarray, right: np.ndarray, xl: np.ndarray, yl: np.ndarray, xr: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-pixel right x of each left keypoint by patch matching along its row.
 
     left, right: [H, W] uint8; xl, yl, xr: [L] keypoint coordinates. Returns the
-    refined right x [L] (float64; the keypoint's own x minus the refined disparity)
-    and [L] bool, False where the best cost was at the end of the search range.
-    Keypoints whose patches leave the image keep xr (and True).
+    refined right x [L] (float64; the keypoint's own x minus the refined disparity),
+    [L] bool, False where the best cost was at the end of the search range, and
+    [L] float32 the best cost (absolute differences over the left patch's absolute
+    deviations from its mean: 0 for a perfect fit, about 1 for unrelated patches). Keypoints whose
+    patches leave the image keep xr (True, cost NaN).
     """
     height, width = left.shape
     p, s = PATCH_RADIUS, SEARCH_RADIUS
@@ -200,8 +331,9 @@ def refine_right_x(
     )
     refined = xr.astype(np.float64).copy()
     ok = np.ones(len(xl), dtype=bool)
+    best_cost = np.full(len(xl), np.nan, dtype=np.float32)
     if not inside.any():
-        return refined, ok
+        return refined, ok, best_cost
     cl, row, cr = cl[inside], row[inside], cr[inside]
     taps = np.arange(-p, p + 1)
     rows = row[:, None, None] + taps[None, :, None]  # [L, P, 1]
@@ -227,4 +359,8 @@ def refine_right_x(
     right_of_centre = cr + shifts[best] + offset
     refined[inside] = xl[inside] - (cl - right_of_centre)
     ok[inside] = interior
-    return refined, ok
+    # Relative to the left patch's own contrast: a textured patch's interpolation error
+    # is larger, a look-alike's cost is of the order of the contrast.
+    contrast = np.abs(patch_left).sum(axis=(1, 2))
+    best_cost[inside] = costs[index, best] / np.maximum(contrast, 1.0)
+    return refined, ok, best_cost

@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FX,FY,CX,CY",
         help="the left / colour camera's intrinsics (default: the dataset's)",
     )
+    dataset.add_argument(
+        "--register-depth",
+        action="store_true",
+        help="also write the depth registered to the colour camera "
+        "(<namespace>/aligned_depth_to_color/image_raw): each depth pixel back-projected with "
+        "the depth camera's intrinsics and projected with the colour camera's (7-Scenes)",
+    )
     dataset.add_argument("--format", choices=("mcap", "sqlite3"), default="mcap")
 
 
@@ -84,8 +91,11 @@ def import_dataset(
     every: int = 1,
     intrinsics: tuple[float, float, float, float] | None = None,
     storage: str = "mcap",
+    register_depth: bool = False,
 ) -> tuple[Any, dict[str, int]]:
     """Write the dataset at path as a bag at output plus output/groundtruth.tum.
+
+    register_depth: add the depth registered to the colour camera (io/datasets/registration.py).
 
     Returns (the selected Dataset, message count per topic). Everything is read
     and checked before the bag is created.
@@ -97,6 +107,10 @@ def import_dataset(
     if output.exists():
         raise ValueError(f"{output} exists already; choose a new output path")
     dataset = datasets.select(datasets.open_dataset(path, intrinsics), first, last, every)
+    if register_depth:
+        from superglue_ros.io.datasets.registration import with_registered_depth
+
+        dataset = with_registered_depth(dataset)
     counts = write_dataset_bag(dataset, output, storage)
     poses = [(f.stamp_ns, f.pose) for f in dataset.frames if f.pose is not None]
     write_tum(output / GROUNDTRUTH_FILE, poses)
@@ -151,7 +165,14 @@ def run(args: argparse.Namespace) -> int:
 
 def run_from_dataset(args: argparse.Namespace) -> int:
     dataset, counts = import_dataset(
-        args.path, args.output, args.first, args.last, args.every, args.intrinsics, args.format
+        args.path,
+        args.output,
+        args.first,
+        args.last,
+        args.every,
+        args.intrinsics,
+        args.format,
+        args.register_depth,
     )
     frames = dataset.frames
     posed = sum(f.pose is not None for f in frames)

@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from superglue_ros.pipeline.depth import register_depth
+
 from .. import image_files, images, rosbag
 from ..rosbag2_writer import offered_qos
 from ..stamps import header_fields
@@ -40,6 +42,10 @@ def read_depth(path: Path, depth_per_mm: float) -> np.ndarray:
 def image_message_fields(stream: Stream, path: Path, stamp_ns: int) -> dict[str, Any]:
     if stream.kind == "depth":
         depth = read_depth(path, stream.depth_per_mm)
+        if stream.register_from is not None:
+            depth = register_depth(
+                depth, stream.register_from, stream.k, (stream.height, stream.width)
+            )
         fields = images.depth_image_fields(depth, stamp_ns, stream.frame_id)
     else:
         try:

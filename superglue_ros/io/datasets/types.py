@@ -27,6 +27,8 @@ class Stream:
     camera has p[0, 3] = -fx * baseline, as ROS stereo drivers publish it).
     depth_per_mm: for a depth stream, file units per millimetre (TUM RGB-D: 5,
     its PNGs hold 5000 a metre); the bag gets millimetres.
+    register_from: for a depth stream registered on import (registration.py), the
+    [3, 3] K of the depth camera its files were taken with; k is the colour camera's.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Stream:
     d: tuple[float, ...] = ()
     distortion_model: str = "plumb_bob"
     depth_per_mm: float = 1.0
+    register_from: np.ndarray | None = None
 
     def camera_info_fields(self, stamp_ns: int) -> dict[str, Any]:
         """sensor_msgs/CameraInfo fields of this stream at stamp_ns."""
