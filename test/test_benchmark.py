@@ -178,4 +178,4 @@ def test_from_correspondences_reruns_the_backend_on_the_recorded_bags(
     code = cli.main(["benchmark", "--sequences", f"room={room / 'bag'}", "--from-correspondences",
                      str(previous), "--params", "sift_mnn.yaml",
                      "--out", str(tmp_path / "o2")])  # fmt: skip
-    assert code == 2 and "not in" in capsys.readouterr().err
+    assert code == 2 and "not among the recorded" in capsys.readouterr().err

@@ -15,7 +15,7 @@ posed, maps started, initialisation frame, median ms per frame of each pipeline
 stage, back-end ms per frame, peak RSS; mean ± sample std over the seeds) and
 runs/<config>/<sequence>/seed<N>/ (each replay's own outputs and log).
 
---from-correspondences PREVIOUS reuses an earlier benchmark's front-end runs: each
+--from-correspondences PREVIOUS... reuses earlier benchmarks' front-end runs: each
 run is then the back-end alone (``replay --odometry``) on the correspondences bag
 PREVIOUS recorded for that configuration and sequence, with PREVIOUS's stage times
 and peak RSS; configurations default to PREVIOUS's (--params picks among them by
@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "required unless --from-correspondences gives them",
     )  # fmt: skip
     parser.add_argument(
-        "--from-correspondences", type=Path, metavar="PREVIOUS",
-        help="an earlier benchmark's --out: run only the back-end, on its recorded "
+        "--from-correspondences", type=Path, nargs="+", metavar="PREVIOUS",
+        help="earlier benchmarks' --out folders: run only the back-end, on their recorded "
         "correspondences bags",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="N")
@@ -158,14 +158,15 @@ def run(args: argparse.Namespace) -> int:
         header.append(f"Hardware: {args.hardware}.")
     if recorded is not None:
         header.append(
-            f"Back-end only, on the correspondences recorded by {args.from_correspondences}: "
+            "Back-end only, on the correspondences recorded by "
+            f"{' '.join(map(str, args.from_correspondences))}: "
             "front-end and matcher times and peak RSS are that benchmark's."
         )
     meta = {
         "hardware": args.hardware,
         "seeds": args.seeds,
         "threads": args.threads,
-        "from_correspondences": str(args.from_correspondences or ""),
+        "from_correspondences": [str(p) for p in args.from_correspondences or []],
         "sequences": [
             {"name": s.name, "bag": str(s.bag), "groundtruth": str(s.groundtruth)}
             for s in sequences
@@ -191,26 +192,37 @@ def chosen_configs(args: argparse.Namespace) -> tuple[list[Any], dict[Any, Any] 
     return [benchmark.Config(p) for p in args.params], None
 
 
-def reused_configs(previous: Path, params: list[Path] | None) -> tuple[list[Any], dict[Any, Any]]:
-    """(configurations, recorded runs) of an earlier benchmark folder; params picks
-    configurations by file stem."""
+def reused_configs(
+    previous: list[Path], params: list[Path] | None
+) -> tuple[list[Any], dict[Any, Any]]:
+    """(configurations, recorded runs) of earlier benchmark folders (the first folder
+    that ran a configuration on a sequence gives its run); params picks configurations
+    by file stem."""
     import json
 
     from superglue_ros.evaluation import benchmark
 
-    try:
-        recorded = benchmark.recorded_runs(previous)
-        listed = json.loads((previous / "benchmark.json").read_text()).get("configs", [])
-    except ValueError as error:
-        raise CliError(f"--from-correspondences: {error}") from error
-    configs = [benchmark.Config(Path(c["params"])) for c in listed]
-    if params:
-        known = {c.name: c for c in configs}
-        unknown = [p for p in params if p.stem not in known]
-        if unknown:
-            raise CliError(
-                f"--params {' '.join(map(str, unknown))}: not in {previous} "
-                f"(it has {', '.join(known) or 'none'})"
+    configs: dict[str, Any] = {}
+    recorded: dict[Any, Any] = {}
+    for folder in previous:
+        try:
+            runs = benchmark.recorded_runs(folder)
+            listed = json.loads((folder / "benchmark.json").read_text()).get("configs", [])
+        except ValueError as error:
+            raise CliError(f"--from-correspondences: {error}") from error
+        for config in listed:
+            configs.setdefault(
+                Path(config["params"]).stem, benchmark.Config(Path(config["params"]))
             )
-        configs = [known[p.stem] for p in params]
-    return configs, recorded
+        for key, run in runs.items():
+            recorded.setdefault(key, run)
+    if params:
+        unknown = [p for p in params if p.stem not in configs]
+        if unknown:
+            names = ", ".join(configs) or "none"
+            raise CliError(
+                f"--params {' '.join(map(str, unknown))}: not among the recorded "
+                f"configurations ({names})"
+            )
+        return [configs[p.stem] for p in params], recorded
+    return list(configs.values()), recorded
