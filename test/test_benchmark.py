@@ -147,3 +147,35 @@ def test_dataset_folders_are_imported_and_bad_specs_refused(
     code = cli.main(["benchmark", "--sequences", str(tmp_path / "none"), "--params", str(ORB),
                      "--out", str(tmp_path / "o2")])  # fmt: skip
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_from_correspondences_reruns_the_backend_on_the_recorded_bags(
+    benchmarked: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The back-end alone on the first benchmark's bags gives each seed's very ATE; the
+    front-end's times and peak RSS are the recorded run's."""
+    previous, room = benchmarked
+    out = tmp_path / "again"
+    assert cli.main([
+        "benchmark", "--sequences", f"room={room / 'bag'}", "--from-correspondences",
+        str(previous), "--seeds", "0", "1", "--out", str(out), "--threads", "1",
+    ]) == 0  # fmt: skip
+    first = json.loads((previous / "benchmark.json").read_text())["runs"]
+    again = json.loads((out / "benchmark.json").read_text())["runs"]
+    recorded = previous / "runs" / "orb_mnn" / "room" / "seed0" / "orb_mnn" / "correspondences"
+    for before, after in zip(first, again, strict=True):
+        assert after["seed"] == before["seed"] and after["error"] == ""
+        assert after["metrics"]["ate_rmse_m"] == before["metrics"]["ate_rmse_m"]
+        assert after["metrics"]["init_frame"] == before["metrics"]["init_frame"]
+        assert after["metrics"]["total_ms"] == first[0]["metrics"]["total_ms"]
+        assert after["peak_rss_mb"] == first[0]["peak_rss_mb"]
+        assert after["recorded_bag"] == str(recorded) and after["backend_peak_rss_mb"] > 50
+    assert "Back-end only" in (out / "benchmark.md").read_text()
+    # a folder that is no benchmark output, and a configuration it did not run
+    code = cli.main(["benchmark", "--sequences", f"room={room / 'bag'}", "--from-correspondences",
+                     str(tmp_path), "--out", str(tmp_path / "o1")])  # fmt: skip
+    assert code == 2 and "no benchmark.json" in capsys.readouterr().err
+    code = cli.main(["benchmark", "--sequences", f"room={room / 'bag'}", "--from-correspondences",
+                     str(previous), "--params", "sift_mnn.yaml",
+                     "--out", str(tmp_path / "o2")])  # fmt: skip
+    assert code == 2 and "not among the recorded" in capsys.readouterr().err

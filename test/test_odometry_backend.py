@@ -4,8 +4,10 @@ from known poses, as a front-end with ideal (or deliberately wrong) matches woul
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -266,3 +268,53 @@ def test_the_backend_package_imports_without_ros_torch_or_gtsam() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_two_view_keeps_the_best_scoring_of_several_ransac_runs(tmp_path: Path) -> None:
+    """7-Scenes redkitchen, ORB + MNN, the initial pair of the 10 Hz benchmark (frames 0
+    and 33, 6 cm apart, 517 shared tracks at about a 56 % inlier rate). One USAC run with
+    seed 1 stopped on a motion 3.2 deg off in rotation that explained the pairs worse
+    (epipolar score 4564 against about 4970) but triangulated more points (its rotation
+    error inflates the parallax), so it won initialisation and the map's scale drifted to
+    3.9 % of the path. The best of the tries must be near the ground truth for every seed."""
+    from superglue_ros.io.rosbag import read_correspondences
+    from superglue_ros.odometry import observation_from_message
+    from superglue_ros.odometry.backend import shared_tracks
+    from superglue_ros.odometry.trajectory import read_tum, rotation_from_quaternion
+    from superglue_ros.tools import cli
+
+    from conftest import PROJECT_ROOT, SHARED
+
+    scene = SHARED / "data" / "7scenes_redkitchen"
+    if not scene.is_dir():
+        pytest.skip(f"{scene} is absent (tests that need ../shared skip in a plain clone)")
+    require_module("rosbags", "the replay reads and writes rosbag2")
+    bag, out = tmp_path / "rk", tmp_path / "replay"
+    assert (
+        cli.main(["bag", "from-dataset", str(scene), str(bag), "--every", "3", "--last", "33"]) == 0
+    )
+    orb = PROJECT_ROOT / "config" / "eval" / "orb_mnn.yaml"
+    assert cli.main(["replay", str(bag), "--out", str(out), "--params", str(orb)]) == 0
+    frames = [
+        observation_from_message(m)
+        for m in read_correspondences(out / "orb_mnn" / "correspondences")
+    ]
+    first, last = frames[0], frames[11]
+    in_first, in_last = shared_tracks(first, last)
+    truth = read_tum(bag / "groundtruth.tum")
+    poses = []
+    for index in (0, 11):
+        pose = np.eye(4)
+        pose[:3, :3] = rotation_from_quaternion(truth.quaternions[index])
+        poses.append(pose)
+    relative = poses[0][:3, :3].T @ poses[1][:3, :3]
+    k = np.asarray(json.loads((out / "report.json").read_text())["intrinsics"])
+    for seed in range(8):
+        result = geometry.two_view(
+            k, first.keypoints[in_first], last.keypoints[in_last], 1.0, 3.0, 1.0,
+            seed=seed, tries=4,
+        )  # fmt: skip
+        assert not isinstance(result, str), result
+        cosine = (np.trace(result.pose_b[:3, :3].T @ relative) - 1) / 2
+        # about 0.4-0.5 deg from the depth camera's ground truth for the good motions
+        assert np.degrees(np.arccos(np.clip(cosine, -1, 1))) < 1.0, seed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -266,3 +267,50 @@ def test_a_loop_path_goes_once_round_looking_outward_and_returns(tmp_path: Path)
         done = cli("generate", "room", "--out", str(tmp_path / "bad"), "--frames", "8", *bad)
         assert done.returncode == 2 and why in done.stderr, done.stderr
         assert not (tmp_path / "bad").exists()
+
+
+def test_backend_on_the_recorded_correspondences_repeats_the_live_replay(
+    replayed: Path, room: Path, tmp_path: Path
+) -> None:
+    """replay --odometry on a replay's correspondences bag: the back-end alone, fed the
+    very messages the live replay fed it, gives the same trajectory bit for bit."""
+    bag = replayed / "sift_mnn" / "correspondences"
+    out = tmp_path / "recorded"
+    done = cli(
+        "replay", str(bag), "--out", str(out), "--odometry",
+        "--groundtruth", str(room / "groundtruth.tum"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    live = replayed / "sift_mnn" / "trajectory.tum"
+    assert (out / "sift_mnn" / "trajectory.tum").read_bytes() == live.read_bytes()
+    expected = json.loads((replayed / "report.json").read_text())["configs"][0]
+    report = json.loads((out / "report.json").read_text())
+    assert report["input"] == "correspondences"
+    assert report["intrinsics"] == json.loads((replayed / "report.json").read_text())["intrinsics"]
+    (config,) = report["configs"]
+    timing = ("ms_per_frame", "ms_per_keyframe")
+    got = {k: v for k, v in config["odometry"].items() if k not in timing}
+    assert got == {k: v for k, v in expected["odometry"].items() if k not in timing}
+    # the front-end's own figures come along from the replay that recorded the bag
+    assert config["latency_ms"] == expected["latency_ms"]
+    assert config["params"] == expected["params"]
+    assert (out / "plots" / "trajectory.png").is_file()
+
+
+def test_backend_on_recorded_correspondences_refuses_what_it_cannot_repeat(
+    replayed: Path, tmp_path: Path
+) -> None:
+    bag = replayed / "sift_mnn" / "correspondences"
+    done = cli("replay", str(bag), "--out", str(tmp_path / "a"))
+    assert done.returncode == 2 and "add --odometry" in done.stderr
+    done = cli(
+        "replay", str(bag), "--out", str(tmp_path / "b"), "--odometry", "--params", str(SIFT)
+    )
+    assert done.returncode == 2 and "leave it out" in done.stderr
+    # the bag moved away from its replay's report: no intrinsics unless --camera
+    moved = tmp_path / "elsewhere" / "sift_mnn" / "correspondences"
+    moved.parent.mkdir(parents=True)
+    shutil.copytree(bag, moved)
+    done = cli("replay", str(moved), "--out", str(tmp_path / "c"), "--odometry")
+    assert done.returncode == 2 and "--camera" in done.stderr
+    assert not (tmp_path / "c").exists()  # refused before anything was written

@@ -5,6 +5,13 @@ A run is the ``replay`` command itself (``python -m superglue_ros replay BAG
 process: the very code path users run, and a peak RSS (``ru_maxrss`` of that
 child, from wait4) that no earlier run inflates. What the run measured is read
 back from its ``report.json``.
+
+With recorded runs (:func:`recorded_runs`, ``benchmark --from-correspondences``)
+a run is ``replay BAG --odometry ...`` on the correspondences bag an earlier
+benchmark's run wrote: the back-end alone, on the front-end's very messages, so
+seeds and back-end changes cost seconds even for the learned front-ends. Stage
+times come from the recorded run's report, and peak RSS is the recorded run's
+(the front-end's); the back-end-only process's own is ``backend_peak_rss_mb``.
 """
 
 from __future__ import annotations
@@ -70,17 +77,56 @@ class RunResult:
     out: str
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    recorded_bag: str = ""  # the correspondences bag a back-end-only run replayed
+    backend_peak_rss_mb: float | None = None  # that run's own peak RSS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def replay_command(sequence: Sequence, config: Config, seed: int, out: Path) -> list[str]:
-    """The replay command line of one run."""
+@dataclass
+class RecordedRun:
+    """An earlier benchmark run: its correspondences bag and its (front-end's) peak RSS."""
+
+    bag: Path
+    peak_rss_mb: float
+
+
+def recorded_runs(previous: Path) -> dict[tuple[str, str], RecordedRun]:
+    """(configuration, sequence) -> the recorded run of an earlier benchmark folder (its
+    lowest seed with a report; the front-end does not depend on the back-end's seed).
+    ValueError when previous is no benchmark output."""
+    import json
+
+    path = previous / "benchmark.json"
+    if not path.is_file():
+        raise ValueError(f"{previous} is no benchmark output: no {path.name} in it")
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from error
+    recorded: dict[tuple[str, str], RecordedRun] = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        key = (run["config"], run["sequence"])
+        # The folder as the earlier benchmark laid it out (it may have moved since).
+        out = previous / "runs" / run["config"] / run["sequence"] / f"seed{run['seed']}"
+        bag = out / run["config"] / "correspondences"
+        if key not in recorded and (out / REPORT_FILE).is_file() and bag.exists():
+            recorded[key] = RecordedRun(bag, float(run["peak_rss_mb"]))
+    return recorded
+
+
+def replay_command(
+    sequence: Sequence, config: Config, seed: int, out: Path, recorded: RecordedRun | None = None
+) -> list[str]:
+    """The replay command line of one run (on the recorded bag when given: back-end only)."""
+    if recorded is not None:
+        source = ["replay", str(recorded.bag)]
+    else:
+        source = ["replay", str(sequence.bag), "--params", str(config.params)]
     return [
-        sys.executable, "-m", "superglue_ros", "replay", str(sequence.bag), "--out", str(out),
-        "--params", str(config.params), "--odometry", "--groundtruth", str(sequence.groundtruth),
-        "--seed", str(seed),
+        sys.executable, "-m", "superglue_ros", *source, "--out", str(out),
+        "--odometry", "--groundtruth", str(sequence.groundtruth), "--seed", str(seed),
     ]  # fmt: skip
 
 
@@ -137,13 +183,14 @@ def run_one(
     seed: int,
     out: Path,
     env: Mapping[str, str] | None = None,
+    recorded: RecordedRun | None = None,
 ) -> RunResult:
     """One run in a fresh child process; out (a new folder) receives the replay's outputs
-    and its log (``replay.log``)."""
+    and its log (``<out>.log``). recorded: run the back-end alone on that run's bag."""
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.parent / f"{out.name}.log"
     start = time.perf_counter()
-    command = replay_command(sequence, config, seed, out)
+    command = replay_command(sequence, config, seed, out, recorded)
     returncode, peak_rss_mb = _wait_with_usage(command, env or os.environ, log)
     result = RunResult(
         config.name,
@@ -151,9 +198,11 @@ def run_one(
         seed,
         returncode,
         time.perf_counter() - start,
-        peak_rss_mb,
+        peak_rss_mb if recorded is None else recorded.peak_rss_mb,
         str(out),
     )
+    if recorded is not None:
+        result.recorded_bag, result.backend_peak_rss_mb = str(recorded.bag), peak_rss_mb
     report = out / REPORT_FILE
     if report.is_file():
         import json
@@ -172,20 +221,32 @@ def run_benchmark(
     out: Path,
     env: Mapping[str, str] | None = None,
     progress: Callable[[RunResult], None] | None = None,
+    recorded: Mapping[tuple[str, str], RecordedRun] | None = None,
 ) -> list[RunResult]:
     """Every (configuration, sequence, seed), in that nesting order; runs go to
-    out/runs/<config>/<sequence>/seed<N>."""
+    out/runs/<config>/<sequence>/seed<N>. recorded (recorded_runs()): the back-end alone
+    on those runs' bags; every (configuration, sequence) must have one."""
     if not sequences or not configs or not seeds:
         raise ValueError("the benchmark needs at least one sequence, configuration and seed")
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"configurations must have different file names, got {names}")
+    if recorded is not None:
+        missing = [
+            f"{c.name} on {s.name}"
+            for c in configs
+            for s in sequences
+            if (c.name, s.name) not in recorded
+        ]
+        if missing:
+            raise ValueError(f"no recorded run with a correspondences bag for {', '.join(missing)}")
     results = []
     for config in configs:
         for sequence in sequences:
             for seed in seeds:
                 run_dir = out / "runs" / config.name / sequence.name / f"seed{seed}"
-                result = run_one(sequence, config, seed, run_dir, env)
+                source = None if recorded is None else recorded[(config.name, sequence.name)]
+                result = run_one(sequence, config, seed, run_dir, env, source)
                 results.append(result)
                 if progress is not None:
                     progress(result)

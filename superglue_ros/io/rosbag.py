@@ -323,3 +323,37 @@ class BagSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_correspondences_bag(path: Path) -> bool:
+    """True when the bag holds Correspondences messages and no image (a replay's output)."""
+    try:
+        with AnyReader([path], default_typestore=make_typestore()) as reader:
+            types = {c.msgtype for c in reader.connections}
+    except (AnyReaderError, ReaderError, OSError, KeyError, ValueError):
+        return False  # not readable as a whole: BagSource tells why (or reads the intact part)
+    return CORRESPONDENCES in types and not types & set(IMAGE_TYPES)
+
+
+def read_correspondences(path: Path, topic: str = "/correspondences") -> Iterator[Any]:
+    """The Correspondences messages of topic in bag order (rosbags dataclasses, as the
+    replay wrote them); BagError when the bag has no such topic."""
+    try:
+        reader = AnyReader([path], default_typestore=make_typestore())
+        reader.open()
+    except (AnyReaderError, ReaderError, OSError, KeyError, ValueError) as error:
+        raise BagError(f"cannot read bag {path}: {error}") from error
+    try:
+        connections = [
+            c for c in reader.connections if c.topic == topic and c.msgtype == CORRESPONDENCES
+        ]
+        if not connections:
+            listed = ", ".join(sorted(f"{c.topic} ({c.msgtype})" for c in reader.connections))
+            raise BagError(f"bag {path} has no {CORRESPONDENCES} topic {topic}; it has {listed}")
+        try:
+            for connection, _, raw in reader.messages(connections=connections):
+                yield reader.deserialize(raw, connection.msgtype)
+        except (AnyReaderError, ReaderError, sqlite3.DatabaseError) as error:
+            raise BagError(f"bag {path}: reading {topic} failed: {error}") from error
+    finally:
+        reader.close()

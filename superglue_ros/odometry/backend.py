@@ -79,6 +79,9 @@ default_conf: dict[str, Any] = {
     # (a plane, or too little translation for the essential matrix to be trusted).
     "homography_ratio": 0.45,
     "essential_threshold_px": 1.0,  # RANSAC threshold of the essential matrix
+    # Seeded RANSAC runs of each two-view fit (initialisation, bridging); the best scoring
+    # wins. One run can stop on a wrong motion that explains the pairs worse.
+    "two_view_tries": 4,
     "pnp_threshold_px": 3.0,  # RANSAC and inlier threshold of PnP
     "min_pnp_inliers": 15,  # fewer: a keyframe is lost, a frame gets no pose
     # Smallest ray angle of a new landmark. Under forward motion most points stay
@@ -344,6 +347,7 @@ class VisualOdometry:
             self.conf["min_init_parallax_deg"],
             self.conf["pixel_sigma"],
             self.conf["homography_ratio"],
+            tries=int(self.conf["two_view_tries"]),
         )
         if isinstance(result, str):
             reason = result
@@ -557,6 +561,7 @@ class VisualOdometry:
             self.conf["min_triangulation_deg"],
             self.conf["pixel_sigma"],
             self.conf["homography_ratio"],
+            tries=int(self.conf["two_view_tries"]),
         )
         if isinstance(two_view, str):
             return f"from keyframe {last.frame_id}: {two_view}"

@@ -9,7 +9,9 @@ so a run is reproducible for one seed and another seed draws other samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -204,6 +206,37 @@ def _reconstruct(
     return points, good, parallax_degrees(np.eye(4), pose_b, points)
 
 
+TRY_SEED_STRIDE = 1000  # try i of seed s is seeded s + i * stride: other seeds, other tries
+
+
+def best_of_tries(
+    fit: Callable[[cv2.UsacParams], tuple[np.ndarray, Any] | None],
+    score: Callable[[np.ndarray], float],
+    threshold_px: float,
+    seed: int | None,
+    tries: int,
+) -> tuple[tuple[np.ndarray, Any], float] | None:
+    """The best-scoring of `tries` seeded RANSAC fits ((model, extra), score); None when
+    none fits.
+
+    One RANSAC run stops once its best model so far looks confirmed; with many
+    outliers and a small baseline that can be a wrong motion, whose rotation error
+    inflates the parallax (so it triangulates *more* points) while it explains the
+    pairs worse. Scoring a few independently seeded runs on all pairs removes most of
+    that dependence on the sample. Try 0 uses the seed itself.
+    """
+    base = RANSAC_SEED if seed is None else seed
+    best: tuple[tuple[np.ndarray, Any], float] | None = None
+    for attempt in range(max(int(tries), 1)):
+        fitted = fit(usac_params(threshold_px, base + attempt * TRY_SEED_STRIDE))
+        if fitted is None:
+            continue
+        value = score(fitted[0])
+        if best is None or value > best[1]:
+            best = (fitted, value)
+    return best
+
+
 def two_view(
     k: np.ndarray,
     pixels_a: np.ndarray,
@@ -214,12 +247,14 @@ def two_view(
     sigma_px: float = 1.0,
     homography_ratio: float = 0.45,
     seed: int | None = None,
+    tries: int = 1,
 ) -> TwoViewResult | str:
     """Relative pose of camera b from [N, 2] matched pixels; a reason string when it fails.
 
-    An essential matrix and a homography are both fitted (seeded RANSAC) and scored
-    as ORB-SLAM does; when the homography explains the pairs nearly as well (score
-    ratio above homography_ratio: a plane, or little translation) its decomposed
+    An essential matrix and a homography are both fitted (seeded RANSAC, the best
+    scoring of `tries` runs each, see best_of_tries) and scored as ORB-SLAM does; when
+    the homography explains the pairs nearly as well (score ratio above
+    homography_ratio: a plane, or little translation) its decomposed
     motions compete with the essential matrix's. The motion with most well-conditioned
     points wins: in front of both cameras, reprojecting within max_reprojection_px,
     with a ray angle of at least min_parallax_deg (lower-parallax depths are too
@@ -230,21 +265,41 @@ def two_view(
     pixels_a = np.ascontiguousarray(pixels_a, dtype=np.float64)
     pixels_b = np.ascontiguousarray(pixels_b, dtype=np.float64)
     no_distortion = np.zeros(5)
-    essential, mask = cv2.findEssentialMat(
-        pixels_a, pixels_b, k, k, no_distortion, no_distortion,
-        usac_params(threshold_px, seed),
-    )  # fmt: skip
-    if essential is None or essential.shape[0] < 3 or mask is None:
-        return "no essential matrix"
-    essential = essential[:3]
-    homography, _ = cv2.findHomography(pixels_a, pixels_b, usac_params(threshold_px, seed))
     k_inv = np.linalg.inv(k)
-    score_e = epipolar_score(k_inv.T @ essential @ k_inv, pixels_a, pixels_b, sigma_px)
-    score_h = (
-        homography_score(homography, pixels_a, pixels_b, sigma_px)
-        if homography is not None
-        else 0.0
+
+    def fit_essential(params: cv2.UsacParams) -> tuple[np.ndarray, np.ndarray] | None:
+        essential, mask = cv2.findEssentialMat(
+            pixels_a, pixels_b, k, k, no_distortion, no_distortion, params
+        )
+        if essential is None or essential.shape[0] < 3 or mask is None:
+            return None
+        return essential[:3], mask
+
+    def fit_homography(params: cv2.UsacParams) -> tuple[np.ndarray, None] | None:
+        homography, _ = cv2.findHomography(pixels_a, pixels_b, params)
+        return None if homography is None else (homography, None)
+
+    essential_fit = best_of_tries(
+        fit_essential,
+        lambda e: epipolar_score(k_inv.T @ e @ k_inv, pixels_a, pixels_b, sigma_px),
+        threshold_px,
+        seed,
+        tries,
     )
+    if essential_fit is None:
+        return "no essential matrix"
+    (essential, mask), score_e = essential_fit
+    homography_fit = best_of_tries(
+        fit_homography,
+        lambda h: homography_score(h, pixels_a, pixels_b, sigma_px),
+        threshold_px,
+        seed,
+        tries,
+    )
+    if homography_fit is None:
+        homography, score_h = None, 0.0
+    else:
+        (homography, _), score_h = homography_fit
     ratio = score_h / max(score_h + score_e, 1e-12)
     _, rotation, translation, _ = cv2.recoverPose(
         essential, pixels_a, pixels_b, k, mask=mask.copy()

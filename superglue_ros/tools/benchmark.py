@@ -14,6 +14,13 @@ after Sim(3) alignment, in cm and in % of the path, RPE per frame, % of frames
 posed, maps started, initialisation frame, median ms per frame of each pipeline
 stage, back-end ms per frame, peak RSS; mean ± sample std over the seeds) and
 runs/<config>/<sequence>/seed<N>/ (each replay's own outputs and log).
+
+--from-correspondences PREVIOUS... reuses earlier benchmarks' front-end runs: each
+run is then the back-end alone (``replay --odometry``) on the correspondences bag
+PREVIOUS recorded for that configuration and sequence, with PREVIOUS's stage times
+and peak RSS; configurations default to PREVIOUS's (--params picks among them by
+file stem). Back-end seeds and changes then cost seconds even for the learned
+front-ends, whose frames take seconds each on a CPU.
 """
 
 from __future__ import annotations
@@ -35,8 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sequences", nargs="+", required=True, metavar="SEQ", help="[NAME=]PATH[?OPTIONS]"
     )
     parser.add_argument(
-        "--params", type=Path, nargs="+", required=True, metavar="FILE",
-        help="pipeline parameter files, one configuration each (e.g. config/eval/*.yaml)",
+        "--params", type=Path, nargs="+", metavar="FILE",
+        help="pipeline parameter files, one configuration each (e.g. config/eval/*.yaml); "
+        "required unless --from-correspondences gives them",
+    )  # fmt: skip
+    parser.add_argument(
+        "--from-correspondences", type=Path, nargs="+", metavar="PREVIOUS",
+        help="earlier benchmarks' --out folders: run only the back-end, on their recorded "
+        "correspondences bags",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="N")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output folder")
@@ -105,15 +118,12 @@ def run(args: argparse.Namespace) -> int:
     from superglue_ros.evaluation import benchmark, table
     from superglue_ros.tools.replay import prepare_output
 
-    for params in args.params:
-        if not params.is_file():
-            raise CliError(f"--params {params} does not exist")
+    configs, recorded = chosen_configs(args)
     prepare_output(args.out)
     sequences = [resolve_sequence(spec, args.out) for spec in args.sequences]
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):
         raise CliError(f"sequence names must differ, got {names}; name them NAME=PATH")
-    configs = [benchmark.Config(p) for p in args.params]
     env = dict(os.environ)
     if args.threads is not None:
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -130,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
         )
 
     print(f"benchmark: {total} runs", file=sys.stderr)
-    results = benchmark.run_benchmark(sequences, configs, args.seeds, args.out, env, progress)
+    try:
+        results = benchmark.run_benchmark(
+            sequences, configs, args.seeds, args.out, env, progress, recorded
+        )
+    except ValueError as error:  # checked before any run
+        raise CliError(f"benchmark: {error}") from error
     lengths = {s.name: s.path_length_m() for s in sequences}
     header = [
         "# Benchmark: replay --odometry on sequences with ground truth",
@@ -141,10 +156,17 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.hardware:
         header.append(f"Hardware: {args.hardware}.")
+    if recorded is not None:
+        header.append(
+            "Back-end only, on the correspondences recorded by "
+            f"{' '.join(map(str, args.from_correspondences))}: "
+            "front-end and matcher times and peak RSS are that benchmark's."
+        )
     meta = {
         "hardware": args.hardware,
         "seeds": args.seeds,
         "threads": args.threads,
+        "from_correspondences": [str(p) for p in args.from_correspondences or []],
         "sequences": [
             {"name": s.name, "bag": str(s.bag), "groundtruth": str(s.groundtruth)}
             for s in sequences
@@ -154,3 +176,53 @@ def run(args: argparse.Namespace) -> int:
     table.write_table(results, lengths, args.out, header, meta)
     print(f"benchmark: table in {args.out / 'benchmark.md'}", file=sys.stderr)
     return 0
+
+
+def chosen_configs(args: argparse.Namespace) -> tuple[list[Any], dict[Any, Any] | None]:
+    """(configurations, recorded runs or None): --params, or --from-correspondences'."""
+    from superglue_ros.evaluation import benchmark
+
+    if args.from_correspondences is not None:
+        return reused_configs(args.from_correspondences, args.params)
+    if not args.params:
+        raise CliError("--params is required (or --from-correspondences PREVIOUS)")
+    for params in args.params:
+        if not params.is_file():
+            raise CliError(f"--params {params} does not exist")
+    return [benchmark.Config(p) for p in args.params], None
+
+
+def reused_configs(
+    previous: list[Path], params: list[Path] | None
+) -> tuple[list[Any], dict[Any, Any]]:
+    """(configurations, recorded runs) of earlier benchmark folders (the first folder
+    that ran a configuration on a sequence gives its run); params picks configurations
+    by file stem."""
+    import json
+
+    from superglue_ros.evaluation import benchmark
+
+    configs: dict[str, Any] = {}
+    recorded: dict[Any, Any] = {}
+    for folder in previous:
+        try:
+            runs = benchmark.recorded_runs(folder)
+            listed = json.loads((folder / "benchmark.json").read_text()).get("configs", [])
+        except ValueError as error:
+            raise CliError(f"--from-correspondences: {error}") from error
+        for config in listed:
+            configs.setdefault(
+                Path(config["params"]).stem, benchmark.Config(Path(config["params"]))
+            )
+        for key, run in runs.items():
+            recorded.setdefault(key, run)
+    if params:
+        unknown = [p for p in params if p.stem not in configs]
+        if unknown:
+            names = ", ".join(configs) or "none"
+            raise CliError(
+                f"--params {' '.join(map(str, unknown))}: not among the recorded "
+                f"configurations ({names})"
+            )
+        return [configs[p.stem] for p in params], recorded
+    return list(configs.values()), recorded

@@ -17,6 +17,10 @@ when none is given); all run over the same decoded frames. Output in DIR:
   <name>/trajectory.tum                   with --odometry: the reference back-end's
                                           trajectory (see evaluation/trajectory.py)
 
+BAG may also be such a correspondences bag (``DIR/<name>/correspondences``): with
+--odometry the back-end alone runs on its recorded messages, in seconds, and gives
+the trajectory the live replay gave for the same seed (tools/replay_recorded.py).
+
 Ctrl-C (or SIGTERM) stops the replay: the frame being processed is dropped (a
 frame's messages are written all or nothing), the bags are closed and valid, and
 the report covers the frames written and says it was interrupted (exit 130).
@@ -382,6 +386,10 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
     from superglue_ros.io.bag_frames import common_input, open_input
     from superglue_ros.io.rosbag2_writer import offered_qos
 
+    if rosbag.is_correspondences_bag(args.bag):
+        from superglue_ros.tools.replay_recorded import replay_recorded
+
+        return replay_recorded(args)
     configs = load_configs(args.params)
     camera, groundtruth = odometry_inputs(args)
     homographies = None
