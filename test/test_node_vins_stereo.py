@@ -52,8 +52,22 @@ def test_stereo_features_vins_in_the_fusion_layout(ros_env, tmp_path, probe) -> 
         for publisher in images + infos:
             wait_subscribed(publisher, node)
         wait_until(lambda: probe.node.count_publishers("features_vins") > 0, 10, "publishers")
-        for publisher, offset in zip(infos, (0.0, tx), strict=True):
-            publisher.publish(fill_message(CameraInfo(), camera_info_fields(scene, 0, offset)))
+        # camera_info and images travel on different topics, so an image may reach the
+        # node before its camera_info and be refused (no_camera_info), as it should: send
+        # warm-up pairs with the camera infos until one comes back.
+        for attempt in range(10):
+            for publisher, offset in zip(infos, (0.0, tx), strict=True):
+                publisher.publish(fill_message(CameraInfo(), camera_info_fields(scene, 0, offset)))
+            count, stamp = len(clouds), 10**8 + attempt * MS
+            images[1].publish(image_msg(right, stamp))
+            images[0].publish(image_msg(left, stamp))
+            try:
+                wait_until(lambda c=count: len(clouds) > c, 10, "a warm-up frame", node)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("no warm-up frame came back after 10 tries:\n" + node.output())
         for i in range(3):
             stamp = 10**9 + 100 * MS * i
             count = len(clouds)

@@ -70,6 +70,7 @@ _BACKEND: dict[str, tuple[str, tuple[float | None, float | None]]] = {
         (0.0, 1.0),
     ),
     "essential_threshold_px": ("RANSAC threshold of the essential matrix, px.", PIXELS),
+    "two_view_tries": ("Seeded RANSAC runs of each two-view fit; the best scoring wins.", (1, 100)),
     "pnp_threshold_px": ("RANSAC and inlier threshold of PnP, px.", PIXELS),
     "min_pnp_inliers": ("Fewer PnP inliers: a keyframe is lost, a frame gets no pose.", COUNT),
     "min_triangulation_deg": ("Smallest ray angle of a new landmark, degrees.", ANGLE_DEG),
