@@ -163,7 +163,7 @@ def test_odometry_parameters_cover_the_backend_conf_with_its_defaults() -> None:
         spec = odometry_params.ODOMETRY_SPECS["backend." + name]
         assert spec.default == default and type(spec.default) is type(default), name
         assert spec.description and not spec.runtime, name
-        if not isinstance(default, str):
+        if not isinstance(default, str | bool):
             assert spec.min_value is not None and spec.min_value <= default <= spec.max_value
     text = (PROJECT_ROOT / "docs" / "ros.md").read_text()
     missing = [name for name in odometry_params.ODOMETRY_SPECS if f"`{name}`" not in text]

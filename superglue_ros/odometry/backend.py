@@ -120,6 +120,11 @@ def check_conf(conf: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise ValueError(f"odometry setting robust_loss must be one of {ROBUST_LOSSES}")
             values[name] = value
             continue
+        if isinstance(default_conf[name], bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"odometry setting {name} must be true or false, got {value!r}")
+            values[name] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(
                 f"odometry setting {name} must be a non-negative number, got {value!r}"
@@ -269,6 +274,7 @@ class VisualOdometry:
                     int(self.conf["min_pnp_inliers"]),
                     (self.camera.height, self.camera.width),
                     self.conf["loop_min_pnp_coverage"],
+                    self.conf["loop_pixel_sigma_floor"],
                 )
                 if isinstance(constraint, str):
                     refused.append(f"{name}: {constraint}")
@@ -279,10 +285,11 @@ class VisualOdometry:
         # loops to neighbouring old keyframes would also fix those keyframes' relative
         # poses to their PnP errors, against the odometry between them.
         constraints.sort(key=lambda c: -c.pnp_inliers)
-        poses, agreed = [k.pose for k in keyframes], []
+        poses, scales, agreed = [k.pose for k in keyframes], [1.0] * len(keyframes), []
+        similarity = bool(self.conf["loop_similarity"]) and not self.metric
         for rank, constraint in enumerate(constraints):
-            poses, agreed, disagreed = loops.close(
-                [k.pose for k in keyframes], index, [constraint], self.conf, breaks
+            poses, scales, agreed, disagreed = loops.close(
+                [k.pose for k in keyframes], index, [constraint], self.conf, breaks, similarity
             )
             refused += [f"loop {c.query_id}-{c.match_id}: {why}" for c, why in disagreed]
             if agreed:
@@ -293,17 +300,35 @@ class VisualOdometry:
                 ]
                 break
         if agreed:
-            loops.move_landmarks(
-                self._landmarks,
-                [
-                    (k.track_ids, poses[index[k.frame_id]] @ geometry.invert(k.pose))
-                    for k in self._window
-                ],
-            )
-            for keyframe, pose in zip(keyframes, poses, strict=True):
-                keyframe.pose = pose
+            self._correct(keyframes, index, poses, scales)
             self.loop_closures += agreed
         return refused
+
+    def _correct(
+        self,
+        keyframes: Sequence[MapKeyframe],
+        index: dict[int, int],
+        poses: Sequence[np.ndarray],
+        scales: Sequence[float],
+    ) -> None:
+        """Move the keyframes to the closed graph's poses, the window's landmarks with
+        their first observer's correction, and the frames' offsets by their anchor's scale."""
+        loops.move_landmarks(
+            self._landmarks,
+            [
+                (k.track_ids, loops.similarity_correction(k.pose, poses[i], scales[i]))
+                for k in self._window
+                for i in [index[k.frame_id]]
+            ],
+        )
+        # A keyframe's scale correction also stretches its frames' offsets from it.
+        for frame in self._frames:
+            if not frame.is_keyframe:
+                anchor = index.get(frame.anchor.frame_id)
+                if anchor is not None:
+                    frame.relative = loops.scaled(frame.relative, scales[anchor])
+        for keyframe, pose in zip(keyframes, poses, strict=True):
+            keyframe.pose = pose
 
     # --------------------------------------------------------- initialisation
     def _waiting_estimate(self, frame: FrameObservation, reason: str) -> PoseEstimate:

@@ -28,7 +28,12 @@ guesses; the edge into its first keyframe is that guess, nearly free in the
 graph. A loop from the new map to the old one therefore relocalises the new
 map: it moves as a whole into the old map, which stays where it was.
 
-No Sim(3): a drift of the monocular scale along the loop stays in the map.
+A monocular map's graph is Sim(3) (``loop_similarity``): each keyframe also has a
+scale, and the scale drift along the loop is spread over the odometry edges
+(``odometry_scale_sigma`` each); a keyframe's scale correction rescales the
+landmarks it anchors and its frames' offsets. A loop's noise is its PnP fit's own
+covariance (``loop_covariance_from_fit``), so a loop that is poorly conditioned
+(a wall seen through part of the view) pulls only where it is measured.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from superglue_ros.io.stamps import stamp_to_ns
@@ -51,6 +57,16 @@ default_conf: dict[str, Any] = {
     "loop_robust_k": 5.0,  # kernel threshold, in sigmas: disagreements corrected in full
     "odometry_rotation_sigma_deg": 1.0,  # noise of one keyframe-to-keyframe edge
     "odometry_translation_sigma": 0.2,  # its translation noise, in median keyframe steps
+    # Monocular maps close loops in a Sim(3) pose graph: the log-scale drift one
+    # keyframe-to-keyframe edge may take up (false: SE(3), the scale drift stays).
+    "loop_similarity": True,
+    "odometry_scale_sigma": 0.03,
+    # A loop's noise from its PnP fit (Gauss-Newton covariance over the inliers, scaled
+    # by their reprojection residual); false: the loop sigmas for every loop.
+    "loop_covariance_from_fit": True,
+    # The least reprojection noise a fit's covariance assumes, in pixels: an exact fit
+    # (generated data) is not an infinitely certain loop.
+    "loop_pixel_sigma_floor": 0.5,
     "loop_iterations": 50,  # Levenberg-Marquardt iterations of the pose graph
     # Keyframes whose keypoints are kept for loops (float32 pixels, 8 bytes a keypoint);
     # the oldest are forgotten first, and a loop to a forgotten one adds no constraint.
@@ -67,6 +83,7 @@ default_conf: dict[str, Any] = {
 # follow any loop, tight enough to keep the graph determined without one.
 GUESS_SIGMA_DEG = 90.0
 GUESS_SIGMA_STEPS = 100.0
+GUESS_SCALE_SIGMA = 10.0  # a scale the edge does not measure (log scale)
 
 POSITIVE = (
     "loop_rotation_sigma_deg",
@@ -74,6 +91,7 @@ POSITIVE = (
     "loop_robust_k",
     "odometry_rotation_sigma_deg",
     "odometry_translation_sigma",
+    "odometry_scale_sigma",
 )
 
 
@@ -97,6 +115,9 @@ class LoopConstraint:
     inliers: int
     relative: np.ndarray
     pnp_inliers: int
+    # [6, 6] covariance of relative (GTSAM's Pose3 tangent: rotation, then translation,
+    # perturbed on the right) from the PnP fit; None: the configured sigmas.
+    covariance: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -185,10 +206,13 @@ def constraint_from_loop(
     min_inliers: int,
     image_size: tuple[int, int] = (0, 0),
     min_coverage: float = 0.0,
+    pixel_sigma_floor: float = 0.0,
 ) -> LoopConstraint | str:
     """The loop's relative pose by PnP of the match keyframe against the query's
     landmarks; a reason when it cannot be measured or its PnP inliers cover less
     than min_coverage of the match keyframe's image ((height, width) image_size).
+    The constraint carries the PnP fit's covariance (pnp_covariance, its residual's
+    sigma at least pixel_sigma_floor).
 
     loop: a LoopCandidate (query_indices / match_indices into the two keyframes'
     keypoints, verification.inlier_mask). query_pose: the query's camera-to-world.
@@ -229,7 +253,48 @@ def constraint_from_loop(
         int(loop.verification.inliers),
         geometry.invert(query_pose) @ result.pose,
         len(result.inliers),
+        pnp_covariance(
+            k,
+            result.pose,
+            points[result.inliers],
+            match_keypoints[match_indices[known][result.inliers]].astype(np.float64),
+            pixel_sigma_floor,
+        ),
     )
+
+
+def pnp_covariance(
+    k: np.ndarray,
+    pose: np.ndarray,
+    points: np.ndarray,
+    pixels: np.ndarray,
+    pixel_sigma_floor: float = 0.0,
+) -> np.ndarray | None:
+    """[6, 6] Gauss-Newton covariance of a PnP pose (camera-to-world, perturbed on the
+    right: rotation, then translation) from its [N, 3] inlier points at [N, 2] pixels:
+    sigma^2 (J^T J)^-1, sigma^2 the reprojection residual's variance (at least
+    pixel_sigma_floor squared). None when the
+    fit does not determine the pose (fewer than 4 points, a singular J^T J).
+
+    It carries the fit's own conditioning: a wall seen through part of the view
+    trades rotation for sideways translation, and the two come out correlated and
+    loose, so the pose graph moves the loop along that direction at little cost.
+    """
+    if len(points) < 4:
+        return None
+    step = 1e-6
+
+    def residuals(delta: np.ndarray) -> np.ndarray:
+        perturbed = pose @ geometry.make_pose(cv2.Rodrigues(delta[:3])[0], delta[3:])
+        return (geometry.project(k, geometry.invert(perturbed), points)[0] - pixels).reshape(-1)
+
+    base = residuals(np.zeros(6))
+    jacobian = np.stack([(residuals(step * np.eye(6)[i]) - base) / step for i in range(6)], axis=1)
+    variance = float(base @ base) / max(len(base) - 6, 1)
+    information = jacobian.T @ jacobian / max(variance, pixel_sigma_floor**2, 1e-12)
+    if np.linalg.cond(information) > 1e12:
+        return None
+    return np.linalg.inv(information)
 
 
 def median_step(poses: Sequence[np.ndarray]) -> float:
@@ -241,67 +306,122 @@ def median_step(poses: Sequence[np.ndarray]) -> float:
     return step if step > 0 else 1.0
 
 
+def _similarity(gtsam: Any, pose: np.ndarray) -> Any:
+    return gtsam.Similarity3(gtsam.Rot3(pose[:3, :3]), gtsam.Point3(pose[:3, 3]), 1.0)
+
+
+def _pose_and_scale(similarity: Any) -> tuple[np.ndarray, float]:
+    """Camera-to-world pose and local scale of a GTSAM Similarity3 (p -> s (R p + t))."""
+    scale = float(similarity.scale())
+    translation = scale * np.asarray(similarity.translation())
+    return geometry.make_pose(similarity.rotation().matrix(), translation), scale
+
+
 def optimise_pose_graph(
     poses: Sequence[np.ndarray],
-    loops: Sequence[tuple[int, int, np.ndarray]],
+    loops: Sequence[tuple[int, int, np.ndarray, np.ndarray | None]],
     conf: Mapping[str, Any],
     robust_loss: str = "cauchy",
     breaks: Sequence[int] = (),
-) -> tuple[list[np.ndarray], list[bool]]:
+    similarity: bool = False,
+) -> tuple[list[np.ndarray], list[bool], list[float]]:
     """Poses ([4, 4] camera-to-world, in order) after closing loops.
 
-    loops: (query index, match index, match pose in the query camera). Returns the
-    optimised poses and, per loop, whether it agrees with them within the kernel's
-    threshold (an outlier otherwise). The first pose is held fixed. breaks: indices of
-    poses that start a new map after a loss; the edge into each is only the
-    constant-velocity guess, so it is nearly free and a loop across it moves the
-    whole later map into the earlier one (relocalisation).
+    loops: (query index, match index, match pose in the query camera, its [6, 6]
+    covariance or None for the configured loop sigmas). Returns the optimised poses,
+    per loop whether it agrees with them within the kernel's threshold (an outlier
+    otherwise), and each pose's scale correction (1 without similarity). The first
+    pose is held fixed. breaks: indices of poses that start a new map after a loss;
+    the edge into each is only the constant-velocity guess, so it is nearly free and
+    a loop across it moves the whole later map into the earlier one (relocalisation).
+
+    similarity: a Sim(3) graph (monocular maps): each keyframe also has a scale, each
+    odometry edge lets it drift by odometry_scale_sigma, and a loop, whose PnP measures
+    no relative scale, leaves it free, so the scale drift along the loop is spread
+    over its edges instead of bending them.
     """
     import gtsam
 
     step = median_step(poses)
 
-    def sigmas(rotation_deg: float, translation_steps: float) -> np.ndarray:
-        return np.array([np.radians(rotation_deg)] * 3 + [translation_steps * step] * 3)
+    def sigmas(rotation_deg: float, translation_steps: float, scale: float) -> np.ndarray:
+        pose_sigmas = [np.radians(rotation_deg)] * 3 + [translation_steps * step] * 3
+        return np.array(pose_sigmas + ([scale] if similarity else []))
 
-    odometry_noise = gtsam.noiseModel.Diagonal.Sigmas(
-        sigmas(conf["odometry_rotation_sigma_deg"], conf["odometry_translation_sigma"])
+    def gaussian(covariance: np.ndarray | None, fixed: np.ndarray) -> np.ndarray:
+        if covariance is None:
+            return np.diag(fixed**2)
+        if not similarity:
+            return covariance
+        full = np.diag(fixed**2)
+        full[:6, :6] = covariance
+        return full
+
+    odometry_sigmas = sigmas(
+        conf["odometry_rotation_sigma_deg"],
+        conf["odometry_translation_sigma"],
+        conf["odometry_scale_sigma"],
     )
-    guess_noise = gtsam.noiseModel.Diagonal.Sigmas(sigmas(GUESS_SIGMA_DEG, GUESS_SIGMA_STEPS))
-    loop_sigmas = sigmas(conf["loop_rotation_sigma_deg"], conf["loop_translation_sigma"])
+    guess_sigmas = sigmas(GUESS_SIGMA_DEG, GUESS_SIGMA_STEPS, GUESS_SCALE_SIGMA)
+    loop_sigmas = sigmas(
+        conf["loop_rotation_sigma_deg"], conf["loop_translation_sigma"], GUESS_SCALE_SIGMA
+    )
     kernel = (
         gtsam.noiseModel.mEstimator.Huber
         if robust_loss == "huber"
         else gtsam.noiseModel.mEstimator.Cauchy
     )
-    loop_noise = gtsam.noiseModel.Robust.Create(
-        kernel.Create(float(conf["loop_robust_k"])), gtsam.noiseModel.Diagonal.Sigmas(loop_sigmas)
-    )
+    if similarity:
+        element, between, prior = (
+            _similarity,
+            gtsam.BetweenFactorSimilarity3,
+            gtsam.PriorFactorSimilarity3,
+        )
+    else:
+        element, between, prior = (
+            lambda _, pose: gtsam.Pose3(pose),
+            gtsam.BetweenFactorPose3,
+            gtsam.PriorFactorPose3,
+        )
+    dim = 7 if similarity else 6
     graph = gtsam.NonlinearFactorGraph()
     values = gtsam.Values()
     for i, pose in enumerate(poses):
-        values.insert(i, gtsam.Pose3(pose))
-    graph.add(
-        gtsam.PriorFactorPose3(0, gtsam.Pose3(poses[0]), gtsam.noiseModel.Isotropic.Sigma(6, 1e-6))
-    )
+        values.insert(i, element(gtsam, pose))
+    graph.add(prior(0, element(gtsam, poses[0]), gtsam.noiseModel.Isotropic.Sigma(dim, 1e-6)))
+    odometry_noise = gtsam.noiseModel.Diagonal.Sigmas(odometry_sigmas)
+    guess_noise = gtsam.noiseModel.Diagonal.Sigmas(guess_sigmas)
     for i in range(1, len(poses)):
         relative = geometry.invert(poses[i - 1]) @ poses[i]
         noise = guess_noise if i in breaks else odometry_noise
-        graph.add(gtsam.BetweenFactorPose3(i - 1, i, gtsam.Pose3(relative), noise))
-    for query, match, relative in loops:
-        graph.add(gtsam.BetweenFactorPose3(query, match, gtsam.Pose3(relative), loop_noise))
+        graph.add(between(i - 1, i, element(gtsam, relative), noise))
+    covariances = [gaussian(covariance, loop_sigmas) for *_, covariance in loops]
+    for (query, match, relative, _), covariance in zip(loops, covariances, strict=True):
+        noise = gtsam.noiseModel.Robust.Create(
+            kernel.Create(float(conf["loop_robust_k"])),
+            gtsam.noiseModel.Gaussian.Covariance(covariance),
+        )
+        graph.add(between(query, match, element(gtsam, relative), noise))
     params = gtsam.LevenbergMarquardtParams()
     params.setMaxIterations(int(conf["loop_iterations"]))
     result = gtsam.LevenbergMarquardtOptimizer(graph, values, params).optimize()
-    optimised = [result.atPose3(i).matrix() for i in range(len(poses))]
+    if similarity:
+        solved = [_pose_and_scale(result.atSimilarity3(i)) for i in range(len(poses))]
+    else:
+        solved = [(result.atPose3(i).matrix(), 1.0) for i in range(len(poses))]
     agree = []
-    for query, match, relative in loops:
-        error = gtsam.Pose3(relative).between(
-            gtsam.Pose3(geometry.invert(optimised[query]) @ optimised[match])
+    for (query, match, relative, _), covariance in zip(loops, covariances, strict=True):
+        # The match in the query camera, in the query's local scale as the loop measured
+        # it; the pose part only: the relative scale of a loop is not measured.
+        estimate = scaled(
+            geometry.invert(solved[query][0]) @ solved[match][0], 1 / solved[query][1]
         )
-        whitened = gtsam.Pose3.Logmap(error) / loop_sigmas
+        error = gtsam.Pose3(relative).between(gtsam.Pose3(estimate))
+        whitened = np.linalg.solve(
+            np.linalg.cholesky(covariance[:6, :6]), gtsam.Pose3.Logmap(error)
+        )
         agree.append(bool(np.linalg.norm(whitened) <= conf["loop_robust_k"]))
-    return optimised, agree
+    return [pose for pose, _ in solved], agree, [scale for _, scale in solved]
 
 
 def close(
@@ -310,28 +430,35 @@ def close(
     constraints: Sequence[LoopConstraint],
     conf: Mapping[str, Any],
     breaks: Sequence[int] = (),
-) -> tuple[list[np.ndarray], list[LoopConstraint], list[tuple[LoopConstraint, str]]]:
-    """(optimised poses, the loops kept, (loop, why) for those refused).
+    similarity: bool = False,
+) -> tuple[list[np.ndarray], list[float], list[LoopConstraint], list[tuple[LoopConstraint, str]]]:
+    """(optimised poses, their scale corrections, the loops kept, (loop, why) for those
+    refused).
 
     Loops that still disagree with the optimised graph are dropped and the graph is
     optimised again without them, so a refused loop leaves no trace in the map.
     """
     kept = list(constraints)
     refused: list[tuple[LoopConstraint, str]] = []
+    unchanged = list(poses), [1.0] * len(poses)
+    from_fit = bool(conf.get("loop_covariance_from_fit", False))
     while kept:
-        edges = [(index[c.query_id], index[c.match_id], c.relative) for c in kept]
+        edges = [
+            (index[c.query_id], index[c.match_id], c.relative, c.covariance if from_fit else None)
+            for c in kept
+        ]
         try:
-            optimised, agree = optimise_pose_graph(
-                poses, edges, conf, str(conf.get("robust_loss", "cauchy")), breaks
+            optimised, agree, scales = optimise_pose_graph(
+                poses, edges, conf, str(conf.get("robust_loss", "cauchy")), breaks, similarity
             )
         except RuntimeError as error:  # GTSAM: e.g. an indeterminant system
-            return list(poses), [], refused + [(c, f"pose graph failed: {error}") for c in kept]
+            return *unchanged, [], refused + [(c, f"pose graph failed: {error}") for c in kept]
         if all(agree):
-            return optimised, kept, refused
+            return optimised, scales, kept, refused
         why = f"disagrees with the odometry by more than {conf['loop_robust_k']:g} sigmas"
         refused += [(c, why) for c, ok in zip(kept, agree, strict=True) if not ok]
         kept = [c for c, ok in zip(kept, agree, strict=True) if ok]
-    return list(poses), [], refused
+    return *unchanged, [], refused
 
 
 def move_landmarks(
@@ -348,3 +475,18 @@ def move_landmarks(
             if track in landmarks and track not in moved:
                 landmarks[track] = geometry.transform(correction, landmarks[track][None])[0]
                 moved.add(track)
+
+
+def similarity_correction(old: np.ndarray, new: np.ndarray, scale: float) -> np.ndarray:
+    """[4, 4] map from the world around a keyframe at old pose to the world around it at
+    new pose with its scale correction: new (scaled) after old's inverse."""
+    scaled_new = new.copy()
+    scaled_new[:3, :3] *= scale
+    return scaled_new @ geometry.invert(old)
+
+
+def scaled(relative: np.ndarray, scale: float) -> np.ndarray:
+    """A [4, 4] offset between cameras with its translation times scale."""
+    out = relative.copy()
+    out[:3, 3] *= scale
+    return out

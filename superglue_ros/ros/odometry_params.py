@@ -115,6 +115,22 @@ _BACKEND: dict[str, tuple[str, tuple[float | None, float | None]]] = {
         "Share of the match keyframe's image its loop PnP inliers must cover.",
         (0.0, 1.0),
     ),
+    "loop_similarity": (
+        "Close a monocular map's loops in a Sim(3) pose graph (the scale drift too).",
+        (None, None),
+    ),
+    "odometry_scale_sigma": (
+        "Log-scale noise of a keyframe-to-keyframe edge of the Sim(3) pose graph.",
+        (1e-9, 10.0),
+    ),
+    "loop_covariance_from_fit": (
+        "A loop's noise from its PnP fit's covariance (else the loop sigmas).",
+        (None, None),
+    ),
+    "loop_pixel_sigma_floor": (
+        "Least reprojection noise a loop's PnP covariance assumes, px.",
+        (0.0, 100.0),
+    ),
 }
 
 
@@ -125,6 +141,8 @@ def _backend_spec(name: str, default: Any) -> ParamSpec:
     if isinstance(default, str):
         choices = ROBUST_LOSSES if name == "robust_loss" else None
         return ParamSpec(BACKEND_PREFIX + name, default, description, choices=choices)
+    if isinstance(default, bool):
+        return ParamSpec(BACKEND_PREFIX + name, default, description)
     return ParamSpec(BACKEND_PREFIX + name, default, description, min_value=low, max_value=high)
 
 
