@@ -44,34 +44,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from superglue_ros.evaluation.room_sensors import (
+    OUTPUT_LAYOUTS,
+    check_sensor_options,
+    write_sensor_output,
+)
 from superglue_ros.tools.common import keywords
-
-if TYPE_CHECKING:
-    from superglue_ros.evaluation.room import Quad
-    from superglue_ros.io.datasets import Stream
-    from superglue_ros.odometry.types import CameraIntrinsics
 
 IMAGE_TOPIC = "/camera/image_raw"
 FRAME_ID = "camera"
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
 START_STAMP_NS = 1_000_000_000
-# Stereo and depth output (--stereo, --depth, --layout)
-OUTPUT_LAYOUTS = ("bag", "tum")
-LEFT_TOPIC = "/camera/left/image_rect"
-RIGHT_TOPIC = "/camera/right/image_rect"
-COLOR_TOPIC = "/camera/color/image_raw"
-ALIGNED_DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
-LEFT_DEPTH_TOPIC = "/camera/depth_registered/image_raw"  # registered to the left camera
-BAG_DEPTH_PER_M = 1000.0  # 16UC1 millimetres, as ROS depth drivers publish
-TUM_DEPTH_PER_M = 5000.0  # TUM RGB-D's depth PNGs
-TUM_SOURCE = "'superglue-ros generate room'"  # where TUM's headers name the source bag
-QOS_DEPTH = 10
 PATHS = ("arc", "loop")
 ARC_LENGTH_M = 3.2  # --path arc's default length
 
@@ -241,185 +228,6 @@ def generate_room(
         writer.close()
     write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
     return frames
-
-
-def check_sensor_options(stereo_baseline: float | None, layout: str) -> None:
-    if stereo_baseline is not None and not (np.isfinite(stereo_baseline) and stereo_baseline > 0):
-        raise ValueError(
-            f"--stereo BASELINE must be a positive number of metres, got {stereo_baseline}"
-        )
-    if layout not in OUTPUT_LAYOUTS:
-        raise ValueError(f"--layout must be one of {', '.join(OUTPUT_LAYOUTS)}, got {layout!r}")
-    if layout == "tum" and stereo_baseline is not None:
-        raise ValueError(
-            "--layout tum holds one colour camera (and depth); --stereo needs --layout bag"
-        )
-
-
-def sensor_streams(
-    camera: CameraIntrinsics, stereo_baseline: float | None, depth: bool, depth_frame: str = ""
-) -> list[Stream]:
-    """The image streams a stereo / RGB-D generation writes, with their calibration:
-    left and right (stereo) or colour, then depth registered to the first."""
-    from superglue_ros.io.datasets import Stream
-    from superglue_ros.io.datasets.files import projection
-
-    k, size, d = camera.matrix, (camera.width, camera.height), (0.0,) * 5
-    if stereo_baseline is not None:
-        streams = [
-            Stream("left", LEFT_TOPIC, "camera_left", "image", *size, k, projection(k), d=d),
-            Stream(
-                "right", RIGHT_TOPIC, "camera_right", "image", *size, k,
-                projection(k, -camera.fx * stereo_baseline), d=d,
-            ),
-        ]  # fmt: skip
-        depth_topic = LEFT_DEPTH_TOPIC
-    else:
-        streams = [
-            Stream("color", COLOR_TOPIC, "camera_color", "image", *size, k, projection(k), d=d)
-        ]
-        depth_topic = ALIGNED_DEPTH_TOPIC
-    if depth:
-        frame_id = streams[0].frame_id
-        streams.append(
-            Stream("depth", depth_topic, frame_id, "depth", *size, k, projection(k), d=d)
-        )
-    return streams
-
-
-def render_views(
-    quads: list[Quad],
-    camera: CameraIntrinsics,
-    poses: list[np.ndarray],
-    noise: float,
-    rng: np.random.Generator,
-    stereo_baseline: float | None,
-    depth_per_m: float | None,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Per pose, the images of sensor_streams' names: left and right (mono8) or colour
-    (RGB), and with depth_per_m the first camera's uint16 depth in those units."""
-    import cv2
-
-    from superglue_ros.evaluation import room
-
-    for pose in poses:
-        image, depth_m = room.render_with_depth(quads, camera, pose, noise, rng)
-        if stereo_baseline is None:
-            views = {"color": image}
-        else:
-            right = room.render(
-                quads, camera, room.right_camera_pose(pose, stereo_baseline), noise, rng
-            )
-            views = {
-                "left": cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
-                "right": cv2.cvtColor(right, cv2.COLOR_RGB2GRAY),
-            }
-        if depth_per_m is not None:
-            views["depth"] = room.depth_image(depth_m, depth_per_m)
-        yield views
-
-
-def tum_seconds(stamp_ns: int) -> str:
-    seconds, microseconds = divmod(stamp_ns // 1000, 1_000_000)
-    return f"{seconds}.{microseconds:06d}"
-
-
-def write_sensor_output(
-    out: Path,
-    quads: list[Quad],
-    camera: CameraIntrinsics,
-    poses: list[np.ndarray],
-    stamps: list[int],
-    noise: float,
-    rng: np.random.Generator,
-    stereo_baseline: float | None,
-    depth: bool,
-    layout: str,
-) -> None:
-    """The stereo / RGB-D sequence as a bag (out/bag, out/groundtruth.tum) or in the TUM
-    RGB-D layout (stamps rounded to the microsecond its text files hold)."""
-    from superglue_ros.odometry.trajectory import write_tum
-
-    if layout == "tum":
-        stamps = [1000 * round(stamp / 1000) for stamp in stamps]
-        depth_per_m = TUM_DEPTH_PER_M if depth else None
-        views = render_views(quads, camera, poses, noise, rng, None, depth_per_m)
-        write_tum_layout(out, views, stamps, poses)
-        return
-    depth_per_m = BAG_DEPTH_PER_M if depth else None
-    views = render_views(quads, camera, poses, noise, rng, stereo_baseline, depth_per_m)
-    write_sensor_bag(out / "bag", sensor_streams(camera, stereo_baseline, depth), views, stamps)
-    write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
-
-
-def write_sensor_bag(
-    path: Path, streams: list[Stream], views: Iterator[dict[str, np.ndarray]], stamps: list[int]
-) -> None:
-    """Per frame, each stream's image and camera_info, all at the frame's stamp."""
-    from superglue_ros.io import images, rosbag
-    from superglue_ros.io.rosbag2_writer import offered_qos
-
-    typestore = rosbag.make_typestore()
-    qos = [offered_qos(depth=QOS_DEPTH)]
-    with rosbag.new_bag(path, "mcap") as writer:
-
-        def connection(topic: str, msgtype: str) -> Any:
-            return writer.add_connection(
-                topic, msgtype, typestore=typestore, offered_qos_profiles=qos
-            )
-
-        connections = [
-            (
-                connection(s.topic, rosbag.IMAGE),
-                connection(rosbag.camera_info_topic_for(s.topic), rosbag.CAMERA_INFO),
-            )
-            for s in streams
-        ]
-        for view, stamp in zip(views, stamps, strict=True):
-            for stream, (image_conn, info_conn) in zip(streams, connections, strict=True):
-                pixels = view[stream.name]
-                if stream.kind == "depth":
-                    fields = images.depth_image_fields(pixels, stamp, stream.frame_id)
-                else:
-                    fields = images.image_fields(pixels, stamp, stream.frame_id)
-                rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
-                info = stream.camera_info_fields(stamp)
-                rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, info)
-
-
-def write_tum_layout(
-    out: Path, views: Iterator[dict[str, np.ndarray]], stamps: list[int], poses: list[np.ndarray]
-) -> None:
-    """rgb/ and depth/ PNGs named by stamp, rgb.txt and depth.txt (``stamp file``) and
-    groundtruth.txt (``stamp tx ty tz qx qy qz qw``, colour camera to world), as TUM RGB-D
-    sequences hold them."""
-    import cv2
-
-    from superglue_ros.odometry.trajectory import tum_line
-
-    lists: dict[str, list[str]] = {"rgb": [], "depth": []}
-    for view, stamp in zip(views, stamps, strict=True):
-        name = f"{tum_seconds(stamp)}.png"
-        pictures = {
-            "rgb": cv2.cvtColor(view["color"], cv2.COLOR_RGB2BGR),
-            "depth": view.get("depth"),
-        }
-        for folder, picture in pictures.items():
-            if picture is None:
-                continue
-            (out / folder).mkdir(exist_ok=True)
-            if not cv2.imwrite(str(out / folder / name), picture):
-                raise OSError(f"cannot write {out / folder / name}")
-            lists[folder].append(f"{tum_seconds(stamp)} {folder}/{name}\n")
-    titles = {"rgb": "color images", "depth": "depth maps"}
-    for folder, lines in lists.items():
-        if lines:
-            header = f"# {titles[folder]}\n# file: {TUM_SOURCE}\n# timestamp filename\n"
-            (out / f"{folder}.txt").write_text(header + "".join(lines))
-    truth = "".join(tum_line(stamp, pose) + "\n" for stamp, pose in zip(stamps, poses, strict=True))
-    columns = "timestamp tx ty tz qx qy qz qw"
-    header = f"# ground truth trajectory\n# file: {TUM_SOURCE}\n# {columns}\n"
-    (out / "groundtruth.txt").write_text(header + truth)
 
 
 def room_poses(path: str, frames: int, path_length: float | None) -> list[np.ndarray]:
