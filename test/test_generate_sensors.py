@@ -70,7 +70,7 @@ def test_rendered_depth_is_the_exact_depth_of_the_scene(scene: list[room.Quad]) 
     u, v = np.meshgrid(np.arange(3, camera.width - 3, 5), np.arange(3, camera.height - 3, 5))
     pixels = np.column_stack([u.ravel(), v.ravel()]).astype(np.float64)
     for pose in poses:
-        _, depth = room.render_with_depth(scene, camera, pose)
+        _, depth = room.render(scene, camera, pose)
         exact, quad = ray_cast(scene, camera, pose, pixels)
         # Pixels next to a surface edge may be covered by either surface: keep pixels whose
         # four neighbours see the same quad.

@@ -88,8 +88,8 @@ def scene() -> dict:
     rng = np.random.default_rng(5)
     quads = room.build_room([procedural_texture(rng) for _ in range(6)], rng)
     pose = room.camera_path(5, 1.0)[2]
-    left, depth = room.render_with_depth(quads, RECTIFIED, pose)
-    right = room.render(quads, RECTIFIED, room.right_camera_pose(pose, BASELINE))
+    left, depth = room.render(quads, RECTIFIED, pose)
+    right, _ = room.render(quads, RECTIFIED, room.right_camera_pose(pose, BASELINE))
     grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (left, right)]
     infos = [camera_info("left"), camera_info("right")]
     raw = [raw_image(image, info) for image, info in zip(grey, infos, strict=True)]

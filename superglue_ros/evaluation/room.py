@@ -5,7 +5,7 @@ floor; every face is tiled with pictures (real photographs passed in by the
 user, or procedural textures). Each textured quad is drawn with a perspective
 warp of its picture (a mip level chosen from the warp's scale, so far surfaces
 do not alias) into a z-buffer, so nearer surfaces hide farther ones. That z-buffer is the
-exact depth of each pixel (render_with_depth), and a rectified stereo pair is two
+exact depth of each pixel (render returns both), and a rectified stereo pair is two
 renders from cameras a baseline apart along x (right_camera_pose).
 
 World frame: metres, z up, floor at z = 0. Poses are camera-to-world with
@@ -253,7 +253,7 @@ def clip_near(points: np.ndarray, near: float = NEAR_M) -> np.ndarray:
     return np.array(out).reshape(-1, 3)
 
 
-def render_with_depth(
+def render(
     quads: Sequence[Quad],
     camera: CameraIntrinsics,
     pose: np.ndarray,
@@ -324,17 +324,6 @@ def render_with_depth(
         rng = rng or np.random.default_rng(0)
         image += rng.normal(0.0, noise, size=image.shape).astype(np.float32)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), depth
-
-
-def render(
-    quads: Sequence[Quad],
-    camera: CameraIntrinsics,
-    pose: np.ndarray,
-    noise: float = 0.0,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """[H, W, 3] uint8 RGB view of the quads from pose (camera-to-world)."""
-    return render_with_depth(quads, camera, pose, noise, rng)[0]
 
 
 def right_camera_pose(left_pose: np.ndarray, baseline_m: float) -> np.ndarray:

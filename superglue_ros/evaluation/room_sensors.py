@@ -90,13 +90,12 @@ def render_views(
     from superglue_ros.evaluation import room
 
     for pose in poses:
-        image, depth_m = room.render_with_depth(quads, camera, pose, noise, rng)
+        image, depth_m = room.render(quads, camera, pose, noise, rng)
         if stereo_baseline is None:
             views = {"color": image}
         else:
-            right = room.render(
-                quads, camera, room.right_camera_pose(pose, stereo_baseline), noise, rng
-            )
+            right_pose = room.right_camera_pose(pose, stereo_baseline)
+            right, _ = room.render(quads, camera, right_pose, noise, rng)
             views = {
                 "left": cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
                 "right": cv2.cvtColor(right, cv2.COLOR_RGB2GRAY),

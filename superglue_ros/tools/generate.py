@@ -219,7 +219,7 @@ def generate_room(
         info_topic = rosbag.camera_info_topic_for(IMAGE_TOPIC)
         info_conn = writer.add_connection(info_topic, rosbag.CAMERA_INFO, typestore=typestore)
         for pose, stamp in zip(poses, stamps, strict=True):
-            image = room.render(quads, camera, pose, noise, rng)
+            image, _ = room.render(quads, camera, pose, noise, rng)
             fields = images.image_fields(image, stamp, FRAME_ID)
             rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
             fields = image_files.camera_info_fields(camera_yaml, stamp, FRAME_ID)
