@@ -63,15 +63,20 @@ def correspondences_fields(frame, camera_frame: str = "cam") -> dict:
     }
 
 
+def require_backend_modules() -> None:
+    """Skip without what the odometry node and these checks need."""
+    require_module("gtsam", "the back-end needs GTSAM (make setup installs it)")
+    require_module("nav_msgs", "needs nav_msgs (make setup installs ros-nav-msgs)")
+    require_module("evo", "trajectory errors come from evo")
+
+
 def per_keypoint(values: np.ndarray | None) -> np.ndarray:
     return np.zeros(0, np.float32) if values is None else values.astype(np.float32)
 
 
 @pytest.mark.parametrize("mode", ["mono", "stereo"])
 def test_odometry_node_publishes_the_trajectory(mode, ros_env, tmp_path, probe) -> None:  # noqa: F811
-    require_module("gtsam", "the back-end needs GTSAM (make setup installs it)")
-    require_module("nav_msgs", "needs nav_msgs (make setup installs ros-nav-msgs)")
-    require_module("evo", "trajectory errors come from evo")
+    require_backend_modules()
     import superglue_ros_msgs.msg as msgs
     from nav_msgs.msg import Odometry, Path
     from sensor_msgs.msg import CameraInfo
@@ -195,9 +200,7 @@ def test_odometry_node_closes_the_loops_it_is_sent(ros_env, tmp_path, probe) -> 
     matcher's loop between the last and the first keyframes comes on loop_closures BEFORE
     the last keyframe's correspondences (another topic: no order between them), waits
     for it and closes: the trajectory's error falls. A bad loop message is skipped."""
-    require_module("gtsam", "the back-end needs GTSAM (make setup installs it)")
-    require_module("nav_msgs", "needs nav_msgs (make setup installs ros-nav-msgs)")
-    require_module("evo", "trajectory errors come from evo")
+    require_backend_modules()
     import superglue_ros_msgs.msg as msgs
     from nav_msgs.msg import Path
     from sensor_msgs.msg import CameraInfo
