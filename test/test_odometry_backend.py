@@ -270,6 +270,7 @@ def test_the_backend_package_imports_without_ros_torch_or_gtsam() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@OLD_USAC  # OpenCV 4.6.0: seed 0 ends 1.03 deg off (make test-oldest)
 def test_two_view_keeps_the_best_scoring_of_several_ransac_runs(tmp_path: Path) -> None:
     """7-Scenes redkitchen, ORB + MNN, the initial pair of the 10 Hz benchmark (frames 0
     and 33, 6 cm apart, 517 shared tracks at about a 56 % inlier rate). One USAC run with
