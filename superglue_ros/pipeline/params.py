@@ -374,7 +374,8 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "stereo.subpixel",
         True,
         "stereo: refine each disparity to sub-pixel by block matching along the row "
-        "around the matched keypoint and a parabola through the best three costs.",
+        "around the matched keypoint and a parabola through the best three costs. The "
+        "row search's pairs (stereo.search rows/both) take the patch check either way.",
     ),
     ParamSpec(
         "keyframes.buffer_size",
