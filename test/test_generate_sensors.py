@@ -209,6 +209,25 @@ def test_the_tum_layout_round_trips_through_bag_from_dataset(tmp_path: Path) -> 
         np.testing.assert_allclose(rotation_from_quaternion(quaternion), pose[:3, :3], atol=1e-8)
 
 
+@pytest.mark.parametrize("sensors", [{}, {"stereo_baseline": 0.1, "depth": True}])
+def test_every_generated_bag_offers_its_topics_qos(tmp_path: Path, sensors: dict) -> None:
+    """The one-camera room as the stereo / depth ones: each topic records the QoS a camera
+    driver offers (reliable, keep-last 10, volatile), so ``ros2 bag play`` offers it."""
+    require_module("rosbags", "the generator writes rosbag2 files")
+    import yaml
+
+    out = tmp_path / "room"
+    generate_room(out, frames=2, width=32, height=24, path_length=0.1, **sensors)
+    information = yaml.safe_load((out / "bag" / "metadata.yaml").read_text())
+    topics = information["rosbag2_bagfile_information"]["topics_with_message_count"]
+    assert len(topics) == (2 if not sensors else 6)
+    for topic in topics:
+        (profile,) = yaml.safe_load(topic["topic_metadata"]["offered_qos_profiles"])
+        # rmw's enum values: KEEP_LAST 1, RELIABLE 1, VOLATILE 2
+        assert (profile["history"], profile["depth"]) == (1, 10), topic
+        assert (profile["reliability"], profile["durability"]) == (1, 2), topic
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

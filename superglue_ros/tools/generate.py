@@ -55,8 +55,6 @@ from superglue_ros.evaluation.room_sensors import (
 )
 from superglue_ros.tools.common import keywords
 
-IMAGE_TOPIC = "/camera/image_raw"
-FRAME_ID = "camera"
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
 START_STAMP_NS = 1_000_000_000
 PATHS = ("arc", "loop")
@@ -178,8 +176,6 @@ def generate_room(
     """
     from superglue_ros.evaluation import room
     from superglue_ros.evaluation.textures import procedural_texture
-    from superglue_ros.io import image_files, images, rosbag
-    from superglue_ros.odometry.trajectory import write_tum
     from superglue_ros.odometry.types import CameraIntrinsics
 
     if width < 16 or height < 16:
@@ -198,35 +194,16 @@ def generate_room(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} exists and is not an empty folder; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    camera_yaml = out / "camera.yaml"
-    camera_yaml.write_text(camera_yaml_text(width, height))
+    (out / "camera.yaml").write_text(camera_yaml_text(width, height))
     focal = FOCAL_PER_WIDTH * width
     camera = CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
     quads = room.build_room(pictures, rng)
     if repeat_textures >= 2:
         quads = room.repeat_wall_picture(quads, repeat_textures)
     stamps = [START_STAMP_NS + round(i * 1e9 / rate_hz) for i in range(frames)]
-    if stereo_baseline is not None or depth or layout != "bag":
-        write_sensor_output(
-            out, quads, camera, poses, stamps, noise, rng, stereo_baseline, depth, layout
-        )
-        return frames
-
-    typestore = rosbag.make_typestore()
-    writer = rosbag.open_writer(out / "bag", "mcap")
-    try:
-        image_conn = writer.add_connection(IMAGE_TOPIC, rosbag.IMAGE, typestore=typestore)
-        info_topic = rosbag.camera_info_topic_for(IMAGE_TOPIC)
-        info_conn = writer.add_connection(info_topic, rosbag.CAMERA_INFO, typestore=typestore)
-        for pose, stamp in zip(poses, stamps, strict=True):
-            image, _ = room.render(quads, camera, pose, noise, rng)
-            fields = images.image_fields(image, stamp, FRAME_ID)
-            rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
-            fields = image_files.camera_info_fields(camera_yaml, stamp, FRAME_ID)
-            rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, fields)
-    finally:
-        writer.close()
-    write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
+    write_sensor_output(
+        out, quads, camera, poses, stamps, noise, rng, stereo_baseline, depth, layout
+    )
     return frames
 
 
