@@ -53,6 +53,7 @@ from superglue_ros.evaluation.room_sensors import (
     check_sensor_options,
     write_sensor_output,
 )
+from superglue_ros.odometry.types import CameraIntrinsics
 from superglue_ros.tools.common import keywords
 
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
@@ -144,12 +145,17 @@ def load_pictures(paths: list[Path]) -> list[np.ndarray]:
     return [image_files.read_image(p) for p in files]
 
 
-def camera_yaml_text(width: int, height: int) -> str:
+def room_camera(width: int, height: int) -> CameraIntrinsics:
+    """The room's pinhole camera: FOCAL_PER_WIDTH * width, principal point at the centre."""
     focal = FOCAL_PER_WIDTH * width
+    return CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
+
+
+def camera_yaml_text(camera: CameraIntrinsics) -> str:
     return (
         "# Pinhole camera of a generated room sequence (no distortion).\n"
-        f"image_width: {width}\nimage_height: {height}\n"
-        f"fx: {focal}\nfy: {focal}\ncx: {(width - 1) / 2}\ncy: {(height - 1) / 2}\n"
+        f"image_width: {camera.width}\nimage_height: {camera.height}\n"
+        f"fx: {camera.fx}\nfy: {camera.fy}\ncx: {camera.cx}\ncy: {camera.cy}\n"
         "distortion: [0.0, 0.0, 0.0, 0.0, 0.0]\n"
     )
 
@@ -176,7 +182,6 @@ def generate_room(
     """
     from superglue_ros.evaluation import room
     from superglue_ros.evaluation.textures import procedural_texture
-    from superglue_ros.odometry.types import CameraIntrinsics
 
     if width < 16 or height < 16:
         raise ValueError(f"image size must be at least 16x16, got {width}x{height}")
@@ -194,9 +199,8 @@ def generate_room(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} exists and is not an empty folder; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "camera.yaml").write_text(camera_yaml_text(width, height))
-    focal = FOCAL_PER_WIDTH * width
-    camera = CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
+    camera = room_camera(width, height)
+    (out / "camera.yaml").write_text(camera_yaml_text(camera))
     quads = room.build_room(pictures, rng)
     if repeat_textures >= 2:
         quads = room.repeat_wall_picture(quads, repeat_textures)
@@ -226,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     sensors = keywords(args, ("depth", "layout"), stereo_baseline="stereo")
     count = generate_room(args.out, **keywords(args, names, rate_hz="rate"), **sensors)
     if args.layout == "tum":
-        focal = FOCAL_PER_WIDTH * args.width
-        intrinsics = f"{focal!r},{focal!r},{(args.width - 1) / 2!r},{(args.height - 1) / 2!r}"
+        camera = room_camera(args.width, args.height)
+        intrinsics = ",".join(repr(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
         print(
             f"generate: {count} frames in {args.out} (TUM RGB-D layout); import them with\n"
             f"  superglue-ros bag from-dataset {args.out} OUT --intrinsics {intrinsics}",
