@@ -329,7 +329,9 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "stereo.rectify",
         False,
         "stereo: rectify a raw pair from its camera_info (K, D, R and P, as image_proc does) "
-        "instead of refusing it; a pair already rectified is used as it is.",
+        "instead of refusing it; a pair already rectified is used as it is. Raw topics "
+        "only: image_proc's image_rect carries the raw camera's camera_info, so it would be "
+        "rectified twice (a warning says so when the topic names end in image_rect).",
     ),
     ParamSpec(
         "stereo.max_row_error_px",
