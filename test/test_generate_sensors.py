@@ -16,14 +16,9 @@ from superglue_ros.io.datasets.bag_writer import read_depth
 from superglue_ros.odometry.trajectory import read_tum, rotation_from_quaternion
 from superglue_ros.odometry.types import CameraIntrinsics
 from superglue_ros.tools import cli
-from superglue_ros.tools.generate import FOCAL_PER_WIDTH, generate_room
+from superglue_ros.tools.generate import generate_room, room_camera
 
 from conftest import require_module
-
-
-def small_camera(width: int = 160, height: int = 120) -> CameraIntrinsics:
-    focal = FOCAL_PER_WIDTH * width
-    return CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
 
 
 def intrinsics_of(camera: CameraIntrinsics) -> tuple[float, float, float, float]:
@@ -64,7 +59,7 @@ def scene() -> list[room.Quad]:
 
 
 def test_rendered_depth_is_the_exact_depth_of_the_scene(scene: list[room.Quad]) -> None:
-    camera = small_camera()
+    camera = room_camera(160, 120)
     # A pose of the default path, and one looking at a box in front of a wall (occlusion).
     poses = [room.camera_path(5, 1.0)[2], room.look_at(np.array([0.0, 0.0, 1.4]), [2.0, 1.6, 0.5])]
     u, v = np.meshgrid(np.arange(3, camera.width - 3, 5), np.arange(3, camera.height - 3, 5))
@@ -112,7 +107,7 @@ def test_stereo_pairs_are_rectified_with_disparity_f_b_over_z(tmp_path: Path) ->
     require_module("rosbags", "the generator writes rosbag2 files")
     from superglue_ros.io import images
 
-    baseline, camera = 0.12, small_camera(200, 150)
+    baseline, camera = 0.12, room_camera(200, 150)
     out = tmp_path / "stereo"
     generate_room(out, frames=3, width=200, height=150, path_length=0.3, noise=0.0,
                   stereo_baseline=baseline, depth=True)  # fmt: skip
@@ -162,7 +157,7 @@ def test_the_tum_layout_round_trips_through_bag_from_dataset(tmp_path: Path) -> 
     from superglue_ros.io import images
     from superglue_ros.tools.bag import import_dataset
 
-    camera, frames = small_camera(), 5
+    camera, frames = room_camera(160, 120), 5
     out = tmp_path / "tum"
     generate_room(out, frames=frames, width=160, height=120, path_length=0.4, rate_hz=30.0,
                   layout="tum", depth=True)  # fmt: skip
@@ -209,6 +204,25 @@ def test_the_tum_layout_round_trips_through_bag_from_dataset(tmp_path: Path) -> 
         np.testing.assert_allclose(rotation_from_quaternion(quaternion), pose[:3, :3], atol=1e-8)
 
 
+@pytest.mark.parametrize("sensors", [{}, {"stereo_baseline": 0.1, "depth": True}])
+def test_every_generated_bag_offers_its_topics_qos(tmp_path: Path, sensors: dict) -> None:
+    """The one-camera room as the stereo / depth ones: each topic records the QoS a camera
+    driver offers (reliable, keep-last 10, volatile), so ``ros2 bag play`` offers it."""
+    require_module("rosbags", "the generator writes rosbag2 files")
+    import yaml
+
+    out = tmp_path / "room"
+    generate_room(out, frames=2, width=32, height=24, path_length=0.1, **sensors)
+    information = yaml.safe_load((out / "bag" / "metadata.yaml").read_text())
+    topics = information["rosbag2_bagfile_information"]["topics_with_message_count"]
+    assert len(topics) == (2 if not sensors else 6)
+    for topic in topics:
+        (profile,) = yaml.safe_load(topic["topic_metadata"]["offered_qos_profiles"])
+        # rmw's enum values: KEEP_LAST 1, RELIABLE 1, VOLATILE 2
+        assert (profile["history"], profile["depth"]) == (1, 10), topic
+        assert (profile["reliability"], profile["durability"]) == (1, 2), topic
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -232,7 +246,7 @@ def test_a_rendered_rgbd_room_replays_metric_with_near_zero_se3_ate(tmp_path: Pa
     require_module("evo", "trajectory errors come from evo (make setup installs it)")
     # 640x480: at 320x240 ORB's keypoints are about 0.7 px off the exact projection
     # (SIFT's 0.13 px) and its PnP poses jitter by 1-2 cm a frame, a front-end limit.
-    camera, frames = small_camera(640, 480), 8
+    camera, frames = room_camera(640, 480), 8
     rendered, bag = tmp_path / "tum", tmp_path / "bag"
     generate_room(rendered, frames=frames, width=640, height=480, path_length=0.6,
                   layout="tum", depth=True)  # fmt: skip

@@ -22,6 +22,7 @@ from superglue_ros.evaluation.textures import procedural_texture
 from superglue_ros.io import images, rosbag
 from superglue_ros.io.frames import decode_frame, stereo_input_from_camera_infos
 from superglue_ros.io.stamps import header_fields
+from superglue_ros.io.topics import double_rectification_warning, rectified_image_topics
 from superglue_ros.odometry.types import CameraIntrinsics
 from superglue_ros.pipeline.rectify import RawCamera, stereo_rectification
 from superglue_ros.pipeline.stereo import NotRectifiedError
@@ -167,8 +168,20 @@ def test_a_rectified_pair_is_used_as_it_is() -> None:
     assert stereo_rectification(*infos) is None
 
 
-def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) -> None:
-    path = tmp_path / "raw"
+def test_topics_named_as_rectified_images() -> None:
+    topics = [
+        "/cam/left/image_rect", "right/image_rect_color", "/d435/infra1/image_rect_raw",
+        "/cam/left/image_rect/compressed", "/cam/left/image_raw", "/cam/rectangle/image",
+        "/cam/left/image_rectified", "image_color",
+    ]  # fmt: skip
+    assert rectified_image_topics(topics) == topics[:4]
+    assert double_rectification_warning(topics[4:]) is None
+    warning = double_rectification_warning(["/a/left/image_rect", "/a/right/image_raw"])
+    assert warning is not None and "/a/left/image_rect are named as rectified" in warning
+
+
+def write_raw_bag(path: Path, scene: dict, image_name: str) -> None:
+    """The raw pair and its camera_info under /cam/{left,right}/, images on image_name."""
     builder = BagBuilder(path)
     for side, info, raw in zip(("left", "right"), scene["infos"], scene["raw"], strict=True):
         fields = {
@@ -179,8 +192,13 @@ def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) 
             "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False},
         }  # fmt: skip
         builder.write(f"/cam/{side}/camera_info", rosbag.CAMERA_INFO, fields, 1)
-        builder.image(f"/cam/{side}/image_raw", raw, 10**9, 2)
+        builder.image(f"/cam/{side}/{image_name}", raw, 10**9, 2)
     builder.close()
+
+
+def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "raw"
+    write_raw_bag(path, scene, "image_raw")
     base = "frontend: orb\nmatcher: mnn\ninput: stereo\n"
     argv = ["replay", str(path), "--image-topic", "/cam/left/image_raw"]
     for name, params, status in (("refused", base, 2), ("rectified", base + RECTIFY, 0)):
@@ -188,7 +206,8 @@ def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) 
         params_file.write_text(params)
         out = tmp_path / name
         assert cli.main([*argv, "--out", str(out), "--params", str(params_file)]) == status
-    assert "not rectified" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not rectified" in err and "rectified twice" not in err
     frame = json.loads((tmp_path / "rectified" / "rectified" / "frames.jsonl").read_text())
     assert frame["keypoints"] > 100
     from rosbags.highlevel import AnyReader
@@ -199,6 +218,14 @@ def test_replay_rectifies_a_raw_stereo_bag(scene: dict, tmp_path: Path, capsys) 
             reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections)
         ]
     assert np.isfinite(np.asarray(message.features.depths)).mean() > 0.4
+    # The same pair on image_rect topics, as image_proc names its output: a warning.
+    write_raw_bag(tmp_path / "named_rect", scene, "image_rect")
+    argv = ["replay", str(tmp_path / "named_rect"), "--image-topic", "/cam/left/image_rect"]
+    argv += ["--out", str(tmp_path / "out_rect"), "--params", str(params_file)]
+    assert cli.main(argv) == 0
+    assert "/cam/left/image_rect, /cam/right/image_rect are named as rectified images" in (
+        capsys.readouterr().err
+    )
 
 
 RECTIFY = "stereo:\n  rectify: true\n"
@@ -244,3 +271,5 @@ def test_the_node_rectifies_a_raw_pair(scene: dict, ros_env, tmp_path, probe) ->
         code, _ = node.interrupt()
         assert code == 0, node.output()
     assert "Traceback" not in node.output()
+    # The raw pair came on the default left/image_rect names: the node says so, once.
+    assert node.output().count("would be rectified twice") == 1, node.output()

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from stereo_scene import PlaneScene
 
-from superglue_ros.pipeline.stereo import NotRectifiedError, StereoDepth, stereo_calibration
+from superglue_ros.pipeline.stereo import (
+    PATCH_RADIUS,
+    SEARCH_RADIUS,
+    NotRectifiedError,
+    StereoDepth,
+    stereo_calibration,
+)
 from superglue_ros.pipeline.types import Companions, Features, PairMatches, RightImage
 
 from conftest import require_module
@@ -179,6 +185,22 @@ def binary_features(points: list[tuple[float, float]], descriptors: np.ndarray) 
     return Features(xy, np.ones(len(xy), np.float32), descriptors, (240, 320))
 
 
+def patch_images(
+    left: Features, right: Features, fitting: list[tuple[int, int]], seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two unrelated random textures (240 x 320), except that the right image repeats the
+    left's texture around each (left, right) keypoint pair of fitting, on the left's row,
+    over the patch and the sub-pixel search range: those pairs' patches fit exactly."""
+    rng = np.random.default_rng(seed)
+    left_gray, right_gray = rng.integers(0, 256, size=(2, 240, 320), dtype=np.uint8)
+    reach = PATCH_RADIUS + SEARCH_RADIUS
+    for i, j in fitting:
+        (xl, y), xr = np.rint(left.keypoints[i]).astype(int), int(np.rint(right.keypoints[j, 0]))
+        rows = slice(y - PATCH_RADIUS, y + PATCH_RADIUS + 1)
+        right_gray[rows, xr - reach : xr + reach + 1] = left_gray[rows, xl - reach : xl + reach + 1]
+    return left_gray, right_gray
+
+
 def test_row_search_takes_the_best_descriptor_on_the_row_within_the_disparity_range() -> None:
     rng = np.random.default_rng(0)
     words = rng.integers(0, 256, size=(7, 32), dtype=np.uint8)
@@ -214,11 +236,50 @@ def test_row_search_takes_the_best_descriptor_on_the_row_within_the_disparity_ra
     np.testing.assert_array_equal(
         no_ratio.row_matches(left, right, calibration), [0, 3, 4, 6, 8, -1, -1]
     )
-    observed = search.observe(left, right, None, calibration)
+    images = patch_images(left, right, [(0, 0), (1, 3), (3, 6), (4, 8), (6, 9)])
+    observed = search.observe(left, right, None, calibration, *images)
     np.testing.assert_allclose(observed.depths[[0, 1]], [36 / 10, 36 / 20], rtol=1e-6)
     assert np.isnan(observed.depths[2])
+    with pytest.raises(ValueError, match="needs both images for its pairs' patch check"):
+        search.observe(left, right, None, calibration)
     with pytest.raises(ValueError, match="needs the matcher's left-right pair"):
-        StereoDepth(search="both").observe(left, right, None, calibration)
+        StereoDepth(search="both").observe(left, right, None, calibration, *images)
+
+
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_row_pairs_take_the_patch_check_with_or_without_subpixel(subpixel: bool) -> None:
+    # Both right keypoints carry their left keypoint's descriptor on its row, but only
+    # pair 0's patches fit: pair 1 is a look-alike and has no depth, sub-pixel or not.
+    words = np.random.default_rng(1).integers(0, 256, size=(2, 32), dtype=np.uint8)
+    left = binary_features([(100, 50), (200, 120)], words)
+    right = binary_features([(90, 50), (180, 120)], words)
+    calibration = PlaneScene().calibration
+    images = patch_images(left, right, [(0, 0)])
+    for search in ("rows", "both"):
+        stereo = StereoDepth(search=search, subpixel=subpixel)
+        np.testing.assert_array_equal(stereo.row_matches(left, right, calibration), [0, 1])
+        no_pairs = PairMatches(np.full(2, -1, dtype=np.int64), np.zeros(2, np.float32))
+        observed = stereo.observe(left, right, no_pairs, calibration, *images)
+        np.testing.assert_array_equal(observed.right_indices, [0, -1])
+        if subpixel:  # the parabola's offset from the best whole pixel is at most 0.5
+            assert abs(observed.right_x[0] - 90.0) <= 0.5
+        else:
+            assert observed.right_x[0] == 90.0
+        assert np.isnan(observed.depths[1])
+
+
+def test_row_search_without_subpixel_keeps_the_matched_x_of_checked_pairs() -> None:
+    left, right = SCENE.pair()
+    pipeline = orb_pipeline({"input": "stereo", "stereo.search": "rows", "stereo.subpixel": False})
+    result = pipeline.process(left, 0, Companions(right=RightImage(right, SCENE.calibration)))
+    found = result.right_indices >= 0
+    assert found.sum() > 50
+    np.testing.assert_array_equal(
+        result.right_x[found], result.right_features.keypoints[result.right_indices[found], 0]
+    )
+    # The patch check refuses the row's look-alikes: wrong pairs are a pixel or more off
+    # (the matched x alone is up to a pixel or so off, test_subpixel_refinement above).
+    assert np.mean(disparity_errors(result) > 2.0) < 0.02
 
 
 def stereo_results(search: str):

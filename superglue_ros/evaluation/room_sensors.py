@@ -1,4 +1,4 @@
-"""Stereo and depth output of the generated room: exact rectified pairs, the
+"""Output of the generated room: one camera, or exact rectified pairs and the
 z-buffer as depth images, written as a rosbag2 or in the TUM RGB-D layout.
 
 ``superglue-ros generate room --stereo B --depth --layout tum`` (tools/generate.py)
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from superglue_ros.odometry.types import CameraIntrinsics
 
 OUTPUT_LAYOUTS = ("bag", "tum")
+IMAGE_TOPIC = "/camera/image_raw"  # the one camera of a room without --stereo / --depth
+FRAME_ID = "camera"
 LEFT_TOPIC = "/camera/left/image_rect"
 RIGHT_TOPIC = "/camera/right/image_rect"
 COLOR_TOPIC = "/camera/color/image_raw"
@@ -27,7 +29,6 @@ LEFT_DEPTH_TOPIC = "/camera/depth_registered/image_raw"  # registered to the lef
 BAG_DEPTH_PER_M = 1000.0  # 16UC1 millimetres, as ROS depth drivers publish
 TUM_DEPTH_PER_M = 5000.0  # TUM RGB-D's depth PNGs
 TUM_SOURCE = "'superglue-ros generate room'"  # where TUM's headers name the source bag
-QOS_DEPTH = 10
 
 
 def check_sensor_options(stereo_baseline: float | None, layout: str) -> None:
@@ -46,8 +47,9 @@ def check_sensor_options(stereo_baseline: float | None, layout: str) -> None:
 def sensor_streams(
     camera: CameraIntrinsics, stereo_baseline: float | None, depth: bool, depth_frame: str = ""
 ) -> list[Stream]:
-    """The image streams a stereo / RGB-D generation writes, with their calibration:
-    left and right (stereo) or colour, then depth registered to the first."""
+    """The image streams a generation writes, with their calibration: left and right
+    (stereo) or colour, then depth registered to the first; without either, the one
+    colour camera on IMAGE_TOPIC."""
     from superglue_ros.io.datasets import Stream
     from superglue_ros.io.datasets.files import projection
 
@@ -61,6 +63,8 @@ def sensor_streams(
             ),
         ]  # fmt: skip
         depth_topic = LEFT_DEPTH_TOPIC
+    elif not depth:
+        return [Stream("color", IMAGE_TOPIC, FRAME_ID, "image", *size, k, projection(k), d=d)]
     else:
         streams = [
             Stream("color", COLOR_TOPIC, "camera_color", "image", *size, k, projection(k), d=d)
@@ -122,8 +126,9 @@ def write_sensor_output(
     depth: bool,
     layout: str,
 ) -> None:
-    """The stereo / RGB-D sequence as a bag (out/bag, out/groundtruth.tum) or in the TUM
-    RGB-D layout (stamps rounded to the microsecond its text files hold)."""
+    """The sequence as a bag (out/bag, out/groundtruth.tum) or in the TUM RGB-D layout
+    (stamps rounded to the microsecond its text files hold)."""
+    from superglue_ros.io.datasets.bag_writer import write_stream_bag
     from superglue_ros.odometry.trajectory import write_tum
 
     if layout == "tum":
@@ -134,43 +139,9 @@ def write_sensor_output(
         return
     depth_per_m = BAG_DEPTH_PER_M if depth else None
     views = render_views(quads, camera, poses, noise, rng, stereo_baseline, depth_per_m)
-    write_sensor_bag(out / "bag", sensor_streams(camera, stereo_baseline, depth), views, stamps)
+    streams = sensor_streams(camera, stereo_baseline, depth)
+    write_stream_bag(out / "bag", streams, zip(stamps, views, strict=True))
     write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
-
-
-def write_sensor_bag(
-    path: Path, streams: list[Stream], views: Iterator[dict[str, np.ndarray]], stamps: list[int]
-) -> None:
-    """Per frame, each stream's image and camera_info, all at the frame's stamp."""
-    from superglue_ros.io import images, rosbag
-    from superglue_ros.io.rosbag2_writer import offered_qos
-
-    typestore = rosbag.make_typestore()
-    qos = [offered_qos(depth=QOS_DEPTH)]
-    with rosbag.new_bag(path, "mcap") as writer:
-
-        def connection(topic: str, msgtype: str) -> Any:
-            return writer.add_connection(
-                topic, msgtype, typestore=typestore, offered_qos_profiles=qos
-            )
-
-        connections = [
-            (
-                connection(s.topic, rosbag.IMAGE),
-                connection(rosbag.camera_info_topic_for(s.topic), rosbag.CAMERA_INFO),
-            )
-            for s in streams
-        ]
-        for view, stamp in zip(views, stamps, strict=True):
-            for stream, (image_conn, info_conn) in zip(streams, connections, strict=True):
-                pixels = view[stream.name]
-                if stream.kind == "depth":
-                    fields = images.depth_image_fields(pixels, stamp, stream.frame_id)
-                else:
-                    fields = images.image_fields(pixels, stamp, stream.frame_id)
-                rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
-                info = stream.camera_info_fields(stamp)
-                rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, info)
 
 
 def write_tum_layout(

@@ -5,6 +5,8 @@ Pure string functions: the launch file imports this without ROS or rosbags.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 COMPRESSED_SUFFIX = "/compressed"
 
 
@@ -37,6 +39,26 @@ def right_topic_for(left_topic: str) -> str | None:
             parts[index] = "right"
             return "/".join(parts)
     return None
+
+
+def rectified_image_topics(topics: Iterable[str]) -> list[str]:
+    """The topics named as rectified images: their last name part has the word ``rect``
+    (image_proc's ``image_rect`` and ``image_rect_color``, realsense's ``image_rect_raw``)."""
+    return [t for t in topics if "rect" in base_image_topic(t).rpartition("/")[2].split("_")]
+
+
+def double_rectification_warning(topics: Iterable[str]) -> str | None:
+    """What to say when stereo.rectify remaps a pair whose topics are named as rectified
+    images, None when none is. image_proc publishes the raw camera's camera_info (its D
+    and R) beside image_rect, so rectifying from it undoes the distortion a second time."""
+    named = rectified_image_topics(topics)
+    if not named:
+        return None
+    return (
+        f"stereo.rectify is on and {', '.join(named)} are named as rectified images "
+        "(image_rect): their camera_info describes the raw camera, so they would be "
+        "rectified twice; subscribe the raw topics (image_raw) or set stereo.rectify false"
+    )
 
 
 def depth_topics_for(colour_topic: str) -> list[str]:

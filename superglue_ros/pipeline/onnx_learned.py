@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,43 +89,63 @@ def _warm(config: Config, session: Any) -> bool:
     return choice == "on" or (choice == "auto" and uses_tensorrt(session))
 
 
-# The ONNX frontends: network -> (its class; its settings, <network>.<name> of the
-# Config, which make its conf; the graphs it runs, in the order the class takes their
-# sessions). Their files: aliked_files(aliked.model); DISK has one model, "depth".
-ONNX_EXTRACTORS: dict[str, tuple[type[OnnxExtractor], tuple[str, ...], tuple[str, ...]]] = {
-    "aliked": (
+ExtractorFiles = tuple[list[str], str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class OnnxExtractorSpec:
+    """One ONNX frontend: everything build_onnx_extractor needs to know of it."""
+
+    frontend: type[OnnxExtractor]
+    settings: tuple[str, ...]  # <network>.<name> of the Config, which make its conf
+    graphs: tuple[str, ...]  # the graphs it runs, in the order the class takes their sessions
+    # model -> (the exporter's network and arguments (see _bundle_folder), the weights
+    # file, the graph files in graphs' order); a function, as the weights table needs torch
+    files: Callable[[str], ExtractorFiles]
+
+
+def _aliked_files(model: str) -> ExtractorFiles:
+    from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME
+
+    return ["aliked", model], ALIKED_MODELS_BY_NAME[model], aliked_files(model)
+
+
+def _disk_files(model: str) -> ExtractorFiles:  # DISK has one model, "depth"
+    from superglue_ros.models.weights import DISK_FILE
+
+    return ["disk"], DISK_FILE, (DISK_DENSE_FILE,)
+
+
+ONNX_EXTRACTORS: dict[str, OnnxExtractorSpec] = {
+    "aliked": OnnxExtractorSpec(
         OnnxAlikedFrontend,
         ("model", "max_keypoints", "detection_threshold", "nms_radius"),
         ("aliked_dense", "aliked_descriptors"),
+        _aliked_files,
     ),
-    "disk": (OnnxDiskFrontend, ("max_keypoints", "nms_window", "score_threshold"), ("disk_dense",)),
+    "disk": OnnxExtractorSpec(
+        OnnxDiskFrontend,
+        ("max_keypoints", "nms_window", "score_threshold"),
+        ("disk_dense",),
+        _disk_files,
+    ),
 }
-
-
-def _extractor_files(network: str, model: str) -> tuple[list[str], str, tuple[str, ...]]:
-    """(the exporter's network and arguments, the weights file, the graph files) of an
-    ONNX frontend (see _bundle_folder)."""
-    from superglue_ros.models.weights import ALIKED_MODELS_BY_NAME, DISK_FILE
-
-    if network == "aliked":
-        return ["aliked", model], ALIKED_MODELS_BY_NAME[model], aliked_files(model)
-    return ["disk"], DISK_FILE, (DISK_DENSE_FILE,)
 
 
 def build_onnx_extractor(config: Config, network: str) -> OnnxExtractor:
     """ALIKED or DISK (a network of ONNX_EXTRACTORS) on its graphs (see the module doc)."""
     _check_precision(config)
-    frontend, settings, graphs = ONNX_EXTRACTORS[network]
-    conf = {name: config[f"{network}.{name}"] for name in settings}
+    spec = ONNX_EXTRACTORS[network]
+    conf = {name: config[f"{network}.{name}"] for name in spec.settings}
     model = str(conf.get("model", "depth"))
-    bundle, weights_file, files = _extractor_files(network, model)
+    bundle, weights_file, files = spec.files(model)
     folder = _bundle_folder(config, bundle, weights_file)
     expected = {"network": network, "model": model}
     sessions = [
         open_session(folder / file, graph, expected, config.text("device"))[0]
-        for file, graph in zip(files, graphs, strict=True)
+        for file, graph in zip(files, spec.graphs, strict=True)
     ]
-    extractor = frontend(*sessions, conf)
+    extractor = spec.frontend(*sessions, conf)
     if _warm(config, sessions[0]):
         extractor.warmup()
     return extractor

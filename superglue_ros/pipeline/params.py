@@ -329,7 +329,9 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "stereo.rectify",
         False,
         "stereo: rectify a raw pair from its camera_info (K, D, R and P, as image_proc does) "
-        "instead of refusing it; a pair already rectified is used as it is.",
+        "instead of refusing it; a pair already rectified is used as it is. Raw topics "
+        "only: image_proc's image_rect carries the raw camera's camera_info, so it would be "
+        "rectified twice (a warning says so when the topic names end in image_rect).",
     ),
     ParamSpec(
         "stereo.max_row_error_px",
@@ -374,7 +376,8 @@ PIPELINE_PARAMS: tuple[ParamSpec, ...] = (
         "stereo.subpixel",
         True,
         "stereo: refine each disparity to sub-pixel by block matching along the row "
-        "around the matched keypoint and a parabola through the best three costs.",
+        "around the matched keypoint and a parabola through the best three costs. The "
+        "row search's pairs (stereo.search rows/both) take the patch check either way.",
     ),
     ParamSpec(
         "keyframes.buffer_size",

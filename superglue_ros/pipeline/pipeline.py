@@ -416,9 +416,9 @@ class Pipeline:
         right: Features,
         pair: PairMatches | None,
     ) -> StereoObservations:
-        grays = (
-            (to_grayscale(left_image), to_grayscale(right_image.image)) if stereo.subpixel else ()
-        )
+        # The row search's pairs always take the patch check, sub-pixel or not.
+        needs_images = stereo.subpixel or stereo.search != "matcher"
+        grays = (to_grayscale(left_image), to_grayscale(right_image.image)) if needs_images else ()
         return stereo.observe(left, right, pair, right_image.calibration, *grays)
 
     def _keyframe_reason(

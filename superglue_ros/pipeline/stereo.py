@@ -39,7 +39,9 @@ Which right keypoint a left one pairs with (stereo.search):
 
 Every pair, whichever search found it, then goes through the same row,
 sub-pixel, disparity and depth checks; the row search's pairs also need a patch
-cost of at most MAX_PATCH_COST (a descriptor alone picks look-alikes on a row).
+cost of at most MAX_PATCH_COST (a descriptor alone picks look-alikes on a row),
+with or without stereo.subpixel: without it the patches are still compared, only
+the matched x is kept. The row search therefore needs both images.
 Ties go to the lower index, so the result is deterministic. docs/evaluation.md
 ("Stereo depth coverage") has what each search gives on KITTI.
 """
@@ -186,9 +188,14 @@ class StereoDepth:
 
         pair: the matcher's left-right matches (search matcher/both; ignored for rows).
         left_gray, right_gray: [H, W] uint8 images for the sub-pixel refinement
-        (used when self.subpixel; None skips it).
+        (used when self.subpixel; None skips it) and the row search's patch check
+        (search rows/both: required, an unchecked row pair is an unverified depth).
         """
         grays = (left_gray, right_gray)
+        if self.search != "matcher" and (left_gray is None or right_gray is None):
+            raise ValueError(
+                f"stereo.search {self.search} needs both images for its pairs' patch check"
+            )
         if self.search == "rows":
             rows = self.row_matches(left, right, calibration)
             return self._checked(left, right, rows, calibration, *grays, patch_check=True)
@@ -272,10 +279,11 @@ class StereoDepth:
         patch_check: bool = False,
     ) -> StereoObservations:
         """The observations of left-right pairs matches0 that pass the row, sub-pixel,
-        disparity and depth checks. patch_check (the row search's pairs, with sub-pixel
-        refinement): also refuse a pair whose patch cost exceeds MAX_PATCH_COST, as
-        ORB-SLAM checks its patches; a descriptor alone, without a matcher's context,
-        can pick a look-alike on the row."""
+        disparity and depth checks. patch_check (the row search's pairs, with or without
+        sub-pixel refinement): also refuse a pair whose patch cost exceeds MAX_PATCH_COST
+        or whose best cost lies at the end of the search range, as ORB-SLAM checks its
+        patches; a descriptor alone, without a matcher's context, can pick a look-alike
+        on the row."""
         num = len(left)
         right_indices = np.full(num, -1, dtype=np.int64)
         right_x = np.full(num, np.nan, dtype=np.float32)
@@ -287,12 +295,14 @@ class StereoDepth:
         xl, yl = left.keypoints[matched, 0].astype(np.float64), left.keypoints[matched, 1]
         xr, yr = right.keypoints[partner, 0].astype(np.float64), right.keypoints[partner, 1]
         ok = np.abs(yl - yr) <= self.max_row_error_px
-        if self.subpixel and left_gray is not None and right_gray is not None:
+        patches = left_gray is not None and right_gray is not None
+        if patches and (self.subpixel or patch_check):
             refined, refined_ok, cost = refine_right_x(left_gray, right_gray, xl, yl, xr)
-            xr, ok = refined, ok & refined_ok
-            measured = ok & np.isfinite(cost)
+            ok &= refined_ok
+            if self.subpixel:
+                xr = refined
             if patch_check:
-                ok &= ~(measured & (cost > MAX_PATCH_COST))
+                ok &= ~(np.isfinite(cost) & (cost > MAX_PATCH_COST))
         disparity = xl - xr + calibration.disparity_offset
         ok &= disparity >= max(self.min_disparity_px, 1e-6)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -56,7 +56,7 @@ from superglue_ros.io.frames import (
 )
 from superglue_ros.io.images import BadImageError
 from superglue_ros.io.stamps import stamp_to_ns
-from superglue_ros.io.topics import camera_info_topic_for
+from superglue_ros.io.topics import camera_info_topic_for, double_rectification_warning
 from superglue_ros.pipeline.params import Config
 from superglue_ros.pipeline.pipeline import Pipeline, checked_depth_range
 from superglue_ros.pipeline.rectify import StereoRectification
@@ -292,6 +292,9 @@ class MatcherNode(Node):
                     *self._infos, self._rectify
                 )
                 self._calibration_error = ""
+                warning = double_rectification_warning(self._image_topics)
+                if self._rectification is not None and warning is not None:
+                    self._log_once("double_rectify", warning, counted=False)
             except NotRectifiedError as error:
                 self._calibration, self._rectification = None, None
                 self._calibration_error = str(error)
@@ -397,10 +400,11 @@ class MatcherNode(Node):
         self._stats.bad_input(kind)
         self._log_once(kind, f"skipping bad image ({kind}): {reason}")
 
-    def _log_once(self, kind: str, message: str) -> None:
+    def _log_once(self, kind: str, message: str, counted: bool = True) -> None:
         if kind not in self._logged_kinds:
             self._logged_kinds.add(kind)
-            self.get_logger().warning(message + " (logged once; counted in /diagnostics)")
+            where = "; counted in /diagnostics" if counted else ""
+            self.get_logger().warning(f"{message} (logged once{where})")
 
     def _process(self, pending: Pending) -> None:
         pipeline = self._pipeline

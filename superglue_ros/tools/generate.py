@@ -53,10 +53,9 @@ from superglue_ros.evaluation.room_sensors import (
     check_sensor_options,
     write_sensor_output,
 )
+from superglue_ros.odometry.types import CameraIntrinsics
 from superglue_ros.tools.common import keywords
 
-IMAGE_TOPIC = "/camera/image_raw"
-FRAME_ID = "camera"
 FOCAL_PER_WIDTH = 0.82  # fx = fy = 0.82 * width: a 64 degree horizontal field of view
 START_STAMP_NS = 1_000_000_000
 PATHS = ("arc", "loop")
@@ -146,12 +145,17 @@ def load_pictures(paths: list[Path]) -> list[np.ndarray]:
     return [image_files.read_image(p) for p in files]
 
 
-def camera_yaml_text(width: int, height: int) -> str:
+def room_camera(width: int, height: int) -> CameraIntrinsics:
+    """The room's pinhole camera: FOCAL_PER_WIDTH * width, principal point at the centre."""
     focal = FOCAL_PER_WIDTH * width
+    return CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
+
+
+def camera_yaml_text(camera: CameraIntrinsics) -> str:
     return (
         "# Pinhole camera of a generated room sequence (no distortion).\n"
-        f"image_width: {width}\nimage_height: {height}\n"
-        f"fx: {focal}\nfy: {focal}\ncx: {(width - 1) / 2}\ncy: {(height - 1) / 2}\n"
+        f"image_width: {camera.width}\nimage_height: {camera.height}\n"
+        f"fx: {camera.fx}\nfy: {camera.fy}\ncx: {camera.cx}\ncy: {camera.cy}\n"
         "distortion: [0.0, 0.0, 0.0, 0.0, 0.0]\n"
     )
 
@@ -178,9 +182,6 @@ def generate_room(
     """
     from superglue_ros.evaluation import room
     from superglue_ros.evaluation.textures import procedural_texture
-    from superglue_ros.io import image_files, images, rosbag
-    from superglue_ros.odometry.trajectory import write_tum
-    from superglue_ros.odometry.types import CameraIntrinsics
 
     if width < 16 or height < 16:
         raise ValueError(f"image size must be at least 16x16, got {width}x{height}")
@@ -198,35 +199,15 @@ def generate_room(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} exists and is not an empty folder; choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    camera_yaml = out / "camera.yaml"
-    camera_yaml.write_text(camera_yaml_text(width, height))
-    focal = FOCAL_PER_WIDTH * width
-    camera = CameraIntrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
+    camera = room_camera(width, height)
+    (out / "camera.yaml").write_text(camera_yaml_text(camera))
     quads = room.build_room(pictures, rng)
     if repeat_textures >= 2:
         quads = room.repeat_wall_picture(quads, repeat_textures)
     stamps = [START_STAMP_NS + round(i * 1e9 / rate_hz) for i in range(frames)]
-    if stereo_baseline is not None or depth or layout != "bag":
-        write_sensor_output(
-            out, quads, camera, poses, stamps, noise, rng, stereo_baseline, depth, layout
-        )
-        return frames
-
-    typestore = rosbag.make_typestore()
-    writer = rosbag.open_writer(out / "bag", "mcap")
-    try:
-        image_conn = writer.add_connection(IMAGE_TOPIC, rosbag.IMAGE, typestore=typestore)
-        info_topic = rosbag.camera_info_topic_for(IMAGE_TOPIC)
-        info_conn = writer.add_connection(info_topic, rosbag.CAMERA_INFO, typestore=typestore)
-        for pose, stamp in zip(poses, stamps, strict=True):
-            image, _ = room.render(quads, camera, pose, noise, rng)
-            fields = images.image_fields(image, stamp, FRAME_ID)
-            rosbag.write_message(writer, typestore, image_conn, stamp, rosbag.IMAGE, fields)
-            fields = image_files.camera_info_fields(camera_yaml, stamp, FRAME_ID)
-            rosbag.write_message(writer, typestore, info_conn, stamp, rosbag.CAMERA_INFO, fields)
-    finally:
-        writer.close()
-    write_tum(out / "groundtruth.tum", zip(stamps, poses, strict=True))
+    write_sensor_output(
+        out, quads, camera, poses, stamps, noise, rng, stereo_baseline, depth, layout
+    )
     return frames
 
 
@@ -249,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
     sensors = keywords(args, ("depth", "layout"), stereo_baseline="stereo")
     count = generate_room(args.out, **keywords(args, names, rate_hz="rate"), **sensors)
     if args.layout == "tum":
-        focal = FOCAL_PER_WIDTH * args.width
-        intrinsics = f"{focal!r},{focal!r},{(args.width - 1) / 2!r},{(args.height - 1) / 2!r}"
+        camera = room_camera(args.width, args.height)
+        intrinsics = ",".join(repr(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
         print(
             f"generate: {count} frames in {args.out} (TUM RGB-D layout); import them with\n"
             f"  superglue-ros bag from-dataset {args.out} OUT --intrinsics {intrinsics}",

@@ -280,6 +280,15 @@ def write_result(
         run.odometry.add(message, intrinsics, result.loops)
 
 
+def warn_double_rectification(bag_input: Any) -> None:
+    """One stderr line when stereo.rectify remaps topics named as rectified images."""
+    from superglue_ros.io.topics import double_rectification_warning
+
+    warning = double_rectification_warning(bag_input.topics)
+    if bag_input.rectification is not None and warning is not None:
+        print(f"replay: {warning}", file=sys.stderr)
+
+
 def warn_unpaired(bag_input: Any) -> None:
     """One stderr line with the messages of each topic that were in no frame, if any."""
     unpaired = bag_input.unpaired()
@@ -407,6 +416,7 @@ def replay_bag(args: argparse.Namespace, interrupts: Interrupts) -> int:
             bag_input = open_input(source, common_input(configs), args.pair_topic)
         except ValueError as error:  # BagError included
             raise CliError(str(error)) from error
+        warn_double_rectification(bag_input)
         info = source.first_camera_info()
         if (
             args.odometry

@@ -5,11 +5,12 @@ Per frame, in stamp order: each camera's sensor_msgs/Image (mono8 / rgb8, or
 it (``<namespace>/camera_info``), all with the frame's stamp; IMU samples
 (sensor_msgs/Imu, orientation unknown: orientation_covariance[0] = -1) are
 interleaved by stamp. Topics are offered reliable, keep-last 10, volatile.
+write_stream_bag is that writer for any frames (generate room's rendered ones too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +40,26 @@ def read_depth(path: Path, depth_per_mm: float) -> np.ndarray:
     return depth
 
 
-def image_message_fields(stream: Stream, path: Path, stamp_ns: int) -> dict[str, Any]:
+def stream_pixels(stream: Stream, path: Path) -> np.ndarray:
+    """The image of stream in path as the bag holds it: uint8 gray / RGB, or uint16
+    millimetres for depth (registered to the colour camera where the stream says)."""
     if stream.kind == "depth":
-        depth = read_depth(path, stream.depth_per_mm)
+        pixels = read_depth(path, stream.depth_per_mm)
         if stream.register_from is not None:
-            depth = register_depth(
-                depth, stream.register_from, stream.k, (stream.height, stream.width)
+            pixels = register_depth(
+                pixels, stream.register_from, stream.k, (stream.height, stream.width)
             )
-        fields = images.depth_image_fields(depth, stamp_ns, stream.frame_id)
     else:
         try:
-            fields = images.image_fields(image_files.read_image(path), stamp_ns, stream.frame_id)
+            pixels = image_files.read_image(path)
         except ValueError as error:
             raise DatasetError(str(error)) from error
-    if (fields["width"], fields["height"]) != (stream.width, stream.height):
+    height, width = pixels.shape[:2]
+    if (width, height) != (stream.width, stream.height):
         raise DatasetError(
-            f"{path} is {fields['width']}x{fields['height']}, the stream's other images "
-            f"{stream.width}x{stream.height}"
+            f"{path} is {width}x{height}, the stream's other images {stream.width}x{stream.height}"
         )
-    return fields
+    return pixels
 
 
 def imu_fields(sample: ImuSample, frame_id: str) -> dict[str, Any]:
@@ -88,6 +90,40 @@ def write_dataset_bag(
 
     A failure part-way removes what was written (output was a new folder).
     """
+    frames = (
+        (frame.stamp_ns, {s.name: stream_pixels(s, frame.files[s.name]) for s in dataset.streams})
+        for frame in dataset.frames
+    )
+    total = len(dataset.frames)
+    return write_stream_bag(
+        output,
+        dataset.streams,
+        frames,
+        storage,
+        imu=dataset.imu,
+        imu_topic=dataset.imu_topic,
+        imu_frame_id=dataset.imu_frame_id,
+        progress=None if progress is None else lambda done: progress(done, total),
+    )
+
+
+def write_stream_bag(
+    output: Path,
+    streams: Sequence[Stream],
+    frames: Iterable[tuple[int, Mapping[str, np.ndarray]]],
+    storage: str = "mcap",
+    imu: Sequence[ImuSample] = (),
+    imu_topic: str = "",
+    imu_frame_id: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """A new bag at output: per frame, (stamp ns, the pixels of each stream by name),
+    each stream's Image and CameraInfo at the stamp, IMU samples (in stamp order)
+    interleaved by stamp; returns the message count per topic.
+
+    The one writer of camera bags (bag from-dataset, generate room). progress: called
+    with the number of frames written. A failure part-way removes what was written.
+    """
     typestore = rosbag.make_typestore()
     counts: dict[str, int] = {}
     with rosbag.new_bag(output, storage) as writer:
@@ -105,28 +141,30 @@ def write_dataset_bag(
                 connection(stream.topic, rosbag.IMAGE),
                 connection(rosbag.camera_info_topic_for(stream.topic), rosbag.CAMERA_INFO),
             )
-            for stream in dataset.streams
+            for stream in streams
         ]
-        imu = connection(dataset.imu_topic, IMU) if dataset.imu else None
+        imu_conn = connection(imu_topic, IMU) if imu else None
 
         def write(conn: Any, msgtype: str, fields: dict[str, Any], stamp: int) -> None:
             rosbag.write_message(writer, typestore, conn, stamp, msgtype, fields)
             counts[conn.topic] += 1
 
-        samples = iter(dataset.imu)
+        samples = iter(imu)
         pending = next(samples, None)
-        for done, frame in enumerate(dataset.frames, start=1):
-            while imu is not None and pending is not None and pending.stamp_ns <= frame.stamp_ns:
-                write(imu, IMU, imu_fields(pending, dataset.imu_frame_id), pending.stamp_ns)
+        for done, (stamp, pixels) in enumerate(frames, start=1):
+            while imu_conn is not None and pending is not None and pending.stamp_ns <= stamp:
+                write(imu_conn, IMU, imu_fields(pending, imu_frame_id), pending.stamp_ns)
                 pending = next(samples, None)
             for stream, image_conn, info_conn in cameras:
-                fields = image_message_fields(stream, frame.files[stream.name], frame.stamp_ns)
-                write(image_conn, rosbag.IMAGE, fields, frame.stamp_ns)
-                info = stream.camera_info_fields(frame.stamp_ns)
-                write(info_conn, rosbag.CAMERA_INFO, info, frame.stamp_ns)
+                if stream.kind == "depth":
+                    fields = images.depth_image_fields(pixels[stream.name], stamp, stream.frame_id)
+                else:
+                    fields = images.image_fields(pixels[stream.name], stamp, stream.frame_id)
+                write(image_conn, rosbag.IMAGE, fields, stamp)
+                write(info_conn, rosbag.CAMERA_INFO, stream.camera_info_fields(stamp), stamp)
             if progress is not None:
-                progress(done, len(dataset.frames))
-        while imu is not None and pending is not None:
-            write(imu, IMU, imu_fields(pending, dataset.imu_frame_id), pending.stamp_ns)
+                progress(done)
+        while imu_conn is not None and pending is not None:
+            write(imu_conn, IMU, imu_fields(pending, imu_frame_id), pending.stamp_ns)
             pending = next(samples, None)
     return counts
