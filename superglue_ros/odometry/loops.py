@@ -207,12 +207,13 @@ def constraint_from_loop(
     image_size: tuple[int, int] = (0, 0),
     min_coverage: float = 0.0,
     pixel_sigma_floor: float = 0.0,
+    with_covariance: bool = True,
 ) -> LoopConstraint | str:
     """The loop's relative pose by PnP of the match keyframe against the query's
     landmarks; a reason when it cannot be measured or its PnP inliers cover less
     than min_coverage of the match keyframe's image ((height, width) image_size).
-    The constraint carries the PnP fit's covariance (pnp_covariance, its residual's
-    sigma at least pixel_sigma_floor).
+    With with_covariance the constraint carries the PnP fit's covariance
+    (pnp_covariance, its residual's sigma at least pixel_sigma_floor), else None.
 
     loop: a LoopCandidate (query_indices / match_indices into the two keyframes'
     keypoints, verification.inlier_mask). query_pose: the query's camera-to-world.
@@ -238,7 +239,7 @@ def constraint_from_loop(
     )
     if isinstance(result, str):
         return f"match keyframe not localised against the query's landmarks: {result}"
-    used = match_keypoints[match_indices[known][result.inliers]]
+    used = match_keypoints[match_indices[known][result.inliers]].astype(np.float64)
     covered = coverage(used, match_keypoints, image_size)
     if covered < min_coverage:
         return (
@@ -253,13 +254,9 @@ def constraint_from_loop(
         int(loop.verification.inliers),
         geometry.invert(query_pose) @ result.pose,
         len(result.inliers),
-        pnp_covariance(
-            k,
-            result.pose,
-            points[result.inliers],
-            match_keypoints[match_indices[known][result.inliers]].astype(np.float64),
-            pixel_sigma_floor,
-        ),
+        pnp_covariance(k, result.pose, points[result.inliers], used, pixel_sigma_floor)
+        if with_covariance
+        else None,
     )
 
 
