@@ -460,3 +460,48 @@ def test_a_sim3_loop_closes_in_the_query_scale_it_was_measured_in() -> None:
     assert abs(scales[39] / scales[20] - 1) > 0.1, scales
     in_match_scale = loops.scaled(offset, 1 / scales[20])
     assert np.linalg.norm(in_match_scale[:3, 3] - relative[:3, 3]) > 0.05 * length
+
+
+def test_a_loop_leaves_out_the_query_observations_its_ba_rejected() -> None:
+    """The query keyframe's tracks include wrong associations its window BA rejected
+    (valid False), as the repeated wall picture gives: their landmarks lie elsewhere, and
+    here they outnumber the right ones 5:3 and agree on one wrong pose, so a PnP fed them
+    finds that pose. Left out, the loop is the true relative pose."""
+    rng = np.random.default_rng(3)
+    k = CAMERA.matrix
+    query = geometry.make_pose(rotation([0.0, 1.0, 0.0], 20.0), [0.5, 0.2, 0.0])
+    match = query @ geometry.make_pose(rotation([0.1, 1.0, 0.0], -8.0), [0.15, 0.0, 0.05])
+    wrong = query @ geometry.make_pose(rotation([0.0, 1.0, 0.2], 12.0), [-0.3, 0.05, 0.1])
+
+    def wall(pose: np.ndarray, count: int) -> np.ndarray:
+        local = np.column_stack(
+            [rng.uniform(-0.8, 0.8, count), rng.uniform(-0.6, 0.6, count), rng.uniform(2, 3, count)]
+        )
+        return geometry.transform(pose, local)
+
+    right, aliased = wall(match, 150), wall(wrong, 250)
+    pixels = np.concatenate(
+        [
+            geometry.project(k, geometry.invert(match), right)[0],
+            geometry.project(k, geometry.invert(wrong), aliased)[0],
+        ]
+    )
+    track_ids = np.arange(400)
+    landmarks = dict(enumerate(np.concatenate([right, aliased])))
+    valid = np.arange(400) < 150
+    indices = np.arange(400)
+    loop = loops.LoopObservation(
+        9, 0, 0, 0, indices, indices, loops.LoopInliers(np.ones(400, dtype=bool))
+    )
+
+    def measured(query_valid: np.ndarray | None) -> np.ndarray:
+        constraint = loops.constraint_from_loop(
+            loop, query, track_ids, pixels, landmarks, k, 3.0, 15, query_valid=query_valid
+        )
+        assert isinstance(constraint, loops.LoopConstraint), constraint
+        return constraint.relative
+
+    true_relative = geometry.invert(query) @ match
+    np.testing.assert_allclose(measured(valid), true_relative, atol=1e-5)
+    misled = measured(None)
+    assert np.linalg.norm(misled[:3, 3] - true_relative[:3, 3]) > 0.2
