@@ -432,3 +432,76 @@ def test_the_pnp_covariance_matches_the_scatter_of_noisy_fits() -> None:
     correlation = covariance[1, 3] / np.sqrt(covariance[1, 1] * covariance[3, 3])
     observed = scatter[1, 3] / np.sqrt(scatter[1, 1] * scatter[3, 3])
     assert abs(correlation) > 0.5 and abs(correlation - observed) < 0.1, (correlation, observed)
+
+
+def test_a_sim3_loop_closes_in_the_query_scale_it_was_measured_in() -> None:
+    """A long loop (across the room, 39-20) on a path whose steps grow 2 % a keyframe: the
+    loop is measured, as PnP against the query's landmarks measures it, in the query's
+    drifted scale, with a tight covariance. The optimised graph must meet it in that scale
+    (the match camera in the query camera, divided by the query's scale correction) and
+    say it agrees; read in the match's scale instead the two keyframes' scale corrections
+    differ by about 20 % here, so the same offset would be that far off."""
+    conf = check_conf({})
+    truth = round_trip(40)
+    growth = 1.02
+    poses = scale_drifted(truth, growth)
+    relative = geometry.invert(truth[39]) @ truth[20]
+    relative[:3, 3] *= growth**38  # the query's map scale: its last step's length growth
+    covariance = np.diag([np.radians(0.01)] * 3 + [1e-4] * 3) ** 2
+    solved, agree, scales = loops.optimise_pose_graph(
+        poses, [(39, 20, relative, covariance)], conf, similarity=True
+    )
+    assert agree == [True]
+    offset = geometry.invert(solved[39]) @ solved[20]
+    in_query_scale = loops.scaled(offset, 1 / scales[39])
+    length = np.linalg.norm(relative[:3, 3])
+    assert np.linalg.norm(in_query_scale[:3, 3] - relative[:3, 3]) < 1e-3 * length
+    assert np.allclose(in_query_scale[:3, :3], relative[:3, :3], atol=1e-4)
+    assert abs(scales[39] / scales[20] - 1) > 0.1, scales
+    in_match_scale = loops.scaled(offset, 1 / scales[20])
+    assert np.linalg.norm(in_match_scale[:3, 3] - relative[:3, 3]) > 0.05 * length
+
+
+def test_a_loop_leaves_out_the_query_observations_its_ba_rejected() -> None:
+    """The query keyframe's tracks include wrong associations its window BA rejected
+    (valid False), as the repeated wall picture gives: their landmarks lie elsewhere, and
+    here they outnumber the right ones 5:3 and agree on one wrong pose, so a PnP fed them
+    finds that pose. Left out, the loop is the true relative pose."""
+    rng = np.random.default_rng(3)
+    k = CAMERA.matrix
+    query = geometry.make_pose(rotation([0.0, 1.0, 0.0], 20.0), [0.5, 0.2, 0.0])
+    match = query @ geometry.make_pose(rotation([0.1, 1.0, 0.0], -8.0), [0.15, 0.0, 0.05])
+    wrong = query @ geometry.make_pose(rotation([0.0, 1.0, 0.2], 12.0), [-0.3, 0.05, 0.1])
+
+    def wall(pose: np.ndarray, count: int) -> np.ndarray:
+        local = np.column_stack(
+            [rng.uniform(-0.8, 0.8, count), rng.uniform(-0.6, 0.6, count), rng.uniform(2, 3, count)]
+        )
+        return geometry.transform(pose, local)
+
+    right, aliased = wall(match, 150), wall(wrong, 250)
+    pixels = np.concatenate(
+        [
+            geometry.project(k, geometry.invert(match), right)[0],
+            geometry.project(k, geometry.invert(wrong), aliased)[0],
+        ]
+    )
+    track_ids = np.arange(400)
+    landmarks = dict(enumerate(np.concatenate([right, aliased])))
+    valid = np.arange(400) < 150
+    indices = np.arange(400)
+    loop = loops.LoopObservation(
+        9, 0, 0, 0, indices, indices, loops.LoopInliers(np.ones(400, dtype=bool))
+    )
+
+    def measured(query_valid: np.ndarray | None) -> np.ndarray:
+        constraint = loops.constraint_from_loop(
+            loop, query, track_ids, pixels, landmarks, k, 3.0, 15, query_valid=query_valid
+        )
+        assert isinstance(constraint, loops.LoopConstraint), constraint
+        return constraint.relative
+
+    true_relative = geometry.invert(query) @ match
+    np.testing.assert_allclose(measured(valid), true_relative, atol=1e-5)
+    misled = measured(None)
+    assert np.linalg.norm(misled[:3, 3] - true_relative[:3, 3]) > 0.2

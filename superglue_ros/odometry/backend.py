@@ -275,6 +275,8 @@ class VisualOdometry:
                     (self.camera.height, self.camera.width),
                     self.conf["loop_min_pnp_coverage"],
                     self.conf["loop_pixel_sigma_floor"],
+                    bool(self.conf["loop_covariance_from_fit"]),
+                    query.valid,
                 )
                 if isinstance(constraint, str):
                     refused.append(f"{name}: {constraint}")

@@ -207,15 +207,19 @@ def constraint_from_loop(
     image_size: tuple[int, int] = (0, 0),
     min_coverage: float = 0.0,
     pixel_sigma_floor: float = 0.0,
+    with_covariance: bool = True,
+    query_valid: np.ndarray | None = None,
 ) -> LoopConstraint | str:
     """The loop's relative pose by PnP of the match keyframe against the query's
     landmarks; a reason when it cannot be measured or its PnP inliers cover less
     than min_coverage of the match keyframe's image ((height, width) image_size).
-    The constraint carries the PnP fit's covariance (pnp_covariance, its residual's
-    sigma at least pixel_sigma_floor).
+    With with_covariance the constraint carries the PnP fit's covariance
+    (pnp_covariance, its residual's sigma at least pixel_sigma_floor), else None.
 
     loop: a LoopCandidate (query_indices / match_indices into the two keyframes'
     keypoints, verification.inlier_mask). query_pose: the query's camera-to-world.
+    query_valid: [N] False where the window's BA rejected the query's observation of its
+    track (a wrong association: its landmark lies elsewhere); those are left out.
     """
     mask = np.asarray(loop.verification.inlier_mask, dtype=bool)
     query_indices = np.asarray(loop.query_indices, dtype=np.int64)[mask]
@@ -225,7 +229,12 @@ def constraint_from_loop(
     ):
         return "its matches index past the keyframes' keypoints"
     tracks = query_track_ids[query_indices].tolist()
-    known = [i for i, t in enumerate(tracks) if t in landmarks]
+    valid = (
+        np.ones(len(tracks), dtype=bool)
+        if query_valid is None
+        else np.asarray(query_valid, dtype=bool)[query_indices]
+    )
+    known = [i for i, t in enumerate(tracks) if valid[i] and t in landmarks]
     if len(known) < min_inliers:
         return f"{len(known)} of its inliers are landmarks of the query ({min_inliers} needed)"
     points = np.array([landmarks[tracks[i]] for i in known])
@@ -238,7 +247,7 @@ def constraint_from_loop(
     )
     if isinstance(result, str):
         return f"match keyframe not localised against the query's landmarks: {result}"
-    used = match_keypoints[match_indices[known][result.inliers]]
+    used = match_keypoints[match_indices[known][result.inliers]].astype(np.float64)
     covered = coverage(used, match_keypoints, image_size)
     if covered < min_coverage:
         return (
@@ -253,13 +262,9 @@ def constraint_from_loop(
         int(loop.verification.inliers),
         geometry.invert(query_pose) @ result.pose,
         len(result.inliers),
-        pnp_covariance(
-            k,
-            result.pose,
-            points[result.inliers],
-            match_keypoints[match_indices[known][result.inliers]].astype(np.float64),
-            pixel_sigma_floor,
-        ),
+        pnp_covariance(k, result.pose, points[result.inliers], used, pixel_sigma_floor)
+        if with_covariance
+        else None,
     )
 
 
