@@ -200,8 +200,9 @@ class VisualOdometry:
         # Stereo input: the baseline the front-end's depths imply (None: not stereo yet).
         self._stereo_baseline: float | None = None
         self._loop_keypoints = loops.KeypointMemory(int(self.conf["loop_keyframes"]))
-        # The observations of keyframes past the window, for the global BA after a loop.
-        self._map_observations = loops.ObservationMemory(int(self.conf["loop_keyframes"]))
+        # The observations of keyframes past the window, for the global BA after a loop
+        # (it runs over at most loop_global_ba_keyframes, so no more are kept).
+        self._map_observations = loops.ObservationMemory(int(self.conf["loop_global_ba_keyframes"]))
         self.loop_closures: list[loops.LoopConstraint] = []  # the loops closed so far
         self._map_starts: set[int] = set()  # first keyframe of each map after a loss
 

@@ -224,8 +224,9 @@ class KeyframeObservations:
 
 
 class ObservationMemory:
-    """KeyframeObservations of the last ``capacity`` map keyframes, by frame id
-    (17 bytes a keypoint besides the keypoints' 8: the float64 pixels, int64 ids, flags)."""
+    """KeyframeObservations of the last ``capacity`` map keyframes, by frame id: 25
+    bytes a keypoint (float64 pixels, int64 track ids, bool flags; the frame's own
+    arrays, not copies)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
