@@ -44,7 +44,9 @@ arbitrary scale for mono input, metres with depths, see 4.):
 5. Loops: :meth:`VisualOdometry.close_loops` takes the matcher's accepted loops of
    the keyframe just processed and closes them in a pose graph over the keyframes
    (odometry/loops.py: robust kernel, refusal of loops that disagree; after a loss
-   a loop relocalises the new map into the old one).
+   a loop relocalises the new map into the old one). A monocular map is then bundle-
+   adjusted as a whole (loop_global_ba): the kept keyframes' observations plus the
+   loop's inlier matches, which tie the old keyframe to the query's landmarks.
 
 Track ids are the landmark keys: a keypoint matched to a keyframe inherits that
 keypoint's id, so ids already carry what the per-keyframe matches say.
@@ -198,6 +200,9 @@ class VisualOdometry:
         # Stereo input: the baseline the front-end's depths imply (None: not stereo yet).
         self._stereo_baseline: float | None = None
         self._loop_keypoints = loops.KeypointMemory(int(self.conf["loop_keyframes"]))
+        # The observations of keyframes past the window, for the global BA after a loop
+        # (it runs over at most loop_global_ba_keyframes, so no more are kept).
+        self._map_observations = loops.ObservationMemory(int(self.conf["loop_global_ba_keyframes"]))
         self.loop_closures: list[loops.LoopConstraint] = []  # the loops closed so far
         self._map_starts: set[int] = set()  # first keyframe of each map after a loss
 
@@ -221,6 +226,7 @@ class VisualOdometry:
             frame.frame_id <= self._last.frame_id or frame.stamp_ns < self._last.stamp_ns
         )
         self._last = frame
+        self._remember_window()
         if frame.right_x is not None and self._stereo_baseline is None:
             assert frame.depths is not None  # FrameObservation checks it
             self._stereo_baseline = geometry.stereo_baseline(
@@ -304,7 +310,65 @@ class VisualOdometry:
         if agreed:
             self._correct(keyframes, index, poses, scales)
             self.loop_closures += agreed
+            if self.conf["loop_global_ba"] and not breaks and not self.metric:
+                self._global_bundle_adjust(keyframes, agreed, candidates)
         return refused
+
+    def _remember_window(self) -> None:
+        """Keep the window keyframes' observations before the window lets them go."""
+        for keyframe in self._window:
+            if keyframe.track_ids is not None:
+                assert keyframe.keypoints is not None and keyframe.valid is not None
+                self._map_observations.add(
+                    keyframe.frame_id,
+                    loops.KeyframeObservations(
+                        keyframe.keypoints, keyframe.track_ids, keyframe.valid
+                    ),
+                )
+
+    def _global_bundle_adjust(
+        self,
+        keyframes: Sequence[MapKeyframe],
+        agreed: Sequence[loops.LoopConstraint],
+        candidates: Sequence[Any],
+    ) -> None:
+        """After the pose graph: one BA over the map's keyframes (all with kept
+        observations, at most loop_global_ba_keyframes) and the closed loops' inlier
+        matches, the match keyframe observing the query's landmarks. The map's first two
+        keyframes are held (gauge and mono scale); the window's landmarks take the result."""
+        self._remember_window()
+        kept = [self._map_observations.get(k.frame_id) for k in keyframes]
+        if len(keyframes) > self.conf["loop_global_ba_keyframes"] or any(o is None for o in kept):
+            return
+        index = {k.frame_id: i for i, k in enumerate(keyframes)}
+        query = self._window[-1]
+        assert query.track_ids is not None
+        closed = {(c.query_id, c.match_id) for c in agreed}
+        extra = []
+        for loop in candidates:
+            if (loop.query_id, loop.match_id) in closed:
+                match = kept[index[loop.match_id]]
+                assert match is not None
+                extra += [
+                    (index[loop.match_id], match.keypoints[m], track)
+                    for m, track in loops.loop_observations(loop, query.track_ids, query.valid)
+                ]
+        result = loops.global_bundle_adjust(
+            [k.pose for k in keyframes],
+            [o for o in kept if o is not None],
+            extra,
+            self._landmarks,
+            self.camera.matrix,
+            self.conf,
+            min(2, len(keyframes)),
+        )
+        if result is None:
+            return
+        poses, points = result
+        for keyframe, pose in zip(keyframes, poses, strict=True):
+            keyframe.pose = pose
+        for track in self._landmarks.keys() & points.keys():
+            self._landmarks[track] = points[track]
 
     def _correct(
         self,

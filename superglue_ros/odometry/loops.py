@@ -34,6 +34,16 @@ scale, and the scale drift along the loop is spread over the odometry edges
 landmarks it anchors and its frames' offsets. A loop's noise is its PnP fit's own
 covariance (``loop_covariance_from_fit``), so a loop that is poorly conditioned
 (a wall seen through part of the view) pulls only where it is measured.
+
+The pose graph moves keyframes as rigid bodies; the landmarks at the query, which
+the loop's PnP used, were the window BA's and carry its bias, so the old keyframe
+lands a little off (degrees on the generated loop room). ORB-SLAM follows the pose
+graph with a global BA; so does a monocular map here (``loop_global_ba``): one robust
+bundle adjustment over the map's keyframes (their observations are kept when they
+leave the window, ObservationMemory) plus the loop's verified inliers as the old
+keyframe's observations of the query's landmarks, the map's first two keyframes held
+for gauge and scale. Landmarks that left the window start triangulated from the
+graph's poses; only the window's are written back.
 """
 
 from __future__ import annotations
@@ -77,6 +87,13 @@ default_conf: dict[str, Any] = {
     # loop still helps where the drift is larger (docs/evaluation.md), so none is refused
     # by default.
     "loop_min_pnp_coverage": 0.0,
+    # After a loop closes, one bundle adjustment over a monocular map's keyframes
+    # (ORB-SLAM's global BA): their kept observations plus the loop's inlier matches;
+    # skipped for a map with more keyframes than loop_global_ba_keyframes, after a loss,
+    # and for metric (stereo, RGB-D) maps, whose pose graph keeps the scale already.
+    "loop_global_ba": True,
+    "loop_global_ba_keyframes": 300,
+    "loop_global_ba_iterations": 20,  # its Levenberg-Marquardt iterations
 }
 
 # The edge between maps (a loss, then the constant-velocity guess): loose enough to
@@ -193,6 +210,164 @@ class KeypointMemory:
 
     def get(self, frame_id: int) -> np.ndarray | None:
         return self._keypoints.get(frame_id)
+
+
+@dataclass(frozen=True)
+class KeyframeObservations:
+    """A map keyframe's observations kept for the global BA: keypoints [N, 2], track ids
+    [N] and valid [N] (the window keyframe's own array, so the window BA's later
+    rejections show here too)."""
+
+    keypoints: np.ndarray
+    track_ids: np.ndarray
+    valid: np.ndarray
+
+
+class ObservationMemory:
+    """KeyframeObservations of the last ``capacity`` map keyframes, by frame id: 25
+    bytes a keypoint (float64 pixels, int64 track ids, bool flags; the frame's own
+    arrays, not copies)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._kept: OrderedDict[int, KeyframeObservations] = OrderedDict()
+
+    def add(self, frame_id: int, observations: KeyframeObservations) -> None:
+        if frame_id in self._kept:
+            return
+        self._kept[frame_id] = observations
+        while len(self._kept) > self.capacity:
+            self._kept.popitem(last=False)
+
+    def get(self, frame_id: int) -> KeyframeObservations | None:
+        return self._kept.get(frame_id)
+
+
+def loop_observations(
+    loop: Any, query_track_ids: np.ndarray, query_valid: np.ndarray | None
+) -> list[tuple[int, int]]:
+    """(match keypoint index, query track id) of the loop's verified inliers whose query
+    observation is valid: the match keyframe observing the query's landmarks."""
+    mask = np.asarray(loop.verification.inlier_mask, dtype=bool)
+    query_indices = np.asarray(loop.query_indices, dtype=np.int64)[mask]
+    match_indices = np.asarray(loop.match_indices, dtype=np.int64)[mask]
+    valid = np.ones(len(query_track_ids), dtype=bool) if query_valid is None else query_valid
+    keep = valid[query_indices]
+    return list(
+        zip(
+            match_indices[keep].tolist(),
+            query_track_ids[query_indices[keep]].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _initial_points(
+    poses: Sequence[np.ndarray],
+    seen: Mapping[int, list[tuple[int, np.ndarray]]],
+    landmarks: Mapping[int, np.ndarray],
+    k: np.ndarray,
+    conf: Mapping[str, Any],
+) -> dict[int, np.ndarray]:
+    """The global BA's starting points of the tracks seen twice or more (see
+    global_bundle_adjust), by track id."""
+    limit = float(conf["max_reprojection_px"])
+    points: dict[int, np.ndarray] = {}
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for track, views in seen.items():
+        if len(views) < 2:
+            continue
+        if track in landmarks:
+            points[track] = np.asarray(landmarks[track], dtype=np.float64)
+        else:
+            pairs.setdefault((views[0][0], views[-1][0]), []).append(track)
+    for (a, b), tracks in pairs.items():
+        pixels_a = np.array([seen[t][0][1] for t in tracks])
+        pixels_b = np.array([seen[t][-1][1] for t in tracks])
+        new = geometry.triangulate(k, poses[a], poses[b], pixels_a, pixels_b)
+        good = (
+            (geometry.reprojection_errors(k, poses[a], new, pixels_a) < limit)
+            & (geometry.reprojection_errors(k, poses[b], new, pixels_b) < limit)
+            & (geometry.parallax_degrees(poses[a], poses[b], new) >= conf["min_triangulation_deg"])
+        )
+        points.update(zip(np.asarray(tracks)[good].tolist(), new[good], strict=True))
+    return points
+
+
+def global_bundle_adjust(
+    poses: Sequence[np.ndarray],
+    observations: Sequence[KeyframeObservations],
+    extra: Sequence[tuple[int, np.ndarray, int]],
+    landmarks: Mapping[int, np.ndarray],
+    k: np.ndarray,
+    conf: Mapping[str, Any],
+    fixed: int = 2,
+) -> tuple[list[np.ndarray], dict[int, np.ndarray]] | None:
+    """One robust bundle adjustment over keyframes at poses ([4, 4] camera-to-world) with
+    their valid observations, plus extra (keyframe index, [2] pixel, track id)
+    observations (a loop's inliers). The first `fixed` keyframes are held (gauge, and
+    the scale of a monocular map). A track seen by two keyframes or more starts at its
+    landmark where the map still has it, else triangulated from its first and last
+    observers (kept when it reprojects within max_reprojection_px in both and has
+    min_triangulation_deg of parallax). Returns the poses and the optimised points by
+    track id; None when GTSAM fails (an indeterminate system)."""
+    import gtsam
+
+    seen: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for i, kept in enumerate(observations):
+        for index in np.flatnonzero(kept.valid).tolist():
+            seen.setdefault(int(kept.track_ids[index]), []).append(
+                (i, kept.keypoints[index].astype(np.float64))
+            )
+    for i, pixel, track in extra:
+        if track in seen and all(j != i for j, _ in seen[track]):
+            seen[track].append((i, np.asarray(pixel, dtype=np.float64)))
+    points = _initial_points(poses, seen, landmarks, k, conf)
+    kernel = (
+        gtsam.noiseModel.mEstimator.Huber
+        if conf["robust_loss"] == "huber"
+        else gtsam.noiseModel.mEstimator.Cauchy
+    )
+    noise = gtsam.noiseModel.Robust.Create(
+        kernel.Create(float(conf["robust_k"])),
+        gtsam.noiseModel.Isotropic.Sigma(2, float(conf["pixel_sigma"])),
+    )
+    calibration = gtsam.Cal3_S2(k[0, 0], k[1, 1], 0.0, k[0, 2], k[1, 2])
+    graph = gtsam.NonlinearFactorGraph()
+    values = gtsam.Values()
+    for i, pose in enumerate(poses):
+        values.insert(gtsam.symbol("x", i), gtsam.Pose3(pose))
+        if i < fixed:
+            graph.add(
+                gtsam.PriorFactorPose3(
+                    gtsam.symbol("x", i),
+                    gtsam.Pose3(pose),
+                    gtsam.noiseModel.Isotropic.Sigma(6, 1e-6),
+                )
+            )
+    tracks = sorted(points)
+    for j, track in enumerate(tracks):
+        values.insert(gtsam.symbol("l", j), gtsam.Point3(points[track]))
+        for i, pixel in seen[track]:
+            graph.add(
+                gtsam.GenericProjectionFactorCal3_S2(
+                    gtsam.Point2(*pixel),
+                    noise,
+                    gtsam.symbol("x", i),
+                    gtsam.symbol("l", j),
+                    calibration,
+                )
+            )
+    params = gtsam.LevenbergMarquardtParams()
+    params.setMaxIterations(int(conf["loop_global_ba_iterations"]))
+    try:
+        result = gtsam.LevenbergMarquardtOptimizer(graph, values, params).optimize()
+    except RuntimeError:
+        return None
+    return (
+        [result.atPose3(gtsam.symbol("x", i)).matrix() for i in range(len(poses))],
+        {t: np.asarray(result.atPoint3(gtsam.symbol("l", j))) for j, t in enumerate(tracks)},
+    )
 
 
 def constraint_from_loop(

@@ -131,6 +131,18 @@ _BACKEND: dict[str, tuple[str, tuple[float | None, float | None]]] = {
         "Least reprojection noise a loop's PnP covariance assumes, px.",
         (0.0, 100.0),
     ),
+    "loop_global_ba": (
+        "After a loop, bundle-adjust a monocular map's keyframes with the loop's inliers.",
+        (None, None),
+    ),
+    "loop_global_ba_keyframes": (
+        "Most keyframes of a map the global BA after a loop runs over (more: skipped).",
+        (0, 100_000),
+    ),
+    "loop_global_ba_iterations": (
+        "Levenberg-Marquardt iterations of the global BA after a loop.",
+        (0, 10000),
+    ),
 }
 
 
