@@ -247,6 +247,24 @@ def test_the_global_ba_after_a_loop_makes_the_map_agree_where_the_loop_joins(
     assert error() <= 0.5 * before, (error(), before)
 
 
+def test_a_broken_copy_of_the_closed_loop_is_refused_and_left_out_of_the_global_ba() -> None:
+    """The matcher may send one keyframe pair twice; a copy whose match indices run past
+    the old keyframe's keypoints is refused, and the global BA takes only the loop that
+    was measured (it once took every candidate of the closed pair and raised)."""
+    _, sequence = room_round_trip()
+    odometry = VisualOdometry(MISCALIBRATED)
+    for frame in sequence.frames:
+        odometry.process(frame)
+    first, last = sequence.frames[0], sequence.frames[-1]
+    loop = loop_between(last, first)
+    broken = loop_between(
+        last, first, loop.query_indices, loop.match_indices + len(first.keypoints)
+    )
+    refused = odometry.close_loops([loop, broken])
+    assert len(odometry.loop_closures) == 1
+    assert len(refused) == 1 and "index past" in refused[0], refused
+
+
 def test_the_observation_memory_is_bounded_and_sees_the_window_rejections() -> None:
     memory = loops.ObservationMemory(2)
     valid = [np.ones(3, bool) for _ in range(3)]

@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from . import geometry, loops
@@ -258,6 +259,7 @@ class VisualOdometry:
         keyframes = [f.anchor for f in self._frames if f.is_keyframe]
         index = {k.frame_id: i for i, k in enumerate(keyframes)}
         refused, constraints = [], []
+        measured: dict[int, Any] = {}  # id of a constraint -> the loop it was measured from
         for loop in candidates:
             name = f"loop {loop.query_id}-{loop.match_id}"
             match_keypoints = self._loop_keypoints.get(loop.match_id)
@@ -288,6 +290,7 @@ class VisualOdometry:
                     refused.append(f"{name}: {constraint}")
                 else:
                     constraints.append(constraint)
+                    measured[id(constraint)] = loop
         breaks = [index[i] for i in self._map_starts if i in index]
         # One loop per keyframe, the best supported that the graph accepts: the query's
         # loops to neighbouring old keyframes would also fix those keyframes' relative
@@ -311,11 +314,14 @@ class VisualOdometry:
             self._correct(keyframes, index, poses, scales)
             self.loop_closures += agreed
             if self.conf["loop_global_ba"] and not breaks and not self.metric:
-                self._global_bundle_adjust(keyframes, agreed, candidates)
+                refused += self._global_bundle_adjust(keyframes, [measured[id(c)] for c in agreed])
         return refused
 
     def _remember_window(self) -> None:
-        """Keep the window keyframes' observations before the window lets them go."""
+        """Keep the window keyframes' observations before the window lets them go, where
+        a global BA can use them (a monocular map without a break)."""
+        if not self.conf["loop_global_ba"] or self.metric or self._map_starts:
+            return
         for keyframe in self._window:
             if keyframe.track_ids is not None:
                 assert keyframe.keypoints is not None and keyframe.valid is not None
@@ -329,46 +335,50 @@ class VisualOdometry:
     def _global_bundle_adjust(
         self,
         keyframes: Sequence[MapKeyframe],
-        agreed: Sequence[loops.LoopConstraint],
-        candidates: Sequence[Any],
-    ) -> None:
+        closed: Sequence[Any],
+    ) -> list[str]:
         """After the pose graph: one BA over the map's keyframes (all with kept
         observations, at most loop_global_ba_keyframes) and the closed loops' inlier
-        matches, the match keyframe observing the query's landmarks. The map's first two
-        keyframes are held (gauge and mono scale); the window's landmarks take the result."""
+        matches (closed: the LoopCandidates the agreed constraints were measured from),
+        the match keyframe observing the query's landmarks. The map's first two
+        keyframes are held (gauge and mono scale); the window's landmarks take the result.
+        Returns why it failed ([] otherwise); the pose graph's correction then stands."""
         self._remember_window()
         kept = [self._map_observations.get(k.frame_id) for k in keyframes]
         if len(keyframes) > self.conf["loop_global_ba_keyframes"] or any(o is None for o in kept):
-            return
+            return []
         index = {k.frame_id: i for i, k in enumerate(keyframes)}
         query = self._window[-1]
         assert query.track_ids is not None
-        closed = {(c.query_id, c.match_id) for c in agreed}
-        extra = []
-        for loop in candidates:
-            if (loop.query_id, loop.match_id) in closed:
+        extra: list[tuple[int, np.ndarray, int]] = []
+        try:
+            for loop in closed:
                 match = kept[index[loop.match_id]]
                 assert match is not None
                 extra += [
                     (index[loop.match_id], match.keypoints[m], track)
                     for m, track in loops.loop_observations(loop, query.track_ids, query.valid)
                 ]
-        result = loops.global_bundle_adjust(
-            [k.pose for k in keyframes],
-            [o for o in kept if o is not None],
-            extra,
-            self._landmarks,
-            self.camera.matrix,
-            self.conf,
-            min(2, len(keyframes)),
-        )
+            result = loops.global_bundle_adjust(
+                [k.pose for k in keyframes],
+                [o for o in kept if o is not None],
+                extra,
+                self._landmarks,
+                self.camera.matrix,
+                self.conf,
+                min(2, len(keyframes)),
+            )
+        except (RuntimeError, ValueError, IndexError, cv2.error) as error:
+            # One loop must not stop tracking: the map keeps the pose graph's poses.
+            return [f"global BA after the loop skipped: {error}"]
         if result is None:
-            return
+            return []
         poses, points = result
         for keyframe, pose in zip(keyframes, poses, strict=True):
             keyframe.pose = pose
         for track in self._landmarks.keys() & points.keys():
             self._landmarks[track] = points[track]
+        return []
 
     def _correct(
         self,
