@@ -957,15 +957,8 @@ class VisualOdometry:
         """factor(u, v, depth, pose key, landmark key): one observation's robust factor, a
         stereo factor where it has a depth in a metric map, else a reprojection factor."""
         camera = self.camera
-        kernel = (
-            gtsam.noiseModel.mEstimator.Huber
-            if self.conf["robust_loss"] == "huber"
-            else gtsam.noiseModel.mEstimator.Cauchy
-        )
-        pixel_noise = gtsam.noiseModel.Robust.Create(
-            kernel.Create(self.conf["robust_k"]),
-            gtsam.noiseModel.Isotropic.Sigma(2, self.conf["pixel_sigma"]),
-        )
+        kernel = loops.robust_kernel(gtsam, self.conf["robust_loss"])
+        pixel_noise = loops.robust_pixel_noise(gtsam, self.conf)
         calibration = gtsam.Cal3_S2(camera.fx, camera.fy, 0.0, camera.cx, camera.cy)
         # A depth is the stereo observation (uL, uR, v) with uR = uL - fx * b / depth
         # (stereo: the pair's disparity; RGB-D: ORB-SLAM's virtual right camera).

@@ -323,15 +323,7 @@ def global_bundle_adjust(
         if track in seen and all(j != i for j, _ in seen[track]):
             seen[track].append((i, np.asarray(pixel, dtype=np.float64)))
     points = _initial_points(poses, seen, landmarks, k, conf)
-    kernel = (
-        gtsam.noiseModel.mEstimator.Huber
-        if conf["robust_loss"] == "huber"
-        else gtsam.noiseModel.mEstimator.Cauchy
-    )
-    noise = gtsam.noiseModel.Robust.Create(
-        kernel.Create(float(conf["robust_k"])),
-        gtsam.noiseModel.Isotropic.Sigma(2, float(conf["pixel_sigma"])),
-    )
+    noise = robust_pixel_noise(gtsam, conf)
     calibration = gtsam.Cal3_S2(k[0, 0], k[1, 1], 0.0, k[0, 2], k[1, 2])
     graph = gtsam.NonlinearFactorGraph()
     values = gtsam.Values()
@@ -477,6 +469,22 @@ def pnp_covariance(
     return np.linalg.inv(information)
 
 
+def robust_kernel(gtsam: Any, name: str) -> Any:
+    """GTSAM's m-estimator class for the robust_loss setting: Huber, else Cauchy."""
+    return (
+        gtsam.noiseModel.mEstimator.Huber if name == "huber" else gtsam.noiseModel.mEstimator.Cauchy
+    )
+
+
+def robust_pixel_noise(gtsam: Any, conf: Mapping[str, Any]) -> Any:
+    """The BA's noise on one 2-D observation: pixel_sigma under the robust_loss kernel
+    at robust_k."""
+    return gtsam.noiseModel.Robust.Create(
+        robust_kernel(gtsam, str(conf["robust_loss"])).Create(float(conf["robust_k"])),
+        gtsam.noiseModel.Isotropic.Sigma(2, float(conf["pixel_sigma"])),
+    )
+
+
 def median_step(poses: Sequence[np.ndarray]) -> float:
     """Median distance between consecutive poses (the map's keyframe spacing); 1 if none."""
     if len(poses) < 2:
@@ -546,11 +554,7 @@ def optimise_pose_graph(
     loop_sigmas = sigmas(
         conf["loop_rotation_sigma_deg"], conf["loop_translation_sigma"], GUESS_SCALE_SIGMA
     )
-    kernel = (
-        gtsam.noiseModel.mEstimator.Huber
-        if robust_loss == "huber"
-        else gtsam.noiseModel.mEstimator.Cauchy
-    )
+    kernel = robust_kernel(gtsam, robust_loss)
     if similarity:
         element, between, prior = (
             _similarity,
