@@ -844,31 +844,14 @@ class VisualOdometry:
                 continue
             other_indices = np.flatnonzero(other.valid)[in_other]
             new_indices = candidates[in_new]
-            points = geometry.triangulate(
+            points, good = geometry.triangulate_checked(
                 k,
                 other.pose,
                 keyframe.pose,
                 other.keypoints[other_indices],
                 keyframe.keypoints[new_indices],
-            )
-            limit = self.conf["max_reprojection_px"]
-            good = (
-                (
-                    geometry.reprojection_errors(
-                        k, other.pose, points, other.keypoints[other_indices]
-                    )
-                    < limit
-                )
-                & (
-                    geometry.reprojection_errors(
-                        k, keyframe.pose, points, keyframe.keypoints[new_indices]
-                    )
-                    < limit
-                )
-                & (
-                    geometry.parallax_degrees(other.pose, keyframe.pose, points)
-                    >= self.conf["min_triangulation_deg"]
-                )
+                self.conf["max_reprojection_px"],
+                self.conf["min_triangulation_deg"],
             )
             for track, point in zip(
                 keyframe.track_ids[new_indices[good]].tolist(), points[good], strict=True

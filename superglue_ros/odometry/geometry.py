@@ -124,6 +124,26 @@ def triangulate(
     return (homogeneous[:3] / w).T
 
 
+def triangulate_checked(
+    k: np.ndarray,
+    pose_a: np.ndarray,
+    pose_b: np.ndarray,
+    pixels_a: np.ndarray,
+    pixels_b: np.ndarray,
+    max_reprojection_px: float,
+    min_parallax_deg: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """triangulate, and [N] whether each point reprojects within max_reprojection_px in
+    both cameras (so lies in front of both) with at least min_parallax_deg of parallax."""
+    points = triangulate(k, pose_a, pose_b, pixels_a, pixels_b)
+    good = (
+        (reprojection_errors(k, pose_a, points, pixels_a) < max_reprojection_px)
+        & (reprojection_errors(k, pose_b, points, pixels_b) < max_reprojection_px)
+        & (parallax_degrees(pose_a, pose_b, points) >= min_parallax_deg)
+    )
+    return points, good
+
+
 def parallax_degrees(pose_a: np.ndarray, pose_b: np.ndarray, points: np.ndarray) -> np.ndarray:
     """[N] angle at each point between the rays to the two camera centres, in degrees."""
     ray_a = points - pose_a[:3, 3]

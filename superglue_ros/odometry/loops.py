@@ -271,7 +271,6 @@ def _initial_points(
 ) -> dict[int, np.ndarray]:
     """The global BA's starting points of the tracks seen twice or more (see
     global_bundle_adjust), by track id."""
-    limit = float(conf["max_reprojection_px"])
     points: dict[int, np.ndarray] = {}
     pairs: dict[tuple[int, int], list[int]] = {}
     for track, views in seen.items():
@@ -284,11 +283,14 @@ def _initial_points(
     for (a, b), tracks in pairs.items():
         pixels_a = np.array([seen[t][0][1] for t in tracks])
         pixels_b = np.array([seen[t][-1][1] for t in tracks])
-        new = geometry.triangulate(k, poses[a], poses[b], pixels_a, pixels_b)
-        good = (
-            (geometry.reprojection_errors(k, poses[a], new, pixels_a) < limit)
-            & (geometry.reprojection_errors(k, poses[b], new, pixels_b) < limit)
-            & (geometry.parallax_degrees(poses[a], poses[b], new) >= conf["min_triangulation_deg"])
+        new, good = geometry.triangulate_checked(
+            k,
+            poses[a],
+            poses[b],
+            pixels_a,
+            pixels_b,
+            float(conf["max_reprojection_px"]),
+            float(conf["min_triangulation_deg"]),
         )
         points.update(zip(np.asarray(tracks)[good].tolist(), new[good], strict=True))
     return points
