@@ -265,6 +265,41 @@ def test_a_broken_copy_of_the_closed_loop_is_refused_and_left_out_of_the_global_
     assert len(refused) == 1 and "index past" in refused[0], refused
 
 
+def test_a_failed_global_ba_says_why_and_leaves_the_pose_graphs_map(monkeypatch) -> None:
+    """GTSAM raising in the global BA (an indeterminate system) must reach close_loops'
+    reasons, not vanish: the loop stays closed with the pose graph's poses and tracking
+    goes on. The failure is injected: GTSAM's Levenberg-Marquardt damps every variable,
+    so no input found here makes it raise."""
+    import gtsam
+
+    _, sequence = room_round_trip()
+    # A count of iterations only the global BA uses tells its optimiser from the others.
+    conf = {"loop_global_ba_iterations": 7}
+    failing, graph_only = (
+        VisualOdometry(MISCALIBRATED, conf),
+        VisualOdometry(MISCALIBRATED, {**conf, "loop_global_ba": False}),
+    )
+    for frame in sequence.frames:
+        failing.process(frame)
+        graph_only.process(frame)
+    optimizer = gtsam.LevenbergMarquardtOptimizer
+
+    def optimiser(graph: Any, values: Any, params: Any) -> Any:
+        if params.getMaxIterations() == 7:
+            raise RuntimeError("Indeterminant linear system detected")
+        return optimizer(graph, values, params)
+
+    monkeypatch.setattr(gtsam, "LevenbergMarquardtOptimizer", optimiser)
+    loop = loop_between(sequence.frames[-1], sequence.frames[0])
+    assert graph_only.close_loops([loop]) == []
+    assert failing.close_loops([loop]) == [
+        "global BA after the loop skipped: Indeterminant linear system detected"
+    ]
+    assert len(failing.loop_closures) == 1
+    for (_, _, a), (_, _, b) in zip(failing.trajectory(), graph_only.trajectory(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_observation_memory_is_bounded_and_sees_the_window_rejections() -> None:
     memory = loops.ObservationMemory(2)
     valid = [np.ones(3, bool) for _ in range(3)]

@@ -371,8 +371,6 @@ class VisualOdometry:
         except (RuntimeError, ValueError, IndexError, cv2.error) as error:
             # One loop must not stop tracking: the map keeps the pose graph's poses.
             return [f"global BA after the loop skipped: {error}"]
-        if result is None:
-            return []
         poses, points = result
         for keyframe, pose in zip(keyframes, poses, strict=True):
             keyframe.pose = pose
