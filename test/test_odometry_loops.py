@@ -183,12 +183,16 @@ def test_the_backend_closes_a_loop_round_the_room() -> None:
         rng.permutation(len(last.track_ids))[:count],
         rng.permutation(len(opposite.track_ids))[:count],
     )
+    mapping_ms = list(odometry.keyframe_ms)
     refused = odometry.close_loops([wrong])
     assert len(refused) == 1 and "loop 90-45" in refused[0]
     assert odometry.loop_closures == []
     assert error() == pytest.approx(before)
     # The true loop closes: the map and every frame anchored to it move.
     assert odometry.close_loops([loop_between(last, first)]) == []
+    # Both closures' time is the query keyframe's mapping cost, no other keyframe's.
+    assert odometry.keyframe_ms[:-1] == mapping_ms[:-1]
+    assert odometry.keyframe_ms[-1] > mapping_ms[-1]
     [closed] = odometry.loop_closures
     assert (closed.query_id, closed.match_id) == (90, 0)
     assert closed.as_dict() == {
