@@ -251,6 +251,46 @@ def test_the_global_ba_after_a_loop_makes_the_map_agree_where_the_loop_joins(
     assert error() <= 0.5 * before, (error(), before)
 
 
+def test_frames_keep_their_place_between_keyframes_the_global_ba_stretches() -> None:
+    """The miscalibrated room: the global BA changes the keyframe spacing by up to 9 %
+    (the pose graph's Sim(3) scale left the rest). A frame lies between its anchor and the
+    next keyframe; its offset from the anchor must stretch with that step, or it slides
+    towards one end. Where the BA stretched a step by more than 3 %, the frames' place
+    along it (offset length over step length) must match the truth's to within half of
+    the slide rigid offsets would make (f |1 / s - 1| for a frame at fraction f of a step
+    stretched by s; 0.02-0.05 here, the error of the frames' own PnP about 0.006)."""
+    truth, sequence = room_round_trip()
+    loop = loop_between(sequence.frames[-1], sequence.frames[0])
+    keyframes, frames = {}, {}
+    for global_ba in (False, True):
+        odometry = VisualOdometry(MISCALIBRATED, {"loop_global_ba": global_ba})
+        for frame in sequence.frames:
+            odometry.process(frame)
+        assert odometry.close_loops([loop]) == []
+        keyframes[global_ba] = {f.frame_id: f.pose for f in odometry._frames if f.is_keyframe}
+        frames[global_ba] = [f for f in odometry._frames if not f.is_keyframe]
+
+    def distance(pose: np.ndarray, other: np.ndarray) -> float:
+        return float(np.linalg.norm(other[:3, 3] - pose[:3, 3]))
+
+    errors, slides = [], []
+    for frame in frames[True]:
+        a = frame.anchor.frame_id
+        b = a + 3  # the next keyframe
+        if b not in keyframes[True]:
+            continue
+        after, before = keyframes[True], keyframes[False]
+        stretch = distance(after[a], after[b]) / distance(before[a], before[b])
+        if abs(stretch - 1) <= 0.03:
+            continue
+        place = distance(after[a], frame.pose) / distance(after[a], after[b])
+        true_place = distance(truth[a], truth[frame.frame_id]) / distance(truth[a], truth[b])
+        errors.append(abs(place - true_place))
+        slides.append(true_place * abs(1 / stretch - 1))
+    assert len(errors) >= 6, errors
+    assert np.median(errors) < 0.5 * np.median(slides), (errors, slides)
+
+
 def test_a_broken_copy_of_the_closed_loop_is_refused_and_left_out_of_the_global_ba() -> None:
     """The matcher may send one keyframe pair twice; a copy whose match indices run past
     the old keyframe's keypoints is refused, and the global BA takes only the loop that

@@ -385,11 +385,34 @@ class VisualOdometry:
             # One loop must not stop tracking: the map keeps the pose graph's poses.
             return [f"global BA after the loop skipped: {error}"]
         poses, points = result
+        self._stretch_offsets(keyframes, poses)
         for keyframe, pose in zip(keyframes, poses, strict=True):
             keyframe.pose = pose
         for track in self._landmarks.keys() & points.keys():
             self._landmarks[track] = points[track]
         return []
+
+    def _stretch_offsets(
+        self, keyframes: Sequence[MapKeyframe], poses: Sequence[np.ndarray]
+    ) -> None:
+        """Scale the offsets of the frames anchored to keyframes (in order) by how much
+        moving them to poses stretches the anchor's step to the next keyframe (the last:
+        from the previous one). A monocular BA changes the local scale, as the Sim(3)
+        pose graph's scale corrections do (see _correct); a frame lies between its anchor
+        and the next keyframe, so the step's stretch is its offset's."""
+        stretch: dict[int, float] = {}
+        for i, keyframe in enumerate(keyframes):
+            j = i + 1 if i + 1 < len(keyframes) else i - 1
+            if j < 0:
+                continue
+            before = np.linalg.norm(keyframes[j].pose[:3, 3] - keyframe.pose[:3, 3])
+            after = np.linalg.norm(poses[j][:3, 3] - poses[i][:3, 3])
+            if before > 0:
+                stretch[keyframe.frame_id] = float(after / before)
+        for frame in self._frames:
+            factor = stretch.get(frame.anchor.frame_id)
+            if not frame.is_keyframe and factor is not None:
+                frame.relative = loops.scaled(frame.relative, factor)
 
     def _correct(
         self,
