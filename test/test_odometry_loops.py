@@ -489,6 +489,62 @@ def test_after_a_loss_a_loop_relocalises_the_new_map_into_the_old() -> None:
     assert len(new_map) > 10 and error() < error_before
 
 
+def loop_residual(odometry: VisualOdometry, loop: SimpleNamespace, query, match) -> float:
+    """Median pixel distance of the match keyframe's loop keypoints from the query's
+    landmarks they matched, projected into the match keyframe."""
+    tracks = query.track_ids[loop.query_indices]
+    known = [i for i, t in enumerate(tracks.tolist()) if t in odometry._landmarks]
+    assert len(known) >= 50
+    points = np.array([odometry._landmarks[tracks[i]] for i in known])
+    pose = next(p for f, _, p in odometry.trajectory() if f == match.frame_id)
+    return float(
+        np.median(
+            geometry.reprojection_errors(
+                odometry.camera.matrix, pose, points, match.keypoints[loop.match_indices[known]]
+            )
+        )
+    )
+
+
+def test_after_a_loss_a_loop_within_the_new_map_runs_the_global_ba_on_it() -> None:
+    """The miscalibrated room with a front-end reset at frame 9, and the path going on
+    past its start (frames 91-105 are 0-14 again): the second map goes once round and
+    its last keyframe 105 closes a loop to its own keyframe 15. The global BA runs over
+    that map alone (it was skipped for the rest of the session after any loss) and, as
+    without a loss, brings the loop's ends within the keypoint noise; the first map,
+    which the BA does not touch, and the second map's first two keyframes (its gauge and
+    scale) stay where the pose graph put them."""
+    once_round = round_trip(ROUND_FRAMES)
+    truth = [once_round[i % ROUND_FRAMES] for i in range(ROUND_FRAMES + 15)]
+    sequence = make_sequence(poses=truth, noise_px=0.5, keyframe_every=3, num_points=4000)
+    frames = list(sequence.frames)
+    frames[9] = dataclasses.replace(frames[9], matches=[])  # the front-end's reset
+    last, match = frames[-1], frames[15]
+    assert last.is_keyframe and match.is_keyframe
+    loop = loop_between(last, match)
+    runs = {}
+    for global_ba in (False, True):
+        odometry = VisualOdometry(MISCALIBRATED, {"loop_global_ba": global_ba})
+        for frame in frames:
+            odometry.process(frame)
+        assert odometry.maps_started == 2 and odometry.state == "tracking"
+        assert odometry.close_loops([loop]) == [] and len(odometry.loop_closures) == 1
+        runs[global_ba] = odometry
+    graph_only, adjusted = runs[False], runs[True]
+    assert loop_residual(graph_only, loop, last, match) >= 2 * 0.5
+    assert loop_residual(adjusted, loop, last, match) < 2 * 0.5
+    poses = [{f: p for f, _, p in odometry.trajectory()} for odometry in (graph_only, adjusted)]
+    second_map = sorted(f for f in poses[0] if f >= 9 and f % 3 == 0)
+    for f in range(9):
+        np.testing.assert_array_equal(poses[1][f], poses[0][f])
+    step = loops.median_step([poses[0][f] for f in second_map])
+    for f in second_map[:2]:
+        np.testing.assert_allclose(poses[1][f], poses[0][f], atol=1e-6 * step)
+    assert any(
+        np.linalg.norm(poses[1][f][:3, 3] - poses[0][f][:3, 3]) > 0.1 * step for f in second_map[2:]
+    )
+
+
 def test_a_loop_localised_from_a_corner_of_the_view_is_refused() -> None:
     """PnP from inliers in a third of the match keyframe's image is poorly
     conditioned (rotation and sideways translation trade off): refused, nothing moves;

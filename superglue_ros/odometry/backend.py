@@ -326,14 +326,19 @@ class VisualOdometry:
         if agreed:
             self._correct(keyframes, index, poses, scales)
             self.loop_closures += agreed
-            if self.conf["loop_global_ba"] and not breaks and not self.metric:
-                refused += self._global_bundle_adjust(keyframes, [measured[id(c)] for c in agreed])
+            # The global BA runs over the current map (its keyframes since the latest map
+            # start) for a loop within it; a loop into an earlier map relocalised this one
+            # and the pose graph alone places it.
+            segment = max(breaks, default=0)
+            closed = [measured[id(c)] for c in agreed if index[c.match_id] >= segment]
+            if self.conf["loop_global_ba"] and not self.metric and closed:
+                refused += self._global_bundle_adjust(keyframes[segment:], closed)
         return refused
 
     def _remember_window(self) -> None:
         """Keep the window keyframes' observations before the window lets them go, where
-        a global BA can use them (a monocular map without a break)."""
-        if not self.conf["loop_global_ba"] or self.metric or self._map_starts:
+        a global BA can use them (a monocular map)."""
+        if not self.conf["loop_global_ba"] or self.metric:
             return
         for keyframe in self._window:
             if keyframe.track_ids is not None:
@@ -350,12 +355,14 @@ class VisualOdometry:
         keyframes: Sequence[MapKeyframe],
         closed: Sequence[Any],
     ) -> list[str]:
-        """After the pose graph: one BA over the map's keyframes (all with kept
-        observations, at most loop_global_ba_keyframes) and the closed loops' inlier
-        matches (closed: the LoopCandidates the agreed constraints were measured from),
-        the match keyframe observing the query's landmarks. The map's first two
-        keyframes are held (gauge and mono scale); the window's landmarks take the result.
-        Returns why it failed ([] otherwise); the pose graph's correction then stands."""
+        """After the pose graph: one BA over the current map's keyframes (keyframes: those
+        since the latest map start, all with kept observations, at most
+        loop_global_ba_keyframes) and the closed loops' inlier matches (closed: the
+        LoopCandidates the agreed constraints were measured from), the match keyframe
+        observing the query's landmarks. The map's first two keyframes are held (gauge
+        and mono scale); the window's landmarks and the frames anchored to the keyframes
+        take the result. Returns why it failed ([] otherwise); the pose graph's
+        correction then stands."""
         self._remember_window()
         kept = [self._map_observations.get(k.frame_id) for k in keyframes]
         if len(keyframes) > self.conf["loop_global_ba_keyframes"] or any(o is None for o in kept):
