@@ -188,7 +188,8 @@ class VisualOdometry:
         self.state = INITIALIZING
         self.maps_started = 0  # initialisations that succeeded
         self.metric = False  # the current map started from depths: metres, no scale drift
-        self.keyframe_ms: list[float] = []  # wall time of each keyframe's mapping step
+        # Wall time of each keyframe's mapping step, its loop closure included.
+        self.keyframe_ms: list[float] = []
         self._frames: list[FramePose] = []
         self._window: list[MapKeyframe] = []
         self._landmarks: dict[int, np.ndarray] = {}
@@ -250,11 +251,23 @@ class VisualOdometry:
     def close_loops(self, candidates: Sequence[Any]) -> list[str]:
         """Close the matcher's accepted loops of the keyframe just processed (LoopCandidates,
         see odometry/loops.py): a pose-graph optimisation over the keyframes, landmarks
-        and frames moving with them. Returns why each refused loop was refused."""
+        and frames moving with them. Returns why each refused loop was refused.
+
+        The closure's wall time is added to the query keyframe's keyframe_ms entry: it is
+        that keyframe's mapping work (pose graph and global BA, seconds on a map of
+        tens of keyframes), which a per-keyframe cost without it would hide."""
         if not candidates:
             return []
         if self.state != TRACKING:
             return [f"loop {c.query_id}-{c.match_id}: not tracking" for c in candidates]
+        start = time.perf_counter()
+        refused = self._close_loops(candidates)
+        # The newest keyframe_ms entry is the query's (tracking: the window's newest).
+        self.keyframe_ms[-1] += 1e3 * (time.perf_counter() - start)
+        return refused
+
+    def _close_loops(self, candidates: Sequence[Any]) -> list[str]:
+        """close_loops while tracking, untimed."""
         query = self._window[-1]
         keyframes = [f.anchor for f in self._frames if f.is_keyframe]
         index = {k.frame_id: i for i, k in enumerate(keyframes)}
@@ -313,14 +326,19 @@ class VisualOdometry:
         if agreed:
             self._correct(keyframes, index, poses, scales)
             self.loop_closures += agreed
-            if self.conf["loop_global_ba"] and not breaks and not self.metric:
-                refused += self._global_bundle_adjust(keyframes, [measured[id(c)] for c in agreed])
+            # The global BA runs over the current map (its keyframes since the latest map
+            # start) for a loop within it; a loop into an earlier map relocalised this one
+            # and the pose graph alone places it.
+            segment = max(breaks, default=0)
+            closed = [measured[id(c)] for c in agreed if index[c.match_id] >= segment]
+            if self.conf["loop_global_ba"] and not self.metric and closed:
+                refused += self._global_bundle_adjust(keyframes[segment:], closed)
         return refused
 
     def _remember_window(self) -> None:
         """Keep the window keyframes' observations before the window lets them go, where
-        a global BA can use them (a monocular map without a break)."""
-        if not self.conf["loop_global_ba"] or self.metric or self._map_starts:
+        a global BA can use them (a monocular map)."""
+        if not self.conf["loop_global_ba"] or self.metric:
             return
         for keyframe in self._window:
             if keyframe.track_ids is not None:
@@ -337,12 +355,14 @@ class VisualOdometry:
         keyframes: Sequence[MapKeyframe],
         closed: Sequence[Any],
     ) -> list[str]:
-        """After the pose graph: one BA over the map's keyframes (all with kept
-        observations, at most loop_global_ba_keyframes) and the closed loops' inlier
-        matches (closed: the LoopCandidates the agreed constraints were measured from),
-        the match keyframe observing the query's landmarks. The map's first two
-        keyframes are held (gauge and mono scale); the window's landmarks take the result.
-        Returns why it failed ([] otherwise); the pose graph's correction then stands."""
+        """After the pose graph: one BA over the current map's keyframes (keyframes: those
+        since the latest map start, all with kept observations, at most
+        loop_global_ba_keyframes) and the closed loops' inlier matches (closed: the
+        LoopCandidates the agreed constraints were measured from), the match keyframe
+        observing the query's landmarks. The map's first two keyframes are held (gauge
+        and mono scale); the window's landmarks and the frames anchored to the keyframes
+        take the result. Returns why it failed ([] otherwise); the pose graph's
+        correction then stands."""
         self._remember_window()
         kept = [self._map_observations.get(k.frame_id) for k in keyframes]
         if len(keyframes) > self.conf["loop_global_ba_keyframes"] or any(o is None for o in kept):
@@ -371,14 +391,35 @@ class VisualOdometry:
         except (RuntimeError, ValueError, IndexError, cv2.error) as error:
             # One loop must not stop tracking: the map keeps the pose graph's poses.
             return [f"global BA after the loop skipped: {error}"]
-        if result is None:
-            return []
         poses, points = result
+        self._stretch_offsets(keyframes, poses)
         for keyframe, pose in zip(keyframes, poses, strict=True):
             keyframe.pose = pose
         for track in self._landmarks.keys() & points.keys():
             self._landmarks[track] = points[track]
         return []
+
+    def _stretch_offsets(
+        self, keyframes: Sequence[MapKeyframe], poses: Sequence[np.ndarray]
+    ) -> None:
+        """Scale the offsets of the frames anchored to keyframes (in order) by how much
+        moving them to poses stretches the anchor's step to the next keyframe (the last:
+        from the previous one). A monocular BA changes the local scale, as the Sim(3)
+        pose graph's scale corrections do (see _correct); a frame lies between its anchor
+        and the next keyframe, so the step's stretch is its offset's."""
+        stretch: dict[int, float] = {}
+        for i, keyframe in enumerate(keyframes):
+            j = i + 1 if i + 1 < len(keyframes) else i - 1
+            if j < 0:
+                continue
+            before = np.linalg.norm(keyframes[j].pose[:3, 3] - keyframe.pose[:3, 3])
+            after = np.linalg.norm(poses[j][:3, 3] - poses[i][:3, 3])
+            if before > 0:
+                stretch[keyframe.frame_id] = float(after / before)
+        for frame in self._frames:
+            factor = stretch.get(frame.anchor.frame_id)
+            if not frame.is_keyframe and factor is not None:
+                frame.relative = loops.scaled(frame.relative, factor)
 
     def _correct(
         self,

@@ -304,7 +304,7 @@ def global_bundle_adjust(
     k: np.ndarray,
     conf: Mapping[str, Any],
     fixed: int = 2,
-) -> tuple[list[np.ndarray], dict[int, np.ndarray]] | None:
+) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
     """One robust bundle adjustment over keyframes at poses ([4, 4] camera-to-world) with
     their valid observations, plus extra (keyframe index, [2] pixel, track id)
     observations (a loop's inliers). The first `fixed` keyframes are held (gauge, and
@@ -312,7 +312,8 @@ def global_bundle_adjust(
     landmark where the map still has it, else triangulated from its first and last
     observers (kept when it reprojects within max_reprojection_px in both and has
     min_triangulation_deg of parallax). Returns the poses and the optimised points by
-    track id; None when GTSAM fails (an indeterminate system)."""
+    track id; GTSAM's RuntimeError (an indeterminate system) reaches the caller, which
+    says why the map kept its poses."""
     import gtsam
 
     seen: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -354,10 +355,7 @@ def global_bundle_adjust(
             )
     params = gtsam.LevenbergMarquardtParams()
     params.setMaxIterations(int(conf["loop_global_ba_iterations"]))
-    try:
-        result = gtsam.LevenbergMarquardtOptimizer(graph, values, params).optimize()
-    except RuntimeError:
-        return None
+    result = gtsam.LevenbergMarquardtOptimizer(graph, values, params).optimize()
     return (
         [result.atPose3(gtsam.symbol("x", i)).matrix() for i in range(len(poses))],
         {t: np.asarray(result.atPoint3(gtsam.symbol("l", j))) for j, t in enumerate(tracks)},
